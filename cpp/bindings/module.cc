@@ -1,0 +1,15 @@
+// The extension module caffeonspark._engine: one binding file per subsystem.
+#include <pybind11/pybind11.h>
+
+namespace caffeonspark::py_bind {
+void BindCore(pybind11::module_& m);
+void BindNet(pybind11::module_& m);
+void BindSolver(pybind11::module_& m);
+}  // namespace caffeonspark::py_bind
+
+PYBIND11_MODULE(_engine, m) {
+  m.doc() = "caffeonspark's native engine: tensors, layers, nets and solvers (float32, C++17)";
+  caffeonspark::py_bind::BindCore(m);
+  caffeonspark::py_bind::BindNet(m);
+  caffeonspark::py_bind::BindSolver(m);
+}

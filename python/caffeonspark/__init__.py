@@ -1,0 +1,1 @@
+"""caffeonspark: distributed Caffe deep learning inside Spark applications."""
