@@ -1,5 +1,7 @@
 #include "bindings/convert.h"
 
+#include <pybind11/stl.h>
+
 #include "core/errors.h"
 
 namespace caffeonspark::py_bind {

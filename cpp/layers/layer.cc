@@ -11,20 +11,22 @@ std::string Layer::where() const {
 }
 
 void Layer::CheckBlobCounts(const Tensors& bottom, const Tensors& top) const {
-  int nb = static_cast<int>(bottom.size()), nt = static_cast<int>(top.size());
-  auto check = [&](int want, int have, const char* rule, const char* what) {
-    COS_CHECK(want < 0 || ((rule[0] == 'e' && have == want) || (rule[0] == 'a' && have >= want) ||
-                           (rule[0] == 'm' && have <= want)),
-              ConfigError, where(), "takes ", rule, " ", want, " ", what, ", got ", have);
+  enum Rule { kExactly, kAtLeast, kAtMost };
+  auto check = [&](int want, size_t have_size, Rule rule, const char* what) {
+    int have = static_cast<int>(have_size);
+    if (want < 0) return;
+    bool ok = rule == kExactly ? have == want : rule == kAtLeast ? have >= want : have <= want;
+    static const char* const kWords[] = {"exactly", "at least", "at most"};
+    COS_CHECK(ok, ConfigError, where(), "takes ", kWords[rule], " ", want, " ", what, ", got ", have);
   };
-  check(ExactNumBottomBlobs(), nb, "exactly", "bottom blob(s)");
-  check(MinBottomBlobs(), nb, "at least", "bottom blob(s)");
-  check(MaxBottomBlobs(), nb, "at most", "bottom blob(s)");
-  check(ExactNumTopBlobs(), nt, "exactly", "top blob(s)");
-  check(MinTopBlobs(), nt, "at least", "top blob(s)");
-  check(MaxTopBlobs(), nt, "at most", "top blob(s)");
-  COS_CHECK(!EqualNumBottomTopBlobs() || nb == nt, ConfigError, where(),
-            "needs as many tops as bottoms, got ", nb, " bottoms and ", nt, " tops");
+  check(ExactNumBottomBlobs(), bottom.size(), kExactly, "bottom blob(s)");
+  check(MinBottomBlobs(), bottom.size(), kAtLeast, "bottom blob(s)");
+  check(MaxBottomBlobs(), bottom.size(), kAtMost, "bottom blob(s)");
+  check(ExactNumTopBlobs(), top.size(), kExactly, "top blob(s)");
+  check(MinTopBlobs(), top.size(), kAtLeast, "top blob(s)");
+  check(MaxTopBlobs(), top.size(), kAtMost, "top blob(s)");
+  COS_CHECK(!EqualNumBottomTopBlobs() || bottom.size() == top.size(), ConfigError, where(),
+            "needs as many tops as bottoms, got ", bottom.size(), " bottoms and ", top.size(), " tops");
 }
 
 void Layer::SetUp(const Tensors& bottom, const Tensors& top) {
