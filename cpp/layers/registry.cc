@@ -4,8 +4,10 @@
 #include <functional>
 #include <map>
 
+#include "layers/data.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
+#include "layers/memory_data.h"
 #include "layers/neuron.h"
 #include "layers/softmax.h"
 
@@ -22,8 +24,10 @@ Factory Make() {
 
 const std::map<std::string, Factory>& Table() {
   static const std::map<std::string, Factory> table = {
+      {"Data", Make<DataLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
+      {"MemoryData", Make<MemoryDataLayer>()},
       {"ReLU", Make<ReLULayer>()},
       {"Softmax", Make<SoftmaxLayer>()},
       {"SoftmaxWithLoss", Make<SoftmaxWithLossLayer>()},
