@@ -24,6 +24,7 @@ Tests: tests/layers/test_data.py.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterator
@@ -39,17 +40,40 @@ from caffeonspark.proto import caffe_pb2
 __all__ = ["open_lmdb", "first_datum_shape", "datum_array", "LmdbFeeder"]
 
 
-def open_lmdb(source: str | os.PathLike[str], owner: str = "") -> lmdb.Environment:
-    """Open an LMDB read-only without locking; IoError naming `owner` and the path."""
+_envs_lock = threading.Lock()
+_envs: dict[str, list[Any]] = {}  # real path -> [Environment, users]
+
+
+@contextlib.contextmanager
+def open_lmdb(source: str | os.PathLike[str], owner: str = "") -> Iterator[lmdb.Environment]:
+    """The LMDB at `source`, read-only without locking; IoError naming `owner` and the path.
+
+    py-lmdb refuses to open one environment twice in a process, so every reader of a path
+    (train and test nets, several ranks in one process) shares one, closed with its last user.
+    """
     path = os.fspath(source)
     if not os.path.exists(path):
         raise IoError(f"{owner}LMDB source '{path}' does not exist")
+    real = os.path.realpath(path)
+    with _envs_lock:
+        entry = _envs.get(real)
+        if entry is None:
+            try:
+                env = lmdb.open(
+                    real, readonly=True, lock=False, subdir=os.path.isdir(real), readahead=False
+                )
+            except lmdb.Error as err:
+                raise IoError(f"{owner}cannot open LMDB source '{path}': {err}") from err
+            entry = _envs[real] = [env, 0]
+        entry[1] += 1
     try:
-        return lmdb.open(
-            path, readonly=True, lock=False, subdir=os.path.isdir(path), readahead=False
-        )
-    except lmdb.Error as err:
-        raise IoError(f"{owner}cannot open LMDB source '{path}': {err}") from err
+        yield entry[0]
+    finally:
+        with _envs_lock:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _envs[real]
+                entry[0].close()
 
 
 def _key_text(key: bytes) -> str:
@@ -75,15 +99,11 @@ def parse_datum(value: bytes, source: str, key: bytes, owner: str = "") -> caffe
 def first_datum_shape(source: str | os.PathLike[str], owner: str = "") -> tuple[int, int, int]:
     """(C, H, W) of the first record: the shape every record must have."""
     path = os.fspath(source)
-    env = open_lmdb(path, owner)
-    try:
-        with env.begin(buffers=False) as txn:
-            cursor = txn.cursor()
-            if not cursor.first():
-                raise IoError(f"{owner}LMDB source '{path}' holds no records")
-            key, value = bytes(cursor.key()), bytes(cursor.value())
-    finally:
-        env.close()
+    with open_lmdb(path, owner) as env, env.begin(buffers=False) as txn:
+        cursor = txn.cursor()
+        if not cursor.first():
+            raise IoError(f"{owner}LMDB source '{path}' holds no records")
+        key, value = bytes(cursor.key()), bytes(cursor.value())
     datum = parse_datum(value, path, key, owner)
     shape = (int(datum.channels), int(datum.height), int(datum.width))
     datum_array(datum, shape, path, key, owner)  # the first record must be well formed too
@@ -150,21 +170,17 @@ class LmdbFeeder:
 
     def records(self) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) of this reader's records, in DB order, wrapping around forever."""
-        env = open_lmdb(self.source, self.owner)
-        try:
-            with env.begin(buffers=False) as txn:
-                cursor = txn.cursor()
-                index = 0
-                while True:
-                    if not cursor.first():
-                        raise IoError(f"{self.owner}LMDB source '{self.source}' holds no records")
-                    for key, value in cursor.iternext():
-                        keep = not self.train or index % self.world_size == self.rank
-                        index += 1
-                        if keep:
-                            yield key, value
-        finally:
-            env.close()
+        with open_lmdb(self.source, self.owner) as env, env.begin(buffers=False) as txn:
+            cursor = txn.cursor()
+            index = 0
+            while True:
+                if not cursor.first():
+                    raise IoError(f"{self.owner}LMDB source '{self.source}' holds no records")
+                for key, value in cursor.iternext():
+                    keep = not self.train or index % self.world_size == self.rank
+                    index += 1
+                    if keep:
+                        yield key, value
 
     def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Endless (data (N, C, H, W), labels (N,)) batches of this reader's records."""

@@ -136,7 +136,9 @@ class MemoryDataFeeder:
     def _check(self, data: np.ndarray, labels: np.ndarray) -> None:
         channels, height, width = self.item_shape
         if data.ndim != 4:
-            raise ShapeError(f"{self._owner}push wants data of shape (N, C, H, W), got {data.shape}")
+            raise ShapeError(
+                f"{self._owner}push wants data of shape (N, C, H, W), got {data.shape}"
+            )
         num = data.shape[0]
         if num == 0 or num % self.batch_size:
             raise ShapeError(
