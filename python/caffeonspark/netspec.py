@@ -351,11 +351,14 @@ def _split_layer(
 
 
 def fill_defaults(message: Message, always: Collection[str] = ()) -> dict[str, Any]:
-    """`message` as a plain dict with every field present.
+    """`message` as a plain dict with every field that has a value.
 
-    Scalars: their value or proto default; enums: the value's NAME; repeated fields: a list
-    (possibly empty); sub-messages: a nested dict when set, or when their field name is in
-    `always` (at any depth); unset sub-messages not in `always` are omitted.
+    Scalars: their value, or their proto default when the proto declares one; an unset
+    scalar WITHOUT an explicit default (ignore_label, normalize, kernel_h, use_global_stats,
+    num_output...) is omitted, so the engine can test its presence. Enums: the value's NAME;
+    repeated fields: a list (possibly empty); sub-messages: a nested dict when set, or when
+    their field name is in `always` (at any depth); unset sub-messages not in `always` are
+    omitted.
     """
     result: dict[str, Any] = {}
     for field in message.DESCRIPTOR.fields:
@@ -365,7 +368,7 @@ def fill_defaults(message: Message, always: Collection[str] = ()) -> dict[str, A
         elif field.message_type is not None:
             if message.HasField(field.name) or field.name in always:
                 result[field.name] = fill_defaults(value, always)
-        else:
+        elif message.HasField(field.name) or field.has_default_value:
             result[field.name] = _plain(field, value, always)
     return result
 
