@@ -49,8 +49,9 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_neuron_forward_and_gradient(case, shape):
     text, ref, gradient = CASES[case]
-    check_layer(text, {"x": _x(shape, seed=len(shape))}, lambda inp, p: [ref(inp["x"])],
-                gradient=gradient)
+    check_layer(
+        text, {"x": _x(shape, seed=len(shape))}, lambda inp, p: [ref(inp["x"])], gradient=gradient
+    )
 
 
 @pytest.mark.parametrize("case", ["sigmoid", "tanh", "bnll"])
@@ -87,7 +88,7 @@ def test_relu_backward_respects_propagate_down():
         'layer { name: "ip" type: "InnerProduct" bottom: "x" top: "h" inner_product_param {'
         '  num_output: 4 weight_filler { type: "gaussian" } } }'
         'layer { name: "relu" type: "ReLU" bottom: "h" top: "y" propagate_down: false'
-        '  loss_weight: 1 }',
+        "  loss_weight: 1 }",
         net_param,
     )
     net = engine.Net(net_param, phase=engine.TRAIN)
@@ -145,8 +146,12 @@ def test_dropout_mask_repeats_with_the_seed():
 
 def test_dropout_test_phase_is_identity():
     x = _x((2, 3, 4), seed=5)
-    net = check_layer('type: "Dropout" dropout_param { dropout_ratio: 0.6 }', {"x": x},
-                      lambda inp, p: [inp["x"]], phase=caffe_pb2.TEST)
+    net = check_layer(
+        'type: "Dropout" dropout_param { dropout_ratio: 0.6 }',
+        {"x": x},
+        lambda inp, p: [inp["x"]],
+        phase=caffe_pb2.TEST,
+    )
     net.blobs["top0"].diff[...] = 2.5
     net.native.backward_from_to(1, 1)
     assert np.all(net.blobs["x"].diff == 2.5)
@@ -167,8 +172,10 @@ def test_dropout_in_place_train():
 @pytest.mark.parametrize("ratio", [1.0, -0.1])
 def test_dropout_rejects_bad_ratio(ratio):
     with pytest.raises(ConfigError, match="probe.*dropout_ratio"):
-        build_probe(f'type: "Dropout" dropout_param {{ dropout_ratio: {ratio} }}',
-                    {"x": np.zeros((2, 2), np.float32)})
+        build_probe(
+            f'type: "Dropout" dropout_param {{ dropout_ratio: {ratio} }}',
+            {"x": np.zeros((2, 2), np.float32)},
+        )
 
 
 # ---- Caffe probes --------------------------------------------------------------------------

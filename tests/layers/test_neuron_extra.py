@@ -43,7 +43,9 @@ def test_power(power, scale, shift, make, shape):
     )
 
 
-@pytest.mark.parametrize(("base", "scale", "shift"), [(-1, 1, 0), (2, 0.5, 1), (-1, -0.7, 0.3), (0.5, 1, -1)])
+@pytest.mark.parametrize(
+    ("base", "scale", "shift"), [(-1, 1, 0), (2, 0.5, 1), (-1, -0.7, 0.3), (0.5, 1, -1)]
+)
 def test_exp(base, scale, shift):
     x = _normal((2, 3, 4), seed=2)
     ln_base = 1.0 if base == -1 else np.log(base)
@@ -54,7 +56,9 @@ def test_exp(base, scale, shift):
     )
 
 
-@pytest.mark.parametrize(("base", "scale", "shift"), [(-1, 1, 0), (10, 2, 0.5), (2, 0.5, 1), (-1, 3, 0.1)])
+@pytest.mark.parametrize(
+    ("base", "scale", "shift"), [(-1, 1, 0), (10, 2, 0.5), (2, 0.5, 1), (-1, 3, 0.1)]
+)
 def test_log(base, scale, shift):
     x = _positive((2, 3, 4), seed=3)
     ln_base = 1.0 if base == -1 else np.log(base)
@@ -67,8 +71,12 @@ def test_log(base, scale, shift):
 
 @pytest.mark.parametrize(
     "text",
-    ['type: "Exp" exp_param { base: -2 }', 'type: "Exp" exp_param { base: 0 }',
-     'type: "Log" log_param { base: 1 }', 'type: "Log" log_param { base: -3 }'],
+    [
+        'type: "Exp" exp_param { base: -2 }',
+        'type: "Exp" exp_param { base: 0 }',
+        'type: "Log" log_param { base: 1 }',
+        'type: "Log" log_param { base: -3 }',
+    ],
 )
 def test_bad_base_is_a_config_error(text):
     with pytest.raises(ConfigError, match="probe.*base"):
@@ -77,10 +85,12 @@ def test_bad_base_is_a_config_error(text):
 
 @pytest.mark.parametrize(
     "text",
-    ['type: "Power" power_param { power: 2 scale: 0.5 shift: 1 }',
-     'type: "Power" power_param { power: 0.5 }',
-     'type: "Exp" exp_param { base: 3 scale: 0.5 }',
-     'type: "Log" log_param { shift: 0.5 }'],
+    [
+        'type: "Power" power_param { power: 2 scale: 0.5 shift: 1 }',
+        'type: "Power" power_param { power: 0.5 }',
+        'type: "Exp" exp_param { base: 3 scale: 0.5 }',
+        'type: "Log" log_param { shift: 0.5 }',
+    ],
 )
 def test_in_place_matches_out_of_place(text):
     x = _positive((3, 4), seed=4)
@@ -124,7 +134,9 @@ def test_prelu_default_slope_is_a_quarter_and_filler_zero_is_honoured():
     x = _normal((2, 3, 4), seed=7)
     net = build_probe('type: "PReLU"', {"x": x})
     np.testing.assert_array_equal(net.params["probe"][0].data, [0.25, 0.25, 0.25])
-    zero = build_probe('type: "PReLU" prelu_param { filler { type: "constant" value: 0 } }', {"x": x})
+    zero = build_probe(
+        'type: "PReLU" prelu_param { filler { type: "constant" value: 0 } }', {"x": x}
+    )
     np.testing.assert_array_equal(zero.params["probe"][0].data, [0, 0, 0])
 
 
