@@ -1,5 +1,6 @@
 // Element-wise activations: one bottom, one top of the same shape, in-place allowed.
-//   ReLU    relu_param.negative_slope (0): y = max(x,0) + s*min(x,0)
+//   ReLU    relu_param.negative_slope (0): y = max(x,0) + s*min(x,0); in place the gradient
+//           reads the sign of y, exact for s >= 0 (as in Caffe)
 //   Sigmoid y = 1/(1+e^-x), dy/dx = y(1-y) (read from the top, so in-place is exact)
 //   TanH    y = tanh(x), dy/dx = 1-y^2
 //   AbsVal  y = |x|, dy/dx = sign(x) (0 at 0)
