@@ -4,6 +4,7 @@
 #include <functional>
 #include <map>
 
+#include "layers/distance_loss.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
 #include "layers/neuron.h"
@@ -22,6 +23,8 @@ Factory Make() {
 
 const std::map<std::string, Factory>& Table() {
   static const std::map<std::string, Factory> table = {
+      {"ContrastiveLoss", Make<ContrastiveLossLayer>()},
+      {"EuclideanLoss", Make<EuclideanLossLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
       {"ReLU", Make<ReLULayer>()},
