@@ -361,10 +361,14 @@ def test_fill_defaults_convolution():
     assert params["weight_filler"]["std"] == 1.0
     assert params["weight_filler"]["variance_norm"] == "FAN_IN"
     assert "bias_filler" not in params
-    scalar_fields = {
-        f.name for f in caffe_pb2.ConvolutionParameter.DESCRIPTOR.fields if f.message_type is None
+    with_defaults = {
+        f.name
+        for f in caffe_pb2.ConvolutionParameter.DESCRIPTOR.fields
+        if f.message_type is None and (f.has_default_value or f.enum_type)
     }
-    assert scalar_fields <= set(params)
+    assert with_defaults <= set(params)
+    # Unset fields without a proto default stay absent: the engine tests their presence.
+    assert "kernel_h" not in params and "stride_h" not in params
 
     with_bias = netspec.fill_defaults(layer.convolution_param, always={"bias_filler"})
     assert with_bias["bias_filler"]["type"] == "constant"
@@ -415,16 +419,10 @@ def test_layer_params_and_spec(anchors):
     net = model_io.read_net_prototxt(anchors / "caffe" / "mnist_lenet_train_test.prototxt")
     test = netspec.insert_splits(netspec.filter_net(net, caffe_pb2.NetState(phase=TEST)))
     for layer in test.layer:
-        spec = netspec.layer_spec(layer)
-        assert set(spec["params"]) == set(netspec.TYPE_PARAM_FIELDS[layer.type])
-        assert spec["phase"] == "TEST"
+        assert set(netspec.layer_params(layer)) == set(netspec.TYPE_PARAM_FIELDS[layer.type])
+        assert layer.phase == TEST
     conv = next(lay for lay in test.layer if lay.name == "conv1")
-    spec = netspec.layer_spec(conv)
-    assert spec["param"] == [
-        {"name": "", "share_mode": "STRICT", "lr_mult": 1.0, "decay_mult": 1.0},
-        {"name": "", "share_mode": "STRICT", "lr_mult": 2.0, "decay_mult": 1.0},
-    ]
-    assert spec["params"]["convolution_param"]["bias_filler"]["type"] == "constant"
+    assert netspec.layer_params(conv)["convolution_param"]["bias_filler"]["type"] == "constant"
     data = netspec.layer_params(test.layer[0])
     assert data["data_param"]["backend"] == "LMDB"
     assert data["transform_param"]["scale"] == pytest.approx(0.00390625)

@@ -47,8 +47,9 @@ def test_contrastive_loss(legacy):
 
 
 def test_contrastive_loss_shape_mismatch_is_a_shape_error():
-    from caffeonspark.errors import ShapeError
     from layer_check import build_probe
+
+    from caffeonspark.errors import ShapeError
 
     with pytest.raises(ShapeError, match="probe"):
         build_probe(
