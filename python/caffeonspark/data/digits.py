@@ -5,7 +5,8 @@ with two or three writing styles per digit (a 1 with or without flag and foot, a
 without crossbar, an open or closed 4, ...). An image is made by:
 
 1. picking a style, bending the strokes with a small random smooth (quadratic) warp and a
-   little per-vertex jitter, and a random aspect ratio;
+   little per-vertex jitter, a random aspect ratio, and in one image out of five a pen lift
+   (a short run of up to three segments left out);
 2. a random affine map: rotation within +-15 degrees, scale 0.8-1.15, shear, then centring by
    stroke mass at the image centre and a translation of at most +-3 px (mostly near 0);
 3. drawing the strokes anti-aliased with a random stroke width (distance of each pixel centre
@@ -187,10 +188,10 @@ def _render_style(
     v = np.broadcast_to(style.vertices, (m, *style.vertices.shape)).copy()  # (m, V, 2)
     ux, uy = v[..., 0], v[..., 1]
     w = params["warp"]  # (m, 6): smooth quadratic bend of the strokes
-    bx = w[:, 0, None] * ux * uy + w[:, 1, None] * uy * uy + w[:, 2, None] * ux * ux
-    by = w[:, 3, None] * ux * uy + w[:, 4, None] * ux * ux + w[:, 5, None] * uy * uy
-    v[..., 0] = ux + bx
-    v[..., 1] = uy + by
+    bend_x = w[:, 0, None] * ux * uy + w[:, 1, None] * uy * uy + w[:, 2, None] * ux * ux
+    bend_y = w[:, 3, None] * ux * uy + w[:, 4, None] * ux * ux + w[:, 5, None] * uy * uy
+    v[..., 0] = ux + bend_x
+    v[..., 1] = uy + bend_y
     v += rng.normal(0.0, 0.02, size=v.shape)
     v[..., 0] *= params["aspect"][:, None]
 
@@ -205,7 +206,7 @@ def _render_style(
     py = m10[:, None] * x0 + m11[:, None] * y0
 
     ax, ay = px[:, style.seg_a], py[:, style.seg_a]
-    bx2, by2 = px[:, style.seg_b], py[:, style.seg_b]
+    bx, by = px[:, style.seg_b], py[:, style.seg_b]
     # Pen lifts: a few images lose a short run of segments (never more than a third).
     n_seg = style.seg_a.size
     max_gap = n_seg // 3
@@ -220,9 +221,9 @@ def _render_style(
     else:
         drop = np.zeros((m, n_seg), dtype=bool)
     # Centre of stroke mass: length-weighted mean of the segment midpoints.
-    seg_len = np.hypot(bx2 - ax, by2 - ay) + 1e-9
-    cx = (seg_len * (ax + bx2)).sum(axis=1) / (2 * seg_len.sum(axis=1))
-    cy = (seg_len * (ay + by2)).sum(axis=1) / (2 * seg_len.sum(axis=1))
+    seg_len = np.hypot(bx - ax, by - ay) + 1e-9
+    cx = (seg_len * (ax + bx)).sum(axis=1) / (2 * seg_len.sum(axis=1))
+    cy = (seg_len * (ay + by)).sum(axis=1) / (2 * seg_len.sum(axis=1))
     centre = (size - 1) / 2.0
     ox = centre + params["shift"][:, 0] - cx
     oy = centre + params["shift"][:, 1] - cy
@@ -231,8 +232,8 @@ def _render_style(
     d2 = _segment_distance2(
         ax + ox[:, None] + far,
         ay + oy[:, None] + far,
-        bx2 + ox[:, None] + far,
-        by2 + oy[:, None] + far,
+        bx + ox[:, None] + far,
+        by + oy[:, None] + far,
         size,
     )
     return _coverage(d2, params["half_width"])
