@@ -6,6 +6,7 @@
 
 #include "layers/accuracy.h"
 #include "layers/concat_slice.h"
+#include "layers/distance_loss.h"
 #include "layers/eltwise.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
@@ -31,9 +32,11 @@ const std::map<std::string, Factory>& Table() {
       {"Accuracy", Make<AccuracyLayer>()},
       {"BNLL", Make<BNLLLayer>()},
       {"Concat", Make<ConcatLayer>()},
+      {"ContrastiveLoss", Make<ContrastiveLossLayer>()},
       {"Dropout", Make<DropoutLayer>()},
       {"ELU", Make<ELULayer>()},
       {"Eltwise", Make<EltwiseLayer>()},
+      {"EuclideanLoss", Make<EuclideanLossLayer>()},
       {"Exp", Make<ExpLayer>()},
       {"Flatten", Make<FlattenLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},

@@ -5,9 +5,10 @@ force_backward, errors, and Caffe's top-3 probe."""
 
 import numpy as np
 import pytest
-from caffeonspark.errors import ConfigError, ShapeError
 from layer_check import build_probe, check_layer
 from probe_ref import check_probe
+
+from caffeonspark.errors import ConfigError, ShapeError
 
 
 def _accuracy(scores, labels, axis=1, top_k=1, ignore=None):

@@ -4,11 +4,12 @@ sharing, a Slice -> Concat round trip, and errors that name the layer and both s
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
+from layer_check import build_probe, check_layer
+
 from caffeonspark import engine
 from caffeonspark.errors import ConfigError, ShapeError
 from caffeonspark.proto import caffe_pb2
-from google.protobuf import text_format
-from layer_check import build_probe, check_layer
 
 
 def _normal(shape, seed=0):

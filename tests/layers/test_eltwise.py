@@ -5,8 +5,9 @@ differences (step 1e-2, threshold 1e-3), configuration and shape errors."""
 
 import numpy as np
 import pytest
-from caffeonspark.errors import ConfigError, ShapeError
 from layer_check import build_probe, check_layer
+
+from caffeonspark.errors import ConfigError, ShapeError
 
 SHAPES = [(2, 3, 4), (5,), (2, 3, 2, 2)]
 

@@ -5,12 +5,13 @@ in-place runs against out-of-place ones, Dropout's mask and scaling, and Caffe's
 
 import numpy as np
 import pytest
-from caffeonspark import engine
-from caffeonspark.errors import ConfigError
-from caffeonspark.proto import caffe_pb2
 from google.protobuf import text_format
 from layer_check import DEFAULT_GRADIENT, GradientSettings, build_probe, check_layer
 from probe_ref import check_probe
+
+from caffeonspark import engine
+from caffeonspark.errors import ConfigError
+from caffeonspark.proto import caffe_pb2
 
 KINK = GradientSettings(step=1e-2, threshold=1e-3, kink=0.0, kink_range=0.01)
 SHAPES = [(2, 3, 4, 5), (3, 7), (1, 1, 1, 1), (4,)]

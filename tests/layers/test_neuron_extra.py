@@ -5,9 +5,10 @@ slope gradient, configuration errors, and Caffe's power and prelu probes."""
 
 import numpy as np
 import pytest
-from caffeonspark.errors import ConfigError, ShapeError
 from layer_check import GradientSettings, build_probe, check_layer
 from probe_ref import check_probe
+
+from caffeonspark.errors import ConfigError, ShapeError
 
 KINK = GradientSettings(step=1e-2, threshold=1e-3, kink=0.0, kink_range=0.01)
 

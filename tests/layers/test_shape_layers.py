@@ -5,11 +5,12 @@ diffs, gradients by finite differences, and the errors (in place, bad dims) nami
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
+from layer_check import build_probe, check_layer
+
 from caffeonspark import engine
 from caffeonspark.errors import ConfigError, ShapeError
 from caffeonspark.proto import caffe_pb2
-from google.protobuf import text_format
-from layer_check import build_probe, check_layer
 
 
 def _normal(shape, seed=0):

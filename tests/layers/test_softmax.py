@@ -5,9 +5,10 @@ and its two loss weights, an all-ignored batch (loss 0), label errors, and Caffe
 
 import numpy as np
 import pytest
-from caffeonspark.errors import ConfigError, ShapeError
 from layer_check import GradientSettings, build_probe, check_layer
 from probe_ref import check_probe
+
+from caffeonspark.errors import ConfigError, ShapeError
 
 LOSS_GRADIENT = GradientSettings(step=1e-2, threshold=1e-2)  # Caffe's softmax-loss setting
 
