@@ -4,11 +4,17 @@
 #include <functional>
 #include <map>
 
+#include "layers/accuracy.h"
+#include "layers/concat_slice.h"
 #include "layers/data.h"
+#include "layers/distance_loss.h"
+#include "layers/eltwise.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
 #include "layers/memory_data.h"
 #include "layers/neuron.h"
+#include "layers/neuron_extra.h"
+#include "layers/shape_layers.h"
 #include "layers/softmax.h"
 
 namespace caffeonspark {
@@ -24,13 +30,33 @@ Factory Make() {
 
 const std::map<std::string, Factory>& Table() {
   static const std::map<std::string, Factory> table = {
+      {"AbsVal", Make<AbsValLayer>()},
+      {"Accuracy", Make<AccuracyLayer>()},
+      {"BNLL", Make<BNLLLayer>()},
+      {"Concat", Make<ConcatLayer>()},
+      {"ContrastiveLoss", Make<ContrastiveLossLayer>()},
       {"Data", Make<DataLayer>()},
+      {"Dropout", Make<DropoutLayer>()},
+      {"ELU", Make<ELULayer>()},
+      {"Eltwise", Make<EltwiseLayer>()},
+      {"EuclideanLoss", Make<EuclideanLossLayer>()},
+      {"Exp", Make<ExpLayer>()},
+      {"Flatten", Make<FlattenLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
+      {"Log", Make<LogLayer>()},
       {"MemoryData", Make<MemoryDataLayer>()},
+      {"PReLU", Make<PReLULayer>()},
+      {"Power", Make<PowerLayer>()},
       {"ReLU", Make<ReLULayer>()},
+      {"Reshape", Make<ReshapeLayer>()},
+      {"Sigmoid", Make<SigmoidLayer>()},
+      {"Silence", Make<SilenceLayer>()},
+      {"Slice", Make<SliceLayer>()},
       {"Softmax", Make<SoftmaxLayer>()},
       {"SoftmaxWithLoss", Make<SoftmaxWithLossLayer>()},
+      {"Split", Make<SplitLayer>()},
+      {"TanH", Make<TanHLayer>()},
   };
   return table;
 }

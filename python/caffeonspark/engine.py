@@ -126,11 +126,25 @@ def _param_spec(spec: caffe_pb2.ParamSpec) -> dict[str, Any]:
     }
 
 
+# Fields that have a proto default yet whose presence changes Caffe's behaviour; the engine
+# receives "<field>_set" (a bool) beside each: deprecated `normalize` applies only without
+# `normalization`; legacy concat_dim / slice_dim win over `axis` and both set is an error;
+# PReLU's slopes default to constant 0.25 only when no filler is written.
+_PRESENCE_FLAGS: dict[str, tuple[str, ...]] = {
+    "loss_param": ("normalization",),
+    "concat_param": ("axis", "concat_dim"),
+    "slice_param": ("axis", "slice_dim"),
+    "prelu_param": ("filler",),
+}
+
+
 def native_layer_spec(layer: caffe_pb2.LayerParameter, where: str) -> dict[str, Any]:
     """The dict the engine's Net constructor takes for one (filtered, split) layer."""
     params = netspec.layer_params(layer)
-    if "loss_param" in params:
-        params["loss_param"]["normalization_set"] = layer.loss_param.HasField("normalization")
+    for message, fields in _PRESENCE_FLAGS.items():
+        if message in params:
+            for field in fields:
+                params[message][f"{field}_set"] = getattr(layer, message).HasField(field)
     params = data_feeders.prepare_data_params(layer, params, where)  # datum_shape, mean_file
     return {
         "name": layer.name,

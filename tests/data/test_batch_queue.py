@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+
 from caffeonspark import errors
 from caffeonspark._native import _engine
 from caffeonspark.data.native_queue import close_with_error

@@ -9,6 +9,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from caffeonspark import errors
 from caffeonspark._native import _engine
 

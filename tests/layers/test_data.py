@@ -15,12 +15,13 @@ from pathlib import Path
 import lmdb
 import numpy as np
 import pytest
+from google.protobuf import text_format
+
 from caffeonspark import engine, errors, model_io
 from caffeonspark._native import _engine
 from caffeonspark.data import feeders
 from caffeonspark.data.lmdb_feeder import LmdbFeeder
 from caffeonspark.proto import caffe_pb2
-from google.protobuf import text_format
 
 C, H, W = 2, 5, 6
 
@@ -325,4 +326,24 @@ def test_lenet_train_test_prototxt_just_works(tmp_path, monkeypatch):
     net.forward()
     np.testing.assert_allclose(net.blobs["data"].data, digits[:64] * np.float32(0.00390625))
     net.backward()
+    net.close()
+
+
+def test_reads_what_the_mnist_converter_writes(tmp_path):
+    from caffeonspark.data.convert_mnist import convert_arrays
+
+    digits = np.random.default_rng(8).integers(0, 256, size=(12, 28, 28), dtype=np.uint8)
+    labels = np.arange(12) % 10
+    convert_arrays(digits, labels, tmp_path / "mnist_lmdb")
+    net = data_net(
+        tmp_path / "mnist_lmdb", batch_size=8, transform="transform_param { scale: 0.00390625 }"
+    )
+    assert net.blobs["data"].shape == (8, 1, 28, 28)
+    for step in range(2):
+        net.forward()
+        index = (np.arange(8) + 8 * step) % 12
+        np.testing.assert_array_equal(
+            net.blobs["data"].data[:, 0], digits[index] * np.float32(0.00390625)
+        )
+        np.testing.assert_array_equal(net.blobs["label"].data, labels[index])
     net.close()

@@ -10,9 +10,10 @@ import time
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
+
 from caffeonspark import engine, errors
 from caffeonspark.proto import caffe_pb2
-from google.protobuf import text_format
 
 LAYER = """
 layer {{ name: "feed" type: "MemoryData" top: "data" top: "label"
