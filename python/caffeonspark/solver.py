@@ -179,7 +179,8 @@ class Solver:
                 f"{self._where()}: test_iter must be given for each test net ({specific} "
                 f"test_net/test_net_param, {len(p.test_iter)} test_iter)"
             )
-        sources += [(generic, getattr(p, generic))] * (len(p.test_iter) - specific)
+        if generic is not None:
+            sources += [(generic, getattr(p, generic))] * (len(p.test_iter) - specific)
         if p.test_state and len(p.test_state) != len(sources):
             raise ConfigError(
                 f"{self._where()}: test_state must be unspecified or given once per test net "

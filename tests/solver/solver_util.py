@@ -11,7 +11,8 @@ from google.protobuf import text_format
 
 DIM, CLASSES = 3, 3
 
-# x (N, DIM) -> InnerProduct(CLASSES) -> SoftmaxWithLoss; TEST adds an unconsumed Softmax.
+# x (N, DIM) -> InnerProduct(CLASSES) -> SoftmaxWithLoss; in TEST the loss layer also
+# outputs the probabilities (a second, weight-0 top: an output with N*CLASSES elements).
 # ignore_label -1 (never a label) is explicit: an engine that mistakes an unset ignore_label
 # for 0 would otherwise drop class 0 from the loss.
 TINY_NET = """
@@ -23,8 +24,10 @@ layer {{ name: "ip" type: "InnerProduct" bottom: "x" top: "ip"
   inner_product_param {{ num_output: {classes}
     weight_filler {{ type: "gaussian" std: 0.5 }} bias_filler {{ type: "gaussian" std: 0.5 }} }} }}
 layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss"
-  loss_param {{ ignore_label: -1 }} }}
-layer {{ name: "prob" type: "Softmax" bottom: "ip" top: "prob" include {{ phase: TEST }} }}
+  loss_param {{ ignore_label: -1 }} exclude {{ phase: TEST }} }}
+layer {{ name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss"
+  top: "prob" loss_weight: 1 loss_weight: 0 loss_param {{ ignore_label: -1 }}
+  include {{ phase: TEST }} }}
 """
 
 

@@ -64,8 +64,9 @@ def test_step_sets_current_step_to_iter_over_stepsize():
 
 
 def test_multistep_advances_current_step_through_stepvalues():
-    lr = policy('lr_policy: "multistep" base_lr: 0.1 gamma: 0.5 stepvalue: 3 stepvalue: 5 '
-                "stepvalue: 6")
+    lr = policy(
+        'lr_policy: "multistep" base_lr: 0.1 gamma: 0.5 stepvalue: 3 stepvalue: 5 stepvalue: 6'
+    )
     step, steps, rates = 0, [], []
     for it in range(10):
         rate, step = lr.rate(it, step)
@@ -90,7 +91,7 @@ def test_multistep_advances_at_most_once_per_call():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('lr_policy: "cosine" base_lr: 0.1', "unknown lr_policy \"cosine\""),
+        ('lr_policy: "cosine" base_lr: 0.1', 'unknown lr_policy "cosine"'),
         ("base_lr: 0.1", "lr_policy is not set"),
         ('lr_policy: "step" base_lr: 0.1 gamma: 0.1', "stepsize > 0"),
         ('lr_policy: "poly" base_lr: 0.1 power: 1', "max_iter > 0"),

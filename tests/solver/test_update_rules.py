@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from solver_util import Feeder, batch, params_of, softmax_loss_grads, solver_param
 
 ITERS = 4
-LR_MULT = (1.0, 2.0)      # weight, bias (tiny_net's ParamSpecs)
+LR_MULT = (1.0, 2.0)  # weight, bias (tiny_net's ParamSpecs)
 DECAY_MULT = (1.0, 0.5)
 TOL = dict(rtol=1e-6, atol=1e-6)
 
@@ -141,8 +141,10 @@ def test_clipping_really_clips():
 
 
 def test_iter_size_two_equals_double_batch():
-    text = ('type: "SGD" base_lr: 0.1 momentum: 0.9 lr_policy: "fixed" weight_decay: 0.01 '
-            "clip_gradients: 10 snapshot_after_train: false")
+    text = (
+        'type: "SGD" base_lr: 0.1 momentum: 0.9 lr_policy: "fixed" weight_decay: 0.01 '
+        "clip_gradients: 10 snapshot_after_train: false"
+    )
     big = Solver(solver_param(text + " iter_size: 1", _net_with_batch(8)))
     small = Solver(solver_param(text + " iter_size: 2", _net_with_batch(4)))
     for a, b in zip(params_of(big), params_of(small), strict=True):
@@ -194,9 +196,13 @@ layer { name: "lossb" type: "SoftmaxWithLoss" bottom: "b" bottom: "l2" top: "los
 def test_weight_sharing_one_history_entry_summed_gradients():
     net = caffe_pb2.NetParameter()
     text_format.Parse(SHARED_NET, net)
-    solver = Solver(solver_param(
-        'type: "SGD" base_lr: 0.1 momentum: 0.5 lr_policy: "fixed" weight_decay: 0.5 '
-        "snapshot_after_train: false", net))
+    solver = Solver(
+        solver_param(
+            'type: "SGD" base_lr: 0.1 momentum: 0.5 lr_policy: "fixed" weight_decay: 0.5 '
+            "snapshot_after_train: false",
+            net,
+        )
+    )
     assert len(solver.history) == 3  # w (shared), ba, bb
     w = solver.net.params["ipa"][0].data.astype(np.float64)
     ba = solver.net.params["ipa"][1].data.astype(np.float64)
