@@ -4,9 +4,12 @@
 #include <functional>
 #include <map>
 
+#include "layers/convolution.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
+#include "layers/lrn.h"
 #include "layers/neuron.h"
+#include "layers/pooling.h"
 #include "layers/softmax.h"
 
 namespace caffeonspark {
@@ -22,8 +25,12 @@ Factory Make() {
 
 const std::map<std::string, Factory>& Table() {
   static const std::map<std::string, Factory> table = {
+      {"Convolution", Make<ConvolutionLayer>()},
+      {"Deconvolution", Make<DeconvolutionLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
+      {"LRN", Make<LRNLayer>()},
+      {"Pooling", Make<PoolingLayer>()},
       {"ReLU", Make<ReLULayer>()},
       {"Softmax", Make<SoftmaxLayer>()},
       {"SoftmaxWithLoss", Make<SoftmaxWithLossLayer>()},

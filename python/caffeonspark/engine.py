@@ -127,6 +127,8 @@ def _param_spec(spec: caffe_pb2.ParamSpec) -> dict[str, Any]:
 def native_layer_spec(layer: caffe_pb2.LayerParameter, where: str) -> dict[str, Any]:
     """The dict the engine's Net constructor takes for one (filtered, split) layer."""
     params = netspec.layer_params(layer)
+    for field, values in params.items():
+        _drop_unset_without_default(getattr(layer, field), values)
     if "loss_param" in params:
         params["loss_param"]["normalization_set"] = layer.loss_param.HasField("normalization")
     return {
@@ -141,6 +143,16 @@ def native_layer_spec(layer: caffe_pb2.LayerParameter, where: str) -> dict[str, 
         "params": params,
         "where": where,
     }
+
+
+def _drop_unset_without_default(message: Any, values: dict[str, Any]) -> None:
+    """Omit unset scalar fields that have no proto default (ignore_label, kernel_h, ...):
+    the engine tests their presence, so a filled-in 0 must not look like a given value."""
+    for field in message.DESCRIPTOR.fields:
+        if field.message_type is not None or netspec._is_repeated(field):
+            continue
+        if not field.has_default_value and not message.HasField(field.name):
+            values.pop(field.name, None)
 
 
 def _as_net_parameter(source: Any) -> tuple[caffe_pb2.NetParameter, str | None]:
