@@ -13,38 +13,62 @@ long Product(const std::vector<int>& v) {
   return p;
 }
 
-// Ceiling of a / b for b > 0 and any sign of a.
-int CeilDiv(int a, int b) { return a >= 0 ? (a + b - 1) / b : -((-a) / b); }
-
-// The output columns [lo, hi) whose input index o·stride + offset lies inside [0, extent).
-void ValidRange(int offset, int stride, int extent, int outputs, int* lo, int* hi) {
-  *lo = std::min(outputs, std::max(0, CeilDiv(-offset, stride)));
-  *hi = std::max(*lo, std::min(outputs, CeilDiv(extent - offset, stride)));
+// The image zero-padded on every side, (C, H + 2·pad_h, W + 2·pad_w), in a per-thread
+// buffer; the image itself when there is no padding. With it every window row is a plain
+// strided read: no bounds tests in the inner loops.
+const float* PaddedImage(const float* im, const ConvGeometry& g) {
+  const int H = g.image[0], W = g.image[1], ph = g.pad[0], pw = g.pad[1];
+  if (ph == 0 && pw == 0) return im;
+  const int PH = H + 2 * ph, PW = W + 2 * pw;
+  thread_local std::vector<float> padded;
+  padded.assign(static_cast<size_t>(g.channels) * PH * PW, 0.0f);
+  for (int c = 0; c < g.channels; ++c) {
+    for (int h = 0; h < H; ++h) {
+      std::memcpy(&padded[(static_cast<size_t>(c) * PH + h + ph) * PW + pw],
+                  im + (static_cast<long>(c) * H + h) * W, sizeof(float) * W);
+    }
+  }
+  return padded.data();
 }
 
-// Visits every (column row, output row) pair of the 2-D unfolding with the matching image
-// row (nullptr-free: `image_row` is -1 when the row lies in the padding) and the column range
-// [lo, hi) that reads real pixels at input column o·stride_w + offset.
-template <typename RowFn>
-void ForEachRow2d(const ConvGeometry& g, RowFn fn) {
-  const int H = g.image[0], W = g.image[1];
+// Calls fn(column row pointer offset, padded-image offset) for every (channel, kernel row,
+// kernel column, output row): the OW columns of that output row read the padded image at
+// offset + ow·stride_w.
+template <typename Fn>
+void ForEachWindowRow(const ConvGeometry& g, Fn fn) {
+  const int PH = g.image[0] + 2 * g.pad[0], PW = g.image[1] + 2 * g.pad[1];
   const int OH = g.output[0], OW = g.output[1];
-  const int kh = g.kernel[0], kw = g.kernel[1];
-  long row = 0;
+  long at = 0;
   for (int c = 0; c < g.channels; ++c) {
-    for (int ki = 0; ki < kh; ++ki) {
-      for (int kj = 0; kj < kw; ++kj, ++row) {
-        const int offset = kj * g.dilation[1] - g.pad[1];
-        int lo, hi;
-        ValidRange(offset, g.stride[1], W, OW, &lo, &hi);
-        for (int oh = 0; oh < OH; ++oh) {
-          const int ih = oh * g.stride[0] - g.pad[0] + ki * g.dilation[0];
-          const long image_row = (ih >= 0 && ih < H) ? (static_cast<long>(c) * H + ih) * W : -1;
-          fn((row * OH + oh) * OW, image_row, offset, lo, hi);
+    for (int ki = 0; ki < g.kernel[0]; ++ki) {
+      for (int kj = 0; kj < g.kernel[1]; ++kj) {
+        const long base = (static_cast<long>(c) * PH + ki * g.dilation[0]) * PW + kj * g.dilation[1];
+        for (int oh = 0; oh < OH; ++oh, at += OW) {
+          fn(at, base + static_cast<long>(oh) * g.stride[0] * PW);
         }
       }
     }
   }
+}
+
+template <int kStride>  // 1: unit stride (vectorised copies); 0: any stride
+void Unfold2d(const float* padded, const ConvGeometry& g, float* col) {
+  const int OW = g.output[1], sw = kStride == 1 ? 1 : g.stride[1];
+  ForEachWindowRow(g, [&](long at, long from) {
+    const float* src = padded + from;
+    float* dst = col + at;
+    for (int o = 0; o < OW; ++o) dst[o] = src[o * sw];
+  });
+}
+
+template <int kStride>
+void Fold2d(const float* col, const ConvGeometry& g, float* padded) {
+  const int OW = g.output[1], sw = kStride == 1 ? 1 : g.stride[1];
+  ForEachWindowRow(g, [&](long at, long to) {
+    const float* src = col + at;
+    float* dst = padded + to;
+    for (int o = 0; o < OW; ++o) dst[o * sw] += src[o];
+  });
 }
 
 }  // namespace
@@ -60,37 +84,37 @@ int ConvOutputExtent(int in, int kernel, int pad, int stride, int dilation) {
 }
 
 void im2col_2d(const float* im, const ConvGeometry& g, float* col) {
-  const int OW = g.output[1], sw = g.stride[1];
-  ForEachRow2d(g, [&](long col_at, long image_row, int offset, int lo, int hi) {
-    float* dst = col + col_at;
-    if (image_row < 0) {
-      std::memset(dst, 0, sizeof(float) * OW);
-      return;
-    }
-    const float* src = im + image_row + offset;
-    std::fill(dst, dst + lo, 0.0f);
-    if (sw == 1) {
-      std::memcpy(dst + lo, src + lo, sizeof(float) * (hi - lo));
-    } else {
-      for (int o = lo; o < hi; ++o) dst[o] = src[static_cast<long>(o) * sw];
-    }
-    std::fill(dst + hi, dst + OW, 0.0f);
-  });
+  const float* padded = PaddedImage(im, g);
+  if (g.stride[1] == 1) {
+    Unfold2d<1>(padded, g, col);
+  } else {
+    Unfold2d<0>(padded, g, col);
+  }
 }
 
 void col2im_2d(const float* col, const ConvGeometry& g, float* im) {
-  std::fill(im, im + static_cast<long>(g.channels) * g.image_size(), 0.0f);
-  const int sw = g.stride[1];
-  ForEachRow2d(g, [&](long col_at, long image_row, int offset, int lo, int hi) {
-    if (image_row < 0) return;
-    const float* src = col + col_at;
-    float* dst = im + image_row + offset;
-    if (sw == 1) {
-      for (int o = lo; o < hi; ++o) dst[o] += src[o];
-    } else {
-      for (int o = lo; o < hi; ++o) dst[static_cast<long>(o) * sw] += src[o];
+  const int H = g.image[0], W = g.image[1], ph = g.pad[0], pw = g.pad[1];
+  const int PH = H + 2 * ph, PW = W + 2 * pw;
+  const bool padded = ph != 0 || pw != 0;
+  thread_local std::vector<float> buffer;
+  float* acc = im;
+  if (padded) {
+    buffer.resize(static_cast<size_t>(g.channels) * PH * PW);
+    acc = buffer.data();
+  }
+  std::fill(acc, acc + static_cast<long>(g.channels) * PH * PW, 0.0f);
+  if (g.stride[1] == 1) {
+    Fold2d<1>(col, g, acc);
+  } else {
+    Fold2d<0>(col, g, acc);
+  }
+  if (!padded) return;
+  for (int c = 0; c < g.channels; ++c) {
+    for (int h = 0; h < H; ++h) {
+      std::memcpy(im + (static_cast<long>(c) * H + h) * W,
+                  acc + (static_cast<long>(c) * PH + h + ph) * PW + pw, sizeof(float) * W);
     }
-  });
+  }
 }
 
 namespace {

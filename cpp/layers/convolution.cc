@@ -1,8 +1,6 @@
 #include "layers/convolution.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 
 #include "core/filler.h"
 #include "core/math.h"
@@ -217,7 +215,7 @@ void BaseConvolutionLayer::BackwardGemm(const float* output_grad, const float* w
 }
 
 void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_grad,
-                                      float* weight_grad, float* col) const {
+                                      float* weight_grad_t, float* col) const {
   const float* columns = input;
   if (!is_1x1_) {
     Unfold(input, col);
@@ -226,8 +224,8 @@ void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_gr
   const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
   const int S = static_cast<int>(geom_.output_size());
   for (int g = 0; g < group_; ++g) {
-    gemm(false, true, M, K, S, 1.0f, output_grad + static_cast<long>(g) * M * S,
-         columns + static_cast<long>(g) * K * S, 1.0f, weight_grad + static_cast<long>(g) * M * K);
+    gemm(false, true, K, M, S, 1.0f, columns + static_cast<long>(g) * K * S,
+         output_grad + static_cast<long>(g) * M * S, 1.0f, weight_grad_t + static_cast<long>(g) * M * K);
   }
 }
 
@@ -252,25 +250,19 @@ void BaseConvolutionLayer::BiasGrad(const float* output_grad, float* bias_grad) 
 
 template <typename Fn>
 void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
-  static const bool blas_mode = [] {
-    const char* mode = std::getenv("COS_CONV_PARALLEL");
-    return mode != nullptr && std::strcmp(mode, "blas") == 0;
-  }();
+  const int threads = std::max(1, std::min(MaxThreads(), num_));
   const long col_size = is_1x1_ ? 0 : kernel_dim_ * group_ * geom_.output_size();
-  float* weight_diff = accumulate_weights ? blobs_[0]->mutable_diff() : nullptr;
-  const int threads = blas_mode ? 1 : std::min(MaxThreads(), num_);
-  if (static_cast<int>(col_buffers_.size()) < std::max(threads, 1)) col_buffers_.resize(std::max(threads, 1));
-  for (int t = 0; t < std::max(threads, 1); ++t) col_buffers_[t].resize(col_size);
-  if (threads <= 1) {
-    for (int n = 0; n < num_; ++n) fn(n, col_buffers_[0].data(), weight_diff);
-    return;
-  }
+  if (static_cast<int>(col_buffers_.size()) < threads) col_buffers_.resize(threads);
+  for (int t = 0; t < threads; ++t) col_buffers_[t].resize(col_size);
   const long weight_count = blobs_[0]->count();
   if (accumulate_weights) {
-    weight_grads_.resize(threads);
-    for (auto& w : weight_grads_) w.assign(weight_count, 0.0f);
+    if (static_cast<int>(weight_grads_.size()) < threads) weight_grads_.resize(threads);
+    for (int t = 0; t < threads; ++t) weight_grads_[t].assign(weight_count, 0.0f);
   }
-  {
+  if (threads == 1) {
+    float* weight_grad = accumulate_weights ? weight_grads_[0].data() : nullptr;
+    for (int n = 0; n < num_; ++n) fn(n, col_buffers_[0].data(), weight_grad);
+  } else {
     SerialBlasScope serial_blas;
 #pragma omp parallel num_threads(threads)
     {
@@ -281,8 +273,18 @@ void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
       for (int n = 0; n < num_; ++n) fn(n, col, weight_grad);
     }
   }
-  if (accumulate_weights) {
-    for (int t = 0; t < threads; ++t) axpy(weight_count, 1.0f, weight_grads_[t].data(), weight_diff);
+  if (!accumulate_weights) return;
+  // Each group's gradient was accumulated transposed, (K × M/g); add it as (M/g × K).
+  float* weight_diff = blobs_[0]->mutable_diff();
+  const long M = conv_out_channels_ / group_, K = kernel_dim_;
+  for (int t = 1; t < threads; ++t) axpy(weight_count, 1.0f, weight_grads_[t].data(), weight_grads_[0].data());
+  const float* sum = weight_grads_[0].data();
+  for (int g = 0; g < group_; ++g) {
+    const float* from = sum + g * M * K;
+    float* to = weight_diff + g * M * K;
+    for (long m = 0; m < M; ++m) {
+      for (long k = 0; k < K; ++k) to[m * K + k] += from[k * M + m];
+    }
   }
 }
 

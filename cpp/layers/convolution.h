@@ -50,15 +50,16 @@ class BaseConvolutionLayer : public Layer {
   void ForwardGemm(const float* input, const float* weights, float* output, float* col) const;
   // input_grad (overwritten) = col2im(Wᵀ · output_grad).
   void BackwardGemm(const float* output_grad, const float* weights, float* input_grad, float* col) const;
-  // weight_grad += output_grad · im2col(input)ᵀ.
-  void WeightGemm(const float* input, const float* output_grad, float* weight_grad, float* col) const;
+  // weight_grad_t += im2col(input) · output_gradᵀ: the weight gradient transposed per group,
+  // (K × conv_out/group) — faster in BLAS for these shapes than the (M × K) product.
+  void WeightGemm(const float* input, const float* output_grad, float* weight_grad_t, float* col) const;
   void AddBias(float* output, const float* bias) const;          // output[o, :] += bias[o]
   void BiasGrad(const float* output_grad, float* bias_grad) const;  // bias_grad[o] += Σ output_grad[o, :]
 
-  // Runs fn(n, col_buffer, weight_grad) for every image n in [0, num_). With several threads
-  // each gets its own column buffer and (when accumulate_weights) its own zeroed weight
-  // gradient, added into blobs_[0]'s diff afterwards in thread order; otherwise weight_grad
-  // is blobs_[0]'s diff itself.
+  // Runs fn(n, col_buffer, weight_grad_t) for every image n in [0, num_), the images spread
+  // over OpenMP threads (BLAS single-threaded meanwhile). Each thread has its own column
+  // buffer and, when accumulate_weights, its own zeroed transposed weight gradient; these
+  // are summed in thread order and added into blobs_[0]'s diff at the end.
   template <typename Fn>
   void ForEachImage(bool accumulate_weights, Fn fn);
 
@@ -79,7 +80,7 @@ class BaseConvolutionLayer : public Layer {
   void Fold(const float* col, float* input) const;
 
   std::vector<std::vector<float>> col_buffers_;     // one per thread
-  std::vector<std::vector<float>> weight_grads_;    // one per thread (threads > 1)
+  std::vector<std::vector<float>> weight_grads_;    // one per thread, transposed per group
 };
 
 class ConvolutionLayer : public BaseConvolutionLayer {
