@@ -75,4 +75,12 @@ int num_threads() {
   return scipy_openblas_get_num_threads();
 }
 
+SerialBlasScope::SerialBlasScope() : previous_(scipy_openblas_get_num_threads()) {
+  if (previous_ != 1) scipy_openblas_set_num_threads(1);
+}
+
+SerialBlasScope::~SerialBlasScope() {
+  if (previous_ != 1) scipy_openblas_set_num_threads(previous_);
+}
+
 }  // namespace caffeonspark

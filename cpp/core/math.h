@@ -24,4 +24,17 @@ double asum(int64_t n, const float* x);
 void set_num_threads(int n);
 int num_threads();
 
+// While alive, BLAS runs on the calling thread only: for loops that already spread their
+// work over OpenMP threads (one GEMM per image). Restores the previous count afterwards.
+class SerialBlasScope {
+ public:
+  SerialBlasScope();
+  ~SerialBlasScope();
+  SerialBlasScope(const SerialBlasScope&) = delete;
+  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
+
+ private:
+  int previous_;
+};
+
 }  // namespace caffeonspark

@@ -6,14 +6,17 @@
 
 #include "layers/accuracy.h"
 #include "layers/concat_slice.h"
+#include "layers/convolution.h"
 #include "layers/data.h"
 #include "layers/distance_loss.h"
 #include "layers/eltwise.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
+#include "layers/lrn.h"
 #include "layers/memory_data.h"
 #include "layers/neuron.h"
 #include "layers/neuron_extra.h"
+#include "layers/pooling.h"
 #include "layers/shape_layers.h"
 #include "layers/softmax.h"
 
@@ -35,19 +38,23 @@ const std::map<std::string, Factory>& Table() {
       {"BNLL", Make<BNLLLayer>()},
       {"Concat", Make<ConcatLayer>()},
       {"ContrastiveLoss", Make<ContrastiveLossLayer>()},
+      {"Convolution", Make<ConvolutionLayer>()},
       {"Data", Make<DataLayer>()},
+      {"Deconvolution", Make<DeconvolutionLayer>()},
       {"Dropout", Make<DropoutLayer>()},
-      {"ELU", Make<ELULayer>()},
       {"Eltwise", Make<EltwiseLayer>()},
+      {"ELU", Make<ELULayer>()},
       {"EuclideanLoss", Make<EuclideanLossLayer>()},
       {"Exp", Make<ExpLayer>()},
       {"Flatten", Make<FlattenLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
       {"Log", Make<LogLayer>()},
+      {"LRN", Make<LRNLayer>()},
       {"MemoryData", Make<MemoryDataLayer>()},
-      {"PReLU", Make<PReLULayer>()},
+      {"Pooling", Make<PoolingLayer>()},
       {"Power", Make<PowerLayer>()},
+      {"PReLU", Make<PReLULayer>()},
       {"ReLU", Make<ReLULayer>()},
       {"Reshape", Make<ReshapeLayer>()},
       {"Sigmoid", Make<SigmoidLayer>()},

@@ -5,9 +5,10 @@ the net's gradient (the update rules themselves are recomputed in each test)."""
 from __future__ import annotations
 
 import numpy as np
+from google.protobuf import text_format
+
 from caffeonspark.proto import caffe_pb2
 from caffeonspark.solver import Solver
-from google.protobuf import text_format
 
 DIM, CLASSES = 3, 3
 

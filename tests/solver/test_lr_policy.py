@@ -8,11 +8,12 @@ import math
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
+
 from caffeonspark._native import _engine
 from caffeonspark.errors import ConfigError
 from caffeonspark.proto import caffe_pb2
 from caffeonspark.solver import solver_params
-from google.protobuf import text_format
 
 
 def policy(text: str):

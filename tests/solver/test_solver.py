@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
+from solver_util import Feeder, params_of, softmax_loss_grads, solver_param, tiny_net
+
 from caffeonspark import model_io
 from caffeonspark._native import _engine
 from caffeonspark.errors import ConfigError, FormatError, IoError
@@ -26,8 +29,6 @@ from caffeonspark.solver import (
     Solver,
     get_solver,
 )
-from google.protobuf import text_format
-from solver_util import Feeder, params_of, softmax_loss_grads, solver_param, tiny_net
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 CAFFE_REF = SHARED / "anchors" / "caffe-ref"

@@ -11,12 +11,13 @@ import math
 
 import numpy as np
 import pytest
+from google.protobuf import text_format
+from solver_util import Feeder, batch, params_of, softmax_loss_grads, solver_param
+
 from caffeonspark import engine
 from caffeonspark.errors import ConfigError
 from caffeonspark.proto import caffe_pb2
 from caffeonspark.solver import Solver
-from google.protobuf import text_format
-from solver_util import Feeder, batch, params_of, softmax_loss_grads, solver_param
 
 ITERS = 4
 LR_MULT = (1.0, 2.0)  # weight, bias (tiny_net's ParamSpecs)

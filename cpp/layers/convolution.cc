@@ -1,0 +1,367 @@
+#include "layers/convolution.h"
+
+#include <algorithm>
+
+#include "core/filler.h"
+#include "core/math.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace caffeonspark {
+
+namespace {
+
+int MaxThreads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+int ThreadId() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// A 2-D alternative field (kernel_h/kernel_w, pad_h/pad_w, stride_h/stride_w) counts as given
+// when either half is present and non-zero: whether unset fields arrive filled with 0 or
+// absent, 0 then means "not given" (a zero kernel or stride is invalid anyway).
+bool Given2d(const Params& p, const std::string& h, const std::string& w) {
+  return (p.size(h) && p.integer(h) != 0) || (p.size(w) && p.integer(w) != 0);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+// Set-up and shapes
+// ---------------------------------------------------------------------------------------
+
+void BaseConvolutionLayer::ParseGeometry(const Params& p) {
+  const int axes = num_spatial_axes_;
+  // One of the repeated fields: no value -> fallback, one value -> every axis, else per axis.
+  auto per_axis = [&](const char* field, int fallback) {
+    const int n = static_cast<int>(p.size(field));
+    COS_LAYER_CHECK(n == 0 || n == 1 || n == axes, ConfigError, "convolution_param.", field,
+                    " must hold 1 value or one per spatial axis (", axes, "), got ", n);
+    std::vector<int> out(axes, fallback);
+    for (int a = 0; a < axes && n > 0; ++a) out[a] = p.integer(field, n == 1 ? 0 : a);
+    return out;
+  };
+  auto pair_2d = [&](const char* repeated, const std::string& h, const std::string& w,
+                     std::vector<int>* out) {
+    if (!Given2d(p, h, w)) return false;
+    COS_LAYER_CHECK(axes == 2, ConfigError, h, "/", w, " can only be used for 2-D convolution (",
+                    axes, " spatial axes here)");
+    COS_LAYER_CHECK(p.size(repeated) == 0, ConfigError, "give either ", repeated, " or ", h,
+                    "/", w, ", not both");
+    *out = {static_cast<int>(p.number_or(h, 0)), static_cast<int>(p.number_or(w, 0))};
+    return true;
+  };
+  if (!pair_2d("kernel_size", "kernel_h", "kernel_w", &kernel_)) {
+    COS_LAYER_CHECK(p.size("kernel_size") > 0, ConfigError,
+                    "convolution_param needs kernel_size (or kernel_h and kernel_w)");
+    kernel_ = per_axis("kernel_size", 0);
+  }
+  if (!pair_2d("pad", "pad_h", "pad_w", &pad_)) pad_ = per_axis("pad", 0);
+  if (!pair_2d("stride", "stride_h", "stride_w", &stride_)) stride_ = per_axis("stride", 1);
+  dilation_ = per_axis("dilation", 1);
+  for (int a = 0; a < axes; ++a) {
+    COS_LAYER_CHECK(kernel_[a] > 0, ConfigError, "kernel size must be positive on every axis (axis ",
+                    a, " has ", kernel_[a], ")");
+    COS_LAYER_CHECK(stride_[a] > 0, ConfigError, "stride must be positive (axis ", a, " has ",
+                    stride_[a], ")");
+    COS_LAYER_CHECK(dilation_[a] > 0, ConfigError, "dilation must be positive (axis ", a, " has ",
+                    dilation_[a], ")");
+    COS_LAYER_CHECK(pad_[a] >= 0, ConfigError, "pad must not be negative (axis ", a, ")");
+  }
+  is_1x1_ = true;
+  for (int a = 0; a < axes; ++a) {
+    is_1x1_ = is_1x1_ && kernel_[a] == 1 && stride_[a] == 1 && pad_[a] == 0;
+  }
+}
+
+void BaseConvolutionLayer::LayerSetUp(const Tensors& bottom, const Tensors&) {
+  const Params& p = spec_.params.child("convolution_param");
+  force_nd_im2col_ = p.flag("force_nd_im2col");
+  channel_axis_ = bottom[0]->CanonicalAxis(p.integer("axis"));
+  num_spatial_axes_ = bottom[0]->num_axes() - channel_axis_ - 1;
+  COS_LAYER_CHECK(num_spatial_axes_ >= 1, ShapeError, "bottom ", bottom[0]->shape_string(),
+                  " has no spatial axis after the channel axis ", channel_axis_);
+  ParseGeometry(p);
+  channels_ = bottom[0]->shape(channel_axis_);
+  num_output_ = p.integer("num_output");
+  group_ = p.integer("group");
+  bias_term_ = p.flag("bias_term");
+  COS_LAYER_CHECK(num_output_ > 0, ConfigError, "convolution_param.num_output must be positive");
+  COS_LAYER_CHECK(group_ > 0, ConfigError, "convolution_param.group must be positive");
+  COS_LAYER_CHECK(channels_ % group_ == 0, ConfigError, "input channels (", channels_,
+                  ") must be divisible by group (", group_, ")");
+  COS_LAYER_CHECK(num_output_ % group_ == 0, ConfigError, "num_output (", num_output_,
+                  ") must be divisible by group (", group_, ")");
+  conv_out_channels_ = reverse_dimensions() ? channels_ : num_output_;
+  conv_in_channels_ = reverse_dimensions() ? num_output_ : channels_;
+  std::vector<int> weight_shape = {conv_out_channels_, conv_in_channels_ / group_};
+  weight_shape.insert(weight_shape.end(), kernel_.begin(), kernel_.end());
+  auto weight = std::make_shared<Tensor>(weight_shape);
+  Fill(p.child("weight_filler"), weight.get());
+  blobs_ = {weight};
+  if (bias_term_) {
+    auto bias = std::make_shared<Tensor>(std::vector<int>{num_output_});
+    Fill(p.child("bias_filler"), bias.get());
+    blobs_.push_back(bias);
+  }
+}
+
+void BaseConvolutionLayer::Reshape(const Tensors& bottom, const Tensors& top) {
+  const Tensor& first = *bottom[0];
+  const int first_spatial = channel_axis_ + 1;
+  COS_LAYER_CHECK(first.num_axes() == first_spatial + num_spatial_axes_, ShapeError, "bottom ",
+                  first.shape_string(), " must keep ", first_spatial + num_spatial_axes_,
+                  " axes (set up with ", num_spatial_axes_, " spatial axes)");
+  COS_LAYER_CHECK(first.shape(channel_axis_) == channels_, ShapeError, "bottom ",
+                  first.shape_string(), " has ", first.shape(channel_axis_),
+                  " channels but the weights expect ", channels_);
+  for (size_t i = 1; i < bottom.size(); ++i) {
+    COS_LAYER_CHECK(bottom[i]->shape() == first.shape(), ShapeError, "all bottoms must have the same shape: bottom ",
+                    i, " is ", bottom[i]->shape_string(), ", bottom 0 is ", first.shape_string());
+  }
+  num_ = static_cast<int>(first.count(0, channel_axis_));
+  std::vector<int> in(first.shape().begin() + first_spatial, first.shape().end());
+  std::vector<int> out(num_spatial_axes_);
+  for (int a = 0; a < num_spatial_axes_; ++a) {
+    out[a] = OutputExtent(a, in[a]);
+    COS_LAYER_CHECK(out[a] > 0, ShapeError, "the kernel (extent ", dilation_[a] * (kernel_[a] - 1) + 1,
+                    ") does not fit the padded input (", in[a], " + 2·", pad_[a],
+                    ") along spatial axis ", a, " of bottom ", first.shape_string());
+  }
+  std::vector<int> top_shape(first.shape().begin(), first.shape().begin() + channel_axis_);
+  top_shape.push_back(num_output_);
+  top_shape.insert(top_shape.end(), out.begin(), out.end());
+  for (Tensor* t : top) t->Reshape(top_shape);
+
+  geom_.channels = conv_in_channels_;
+  geom_.image = reverse_dimensions() ? out : in;
+  geom_.output = reverse_dimensions() ? in : out;
+  geom_.kernel = kernel_;
+  geom_.pad = pad_;
+  geom_.stride = stride_;
+  geom_.dilation = dilation_;
+  kernel_dim_ = static_cast<long>(conv_in_channels_ / group_) * geom_.kernel_size();
+  conv_in_size_ = conv_in_channels_ * geom_.image_size();
+  conv_out_size_ = conv_out_channels_ * geom_.output_size();
+  bottom_dim_ = first.count(first_spatial - 1);
+  top_dim_ = top[0]->count(first_spatial - 1);
+}
+
+int ConvolutionLayer::OutputExtent(int a, int in) const {
+  return ConvOutputExtent(in, kernel_[a], pad_[a], stride_[a], dilation_[a]);
+}
+
+int DeconvolutionLayer::OutputExtent(int a, int in) const {
+  return stride_[a] * (in - 1) + dilation_[a] * (kernel_[a] - 1) + 1 - 2 * pad_[a];
+}
+
+// ---------------------------------------------------------------------------------------
+// Per-image primitives
+// ---------------------------------------------------------------------------------------
+
+void BaseConvolutionLayer::Unfold(const float* input, float* col) const {
+  if (num_spatial_axes_ == 2 && !force_nd_im2col_) {
+    im2col_2d(input, geom_, col);
+  } else {
+    im2col_nd(input, geom_, col);
+  }
+}
+
+void BaseConvolutionLayer::Fold(const float* col, float* input) const {
+  if (num_spatial_axes_ == 2 && !force_nd_im2col_) {
+    col2im_2d(col, geom_, input);
+  } else {
+    col2im_nd(col, geom_, input);
+  }
+}
+
+void BaseConvolutionLayer::ForwardGemm(const float* input, const float* weights, float* output,
+                                       float* col) const {
+  const float* columns = input;
+  if (!is_1x1_) {
+    Unfold(input, col);
+    columns = col;
+  }
+  const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
+  const int S = static_cast<int>(geom_.output_size());
+  for (int g = 0; g < group_; ++g) {
+    gemm(false, false, M, S, K, 1.0f, weights + static_cast<long>(g) * M * K,
+         columns + static_cast<long>(g) * K * S, 0.0f, output + static_cast<long>(g) * M * S);
+  }
+}
+
+void BaseConvolutionLayer::BackwardGemm(const float* output_grad, const float* weights,
+                                        float* input_grad, float* col) const {
+  float* columns = is_1x1_ ? input_grad : col;
+  const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
+  const int S = static_cast<int>(geom_.output_size());
+  for (int g = 0; g < group_; ++g) {
+    gemm(true, false, K, S, M, 1.0f, weights + static_cast<long>(g) * M * K,
+         output_grad + static_cast<long>(g) * M * S, 0.0f, columns + static_cast<long>(g) * K * S);
+  }
+  if (!is_1x1_) Fold(col, input_grad);
+}
+
+void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_grad,
+                                      float* weight_grad_t, float* col) const {
+  const float* columns = input;
+  if (!is_1x1_) {
+    Unfold(input, col);
+    columns = col;
+  }
+  const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
+  const int S = static_cast<int>(geom_.output_size());
+  for (int g = 0; g < group_; ++g) {
+    gemm(false, true, K, M, S, 1.0f, columns + static_cast<long>(g) * K * S,
+         output_grad + static_cast<long>(g) * M * S, 1.0f, weight_grad_t + static_cast<long>(g) * M * K);
+  }
+}
+
+void BaseConvolutionLayer::AddBias(float* output, const float* bias) const {
+  const long spatial = top_dim_ / num_output_;
+  for (int o = 0; o < num_output_; ++o) {
+    float* row = output + o * spatial;
+    const float b = bias[o];
+    for (long s = 0; s < spatial; ++s) row[s] += b;
+  }
+}
+
+void BaseConvolutionLayer::BiasGrad(const float* output_grad, float* bias_grad) const {
+  const long spatial = top_dim_ / num_output_;
+  for (int o = 0; o < num_output_; ++o) {
+    const float* row = output_grad + o * spatial;
+    double sum = 0;
+    for (long s = 0; s < spatial; ++s) sum += row[s];
+    bias_grad[o] += static_cast<float>(sum);
+  }
+}
+
+template <typename Fn>
+void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
+  const int threads = std::max(1, std::min(MaxThreads(), num_));
+  const long col_size = is_1x1_ ? 0 : kernel_dim_ * group_ * geom_.output_size();
+  if (static_cast<int>(col_buffers_.size()) < threads) col_buffers_.resize(threads);
+  for (int t = 0; t < threads; ++t) col_buffers_[t].resize(col_size);
+  const long weight_count = blobs_[0]->count();
+  if (accumulate_weights) {
+    if (static_cast<int>(weight_grads_.size()) < threads) weight_grads_.resize(threads);
+    for (int t = 0; t < threads; ++t) weight_grads_[t].assign(weight_count, 0.0f);
+  }
+  if (threads == 1) {
+    float* weight_grad = accumulate_weights ? weight_grads_[0].data() : nullptr;
+    for (int n = 0; n < num_; ++n) fn(n, col_buffers_[0].data(), weight_grad);
+  } else {
+    SerialBlasScope serial_blas;
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = ThreadId();
+      float* col = col_buffers_[t].data();
+      float* weight_grad = accumulate_weights ? weight_grads_[t].data() : nullptr;
+#pragma omp for schedule(static)
+      for (int n = 0; n < num_; ++n) fn(n, col, weight_grad);
+    }
+  }
+  if (!accumulate_weights) return;
+  // Each group's gradient was accumulated transposed, (K × M/g); add it as (M/g × K).
+  float* weight_diff = blobs_[0]->mutable_diff();
+  const long M = conv_out_channels_ / group_, K = kernel_dim_;
+  for (int t = 1; t < threads; ++t) axpy(weight_count, 1.0f, weight_grads_[t].data(), weight_grads_[0].data());
+  const float* sum = weight_grads_[0].data();
+  for (int g = 0; g < group_; ++g) {
+    const float* from = sum + g * M * K;
+    float* to = weight_diff + g * M * K;
+    for (long m = 0; m < M; ++m) {
+      for (long k = 0; k < K; ++k) to[m * K + k] += from[k * M + m];
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Convolution
+// ---------------------------------------------------------------------------------------
+
+void ConvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
+  const float* weights = blobs_[0]->data();
+  const float* bias = bias_term_ ? blobs_[1]->data() : nullptr;
+  for (size_t i = 0; i < bottom.size(); ++i) {
+    const float* x = bottom[i]->data();
+    float* y = top[i]->mutable_data();
+    ForEachImage(false, [&](int n, float* col, float*) {
+      ForwardGemm(x + n * bottom_dim_, weights, y + n * top_dim_, col);
+      if (bias) AddBias(y + n * top_dim_, bias);
+    });
+  }
+}
+
+void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
+                                    const Tensors& bottom) {
+  const float* weights = blobs_[0]->data();
+  const bool weight_grad = param_propagate_down(0);
+  for (size_t i = 0; i < top.size(); ++i) {
+    const float* dy = top[i]->diff();
+    if (bias_term_ && param_propagate_down(1)) {
+      float* bias_grad = blobs_[1]->mutable_diff();
+      for (int n = 0; n < num_; ++n) BiasGrad(dy + n * top_dim_, bias_grad);
+    }
+    const bool data_grad = propagate_down[i];
+    if (!weight_grad && !data_grad) continue;
+    const float* x = bottom[i]->data();
+    float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
+    ForEachImage(weight_grad, [&](int n, float* col, float* dw) {
+      if (weight_grad) WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, dw, col);
+      if (data_grad) BackwardGemm(dy + n * top_dim_, weights, dx + n * bottom_dim_, col);
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Deconvolution: the same primitives with input and output exchanged
+// ---------------------------------------------------------------------------------------
+
+void DeconvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
+  const float* weights = blobs_[0]->data();
+  const float* bias = bias_term_ ? blobs_[1]->data() : nullptr;
+  for (size_t i = 0; i < bottom.size(); ++i) {
+    const float* x = bottom[i]->data();
+    float* y = top[i]->mutable_data();
+    ForEachImage(false, [&](int n, float* col, float*) {
+      BackwardGemm(x + n * bottom_dim_, weights, y + n * top_dim_, col);
+      if (bias) AddBias(y + n * top_dim_, bias);
+    });
+  }
+}
+
+void DeconvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
+                                      const Tensors& bottom) {
+  const float* weights = blobs_[0]->data();
+  const bool weight_grad = param_propagate_down(0);
+  for (size_t i = 0; i < top.size(); ++i) {
+    const float* dy = top[i]->diff();
+    if (bias_term_ && param_propagate_down(1)) {
+      float* bias_grad = blobs_[1]->mutable_diff();
+      for (int n = 0; n < num_; ++n) BiasGrad(dy + n * top_dim_, bias_grad);
+    }
+    const bool data_grad = propagate_down[i];
+    if (!weight_grad && !data_grad) continue;
+    const float* x = bottom[i]->data();
+    float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
+    ForEachImage(weight_grad, [&](int n, float* col, float* dw) {
+      if (weight_grad) WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, dw, col);
+      if (data_grad) ForwardGemm(dy + n * top_dim_, weights, dx + n * bottom_dim_, col);
+    });
+  }
+}
+
+}  // namespace caffeonspark

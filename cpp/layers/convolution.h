@@ -1,0 +1,112 @@
+// Convolution and Deconvolution (convolution_param), CAFFE_FACTS §2.1.
+//
+// "Convolution": y[n, o, p] = b[o] + Σ_{c in group(o), k} W[o, c, k] · x[n, c, p·stride − pad +
+// k·dilation] (zero outside the image). Bottom (batch..., C, spatial...) with the channel axis
+// at `axis` (1); axes before it are batch axes, axes after it spatial (any number: 2-D, 3-D).
+// Top (batch..., num_output, out...) with out = (in + 2·pad − (dilation·(k−1)+1)) / stride + 1
+// (floor). Weight (num_output, C/group, k...), bias (num_output) when bias_term.
+// "Deconvolution" is its transpose: forward = convolution's backward-data, backward =
+// convolution's forward; out = stride·(in − 1) + dilation·(k−1)+1 − 2·pad; weight
+// (C, num_output/group, k...).
+// Parameters: num_output (required), kernel_size / pad / stride / dilation repeated (one value
+// for every spatial axis or one per axis; pad 0, stride 1, dilation 1 by default) or the 2-D
+// kernel_h/w, pad_h/w, stride_h/w; group (1): C and num_output divisible by it, output group
+// g sees input group g only; bias_term (true); weight_filler / bias_filler (constant 0 when
+// absent); force_nd_im2col. Several bottoms give as many tops, all with the same weights and
+// the same shape.
+//
+// Cost: per image and group one GEMM (M/g × K × ∏out, K = C/g·∏k) after im2col; 1×1 kernels
+// with stride 1 and no padding skip the unfolding. Images are spread over OpenMP threads,
+// each with its own column buffer and weight-gradient accumulator (summed in thread order, so
+// results repeat for a given thread count) while BLAS runs single-threaded; with fewer
+// images than threads the images run in turn and BLAS uses the threads.
+// Tests: tests/layers/test_convolution.py (+ the golden nets in tests/net/).
+#pragma once
+
+#include <vector>
+
+#include "core/im2col.h"
+#include "layers/layer.h"
+
+namespace caffeonspark {
+
+class BaseConvolutionLayer : public Layer {
+ public:
+  using Layer::Layer;
+  int MinBottomBlobs() const override { return 1; }
+  int MinTopBlobs() const override { return 1; }
+  bool EqualNumBottomTopBlobs() const override { return true; }
+  void LayerSetUp(const Tensors& bottom, const Tensors& top) override;
+  void Reshape(const Tensors& bottom, const Tensors& top) override;
+
+ protected:
+  // Deconvolution swaps the roles of the layer's input and output in the underlying conv.
+  virtual bool reverse_dimensions() const = 0;
+  // Spatial extent of the top from the bottom's (`in`), axis by axis.
+  virtual int OutputExtent(int axis, int in) const = 0;
+
+  // Per-image primitives in the convolution's own direction ("input" = what is unfolded).
+  // output (conv_out × ∏out) = W · im2col(input).
+  void ForwardGemm(const float* input, const float* weights, float* output, float* col) const;
+  // input_grad (overwritten) = col2im(Wᵀ · output_grad).
+  void BackwardGemm(const float* output_grad, const float* weights, float* input_grad, float* col) const;
+  // weight_grad_t += im2col(input) · output_gradᵀ: the weight gradient transposed per group,
+  // (K × conv_out/group) — faster in BLAS for these shapes than the (M × K) product.
+  void WeightGemm(const float* input, const float* output_grad, float* weight_grad_t, float* col) const;
+  void AddBias(float* output, const float* bias) const;          // output[o, :] += bias[o]
+  void BiasGrad(const float* output_grad, float* bias_grad) const;  // bias_grad[o] += Σ output_grad[o, :]
+
+  // Runs fn(n, col_buffer, weight_grad_t) for every image n in [0, num_), the images spread
+  // over OpenMP threads (BLAS single-threaded meanwhile). Each thread has its own column
+  // buffer and, when accumulate_weights, its own zeroed transposed weight gradient; these
+  // are summed in thread order and added into blobs_[0]'s diff at the end.
+  template <typename Fn>
+  void ForEachImage(bool accumulate_weights, Fn fn);
+
+  int num_ = 0;                       // images: product of the axes before the channel axis
+  int channel_axis_ = 1, num_spatial_axes_ = 0;
+  int channels_ = 0, num_output_ = 0, group_ = 1;
+  bool bias_term_ = true, force_nd_im2col_ = false, is_1x1_ = false;
+  std::vector<int> kernel_, pad_, stride_, dilation_;
+  ConvGeometry geom_;                 // the unfolding: conv input channels / extent → output
+  int conv_out_channels_ = 0, conv_in_channels_ = 0;
+  long kernel_dim_ = 0;               // K = conv_in_channels / group · ∏kernel
+  long conv_in_size_ = 0, conv_out_size_ = 0;  // per image: channels · ∏extent
+  long bottom_dim_ = 0, top_dim_ = 0;          // per image, in the layer's own direction
+
+ private:
+  void ParseGeometry(const Params& p);
+  void Unfold(const float* input, float* col) const;
+  void Fold(const float* col, float* input) const;
+
+  std::vector<std::vector<float>> col_buffers_;     // one per thread
+  std::vector<std::vector<float>> weight_grads_;    // one per thread, transposed per group
+};
+
+class ConvolutionLayer : public BaseConvolutionLayer {
+ public:
+  using BaseConvolutionLayer::BaseConvolutionLayer;
+  const char* type() const override { return "Convolution"; }
+
+ protected:
+  bool reverse_dimensions() const override { return false; }
+  int OutputExtent(int axis, int in) const override;
+  void Forward_cpu(const Tensors& bottom, const Tensors& top) override;
+  void Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
+                    const Tensors& bottom) override;
+};
+
+class DeconvolutionLayer : public BaseConvolutionLayer {
+ public:
+  using BaseConvolutionLayer::BaseConvolutionLayer;
+  const char* type() const override { return "Deconvolution"; }
+
+ protected:
+  bool reverse_dimensions() const override { return true; }
+  int OutputExtent(int axis, int in) const override;
+  void Forward_cpu(const Tensors& bottom, const Tensors& top) override;
+  void Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
+                    const Tensors& bottom) override;
+};
+
+}  // namespace caffeonspark

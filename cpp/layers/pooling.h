@@ -1,0 +1,53 @@
+// Pooling (pooling_param), CAFFE_FACTS §2.2. Bottom (N, C, H, W) only; top (N, C, PH, PW).
+//
+// Shape: PH = ceil((H + 2·pad_h − kernel_h) / stride_h) + 1 (round_mode CEIL, the default;
+// FLOOR uses floor); then, when any pad is non-zero, a window that would start at or past
+// H + pad_h is dropped: if (PH − 1)·stride_h ≥ H + pad_h, PH −= 1 (same for W).
+// MAX: window rows [ph·stride − pad, +kernel) clipped to the image (padding never wins);
+// the first maximum in row-major order wins (strict >); an optional 2nd top receives the
+// argmax index h·W + w inside the channel plane, as float; backward routes dy there.
+// AVE: divisor = window area clipped to [−pad, H + pad) (zero padding counts, overhang past
+// the padded edge does not); the sum runs over the part inside the image; backward spreads
+// dy / divisor over that part. STOCHASTIC is GPU-only in Caffe: ConfigError here.
+// Parameters: pool (MAX), kernel_size or kernel_h + kernel_w, pad (0) or pad_h/pad_w,
+// stride (1) or stride_h/stride_w, global_pooling (false: kernel = H×W, needs pad 0 and
+// stride 1), round_mode (CEIL). pad must be smaller than the kernel.
+// Planes (n, c) are independent and spread over OpenMP threads.
+// Tests: tests/layers/test_pooling.py.
+#pragma once
+
+#include <vector>
+
+#include "layers/layer.h"
+
+namespace caffeonspark {
+
+class PoolingLayer : public Layer {
+ public:
+  using Layer::Layer;
+  const char* type() const override { return "Pooling"; }
+  int ExactNumBottomBlobs() const override { return 1; }
+  int MinTopBlobs() const override { return 1; }
+  int MaxTopBlobs() const override;  // 2 for MAX (argmax top), else 1
+  void LayerSetUp(const Tensors& bottom, const Tensors& top) override;
+  void Reshape(const Tensors& bottom, const Tensors& top) override;
+
+ protected:
+  void Forward_cpu(const Tensors& bottom, const Tensors& top) override;
+  void Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
+                    const Tensors& bottom) override;
+
+ private:
+  enum class Method { kMax, kAve };
+  // Window of output (ph, pw) along one axis: [start, end) before clipping to the image.
+  struct Window { int start, end; };
+  Window Span(int out_index, int axis) const;
+
+  Method method_ = Method::kMax;
+  bool global_ = false, ceil_mode_ = true;
+  int kernel_[2] = {0, 0}, pad_[2] = {0, 0}, stride_[2] = {1, 1};
+  int num_ = 0, channels_ = 0, height_ = 0, width_ = 0, pooled_h_ = 0, pooled_w_ = 0;
+  std::vector<int> argmax_;  // MAX: index into the bottom plane per top element (-1: empty)
+};
+
+}  // namespace caffeonspark
