@@ -364,6 +364,9 @@ class Solver:
             target.data[...] = array
         self._native.iter = int(state.iter)
         self._native.current_step = int(state.current_step)
+        # Caffe restarts its data layers from the first record; we continue where the
+        # snapshotted run was, so a resumed run repeats the uninterrupted one's losses.
+        self.net.data_feeds.skip_batches(int(state.iter) * max(1, self.param.iter_size))
 
     # -- engine callbacks --------------------------------------------------------------
 

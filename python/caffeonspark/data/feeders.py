@@ -164,6 +164,15 @@ class NetFeeds:
             for name, (_, ready) in self._queues.items()
         }
 
+    def skip_batches(self, count: int) -> None:
+        """Consume `count` batches of every LMDB-fed layer, through the same transform
+        pipeline Forward uses (so crop/mirror choices advance too): a resumed solver
+        continues the data stream where the snapshotted run left it."""
+        for name in self._lmdb:
+            _, ready = self._queues[name]
+            for _ in range(int(count)):
+                ready.pop()
+
     @property
     def lmdb_feeders(self) -> dict[str, LmdbFeeder]:
         return dict(self._lmdb)
