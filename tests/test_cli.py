@@ -1,0 +1,81 @@
+"""The `caffeonspark` command: train / test / time / prepare-mnist, and its errors."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from caffeonspark import cli, model_io
+from caffeonspark.errors import FormatError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "mnist"
+
+
+@pytest.fixture()
+def small_lenet(tmp_path, monkeypatch):
+    """The example LeNet solver, run from a folder holding a small generated set."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["prepare-mnist", "data/mnist", "--train-count", "640",
+                     "--test-count", "200"]) == 0
+    net = (EXAMPLES / "lenet_train_test.prototxt").read_text()
+    Path("lenet_train_test.prototxt").write_text(net.replace("batch_size: 100", "batch_size: 50"))
+    solver = (EXAMPLES / "lenet_solver.prototxt").read_text()
+    for old, new in [('"examples/mnist/lenet_train_test.prototxt"', '"lenet_train_test.prototxt"'),
+                     ("test_iter: 100", "test_iter: 4"), ("test_interval: 500", "test_interval: 10"),
+                     ("max_iter: 10000", "max_iter: 20"), ("snapshot: 5000", "snapshot: 10"),
+                     ("display: 100", "display: 5")]:
+        assert old in solver
+        solver = solver.replace(old, new)
+    Path("solver.prototxt").write_text(solver)
+    return tmp_path
+
+
+def test_train_writes_snapshots_and_resumes(small_lenet, caplog):
+    caplog.set_level(logging.INFO, logger="caffeonspark")
+    assert cli.main(["train", "-solver", "solver.prototxt", "-threads", "1"]) == 0
+    snapshots = small_lenet / "data" / "mnist"
+    for it in (10, 20):
+        assert (snapshots / f"lenet_iter_{it}.caffemodel").is_file()
+        assert (snapshots / f"lenet_iter_{it}.solverstate").is_file()
+    assert "Test net output #0: accuracy" in caplog.text
+    state = model_io.read_solverstate(snapshots / "lenet_iter_10.solverstate")
+    assert state.iter == 10 and len(state.history) == 8
+    caplog.clear()
+    assert cli.main(["train", "--solver", "solver.prototxt",
+                     "--snapshot", str(snapshots / "lenet_iter_10.solverstate")]) == 0
+    assert "Restoring previous solver status" in caplog.text
+
+
+def test_test_and_time_verbs(small_lenet, caplog):
+    caplog.set_level(logging.INFO, logger="caffeonspark")
+    assert cli.main(["train", "-solver", "solver.prototxt"]) == 0
+    weights = str(small_lenet / "data" / "mnist" / "lenet_iter_20.caffemodel")
+    assert cli.main(["test", "-model", "lenet_train_test.prototxt", "-weights", weights,
+                     "-iterations", "3"]) == 0
+    assert "accuracy = " in caplog.text
+    assert cli.main(["time", "-model", "lenet_train_test.prototxt", "-iterations", "2"]) == 0
+    assert "conv1" in caplog.text and "Average Forward-Backward" in caplog.text
+
+
+def test_bad_inputs_name_the_file(tmp_path):
+    broken = tmp_path / "broken.prototxt"
+    broken.write_text('net: "x.prototxt"\nbase_lr: oops\n')
+    with pytest.raises(FormatError, match=r"broken.prototxt:2"):
+        cli.main(["train", "-solver", str(broken)])
+    with pytest.raises(SystemExit):
+        cli.main(["train"])  # -solver is required
+    missing = tmp_path / "missing.prototxt"
+    with pytest.raises(Exception, match="missing.prototxt"):
+        cli.main(["time", "-model", str(missing)])
+
+
+def test_spark_mode_flags_say_what_is_missing():
+    with pytest.raises(NotImplementedError, match="Spark mode"):
+        cli.main(["-train", "-conf", "solver.prototxt"])
+
+
+def test_weights_and_snapshot_are_exclusive(small_lenet):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "-solver", "solver.prototxt", "-weights", "a", "-snapshot", "b"])
