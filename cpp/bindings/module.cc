@@ -3,6 +3,7 @@
 
 namespace caffeonspark::py_bind {
 void BindCore(pybind11::module_& m);
+void BindData(pybind11::module_& m);
 void BindNet(pybind11::module_& m);
 void BindSolver(pybind11::module_& m);
 }  // namespace caffeonspark::py_bind
@@ -10,6 +11,7 @@ void BindSolver(pybind11::module_& m);
 PYBIND11_MODULE(_engine, m) {
   m.doc() = "caffeonspark's native engine: tensors, layers, nets and solvers (float32, C++17)";
   caffeonspark::py_bind::BindCore(m);
+  caffeonspark::py_bind::BindData(m);
   caffeonspark::py_bind::BindNet(m);
   caffeonspark::py_bind::BindSolver(m);
 }

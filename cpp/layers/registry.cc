@@ -4,12 +4,20 @@
 #include <functional>
 #include <map>
 
+#include "layers/accuracy.h"
+#include "layers/concat_slice.h"
 #include "layers/convolution.h"
+#include "layers/data.h"
+#include "layers/distance_loss.h"
+#include "layers/eltwise.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
 #include "layers/lrn.h"
+#include "layers/memory_data.h"
 #include "layers/neuron.h"
+#include "layers/neuron_extra.h"
 #include "layers/pooling.h"
+#include "layers/shape_layers.h"
 #include "layers/softmax.h"
 
 namespace caffeonspark {
@@ -25,15 +33,37 @@ Factory Make() {
 
 const std::map<std::string, Factory>& Table() {
   static const std::map<std::string, Factory> table = {
+      {"AbsVal", Make<AbsValLayer>()},
+      {"Accuracy", Make<AccuracyLayer>()},
+      {"BNLL", Make<BNLLLayer>()},
+      {"Concat", Make<ConcatLayer>()},
+      {"ContrastiveLoss", Make<ContrastiveLossLayer>()},
       {"Convolution", Make<ConvolutionLayer>()},
+      {"Data", Make<DataLayer>()},
       {"Deconvolution", Make<DeconvolutionLayer>()},
+      {"Dropout", Make<DropoutLayer>()},
+      {"Eltwise", Make<EltwiseLayer>()},
+      {"ELU", Make<ELULayer>()},
+      {"EuclideanLoss", Make<EuclideanLossLayer>()},
+      {"Exp", Make<ExpLayer>()},
+      {"Flatten", Make<FlattenLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
+      {"Log", Make<LogLayer>()},
       {"LRN", Make<LRNLayer>()},
+      {"MemoryData", Make<MemoryDataLayer>()},
       {"Pooling", Make<PoolingLayer>()},
+      {"Power", Make<PowerLayer>()},
+      {"PReLU", Make<PReLULayer>()},
       {"ReLU", Make<ReLULayer>()},
+      {"Reshape", Make<ReshapeLayer>()},
+      {"Sigmoid", Make<SigmoidLayer>()},
+      {"Silence", Make<SilenceLayer>()},
+      {"Slice", Make<SliceLayer>()},
       {"Softmax", Make<SoftmaxLayer>()},
       {"SoftmaxWithLoss", Make<SoftmaxWithLossLayer>()},
+      {"Split", Make<SplitLayer>()},
+      {"TanH", Make<TanHLayer>()},
   };
   return table;
 }

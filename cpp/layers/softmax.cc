@@ -67,7 +67,10 @@ void SoftmaxWithLossLayer::LayerSetUp(const Tensors&, const Tensors& top) {
   const Params& loss = spec_.params.child("loss_param");
   has_ignore_label_ = loss.size("ignore_label") > 0;
   if (has_ignore_label_) ignore_label_ = loss.integer("ignore_label");
-  if (loss.flag("normalization_set") || loss.size("normalize") == 0) {
+  // `normalization_set` comes from python/caffeonspark/engine.py; without it, a written
+  // `normalize` (the field has no default, so it is present only when written) decides.
+  const bool normalization_set = loss.size("normalization_set") && loss.flag("normalization_set");
+  if (normalization_set || loss.size("normalize") == 0) {
     normalization_ = loss.str("normalization");
   } else {
     normalization_ = loss.flag("normalize") ? "VALID" : "BATCH_SIZE";

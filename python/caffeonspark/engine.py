@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 
 from caffeonspark import model_io, netspec
 from caffeonspark._native import _engine
+from caffeonspark.data import feeders as data_feeders
 from caffeonspark.errors import ConfigError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
@@ -124,13 +126,26 @@ def _param_spec(spec: caffe_pb2.ParamSpec) -> dict[str, Any]:
     }
 
 
+# Fields that have a proto default yet whose presence changes Caffe's behaviour; the engine
+# receives "<field>_set" (a bool) beside each: deprecated `normalize` applies only without
+# `normalization`; legacy concat_dim / slice_dim win over `axis` and both set is an error;
+# PReLU's slopes default to constant 0.25 only when no filler is written.
+_PRESENCE_FLAGS: dict[str, tuple[str, ...]] = {
+    "loss_param": ("normalization",),
+    "concat_param": ("axis", "concat_dim"),
+    "slice_param": ("axis", "slice_dim"),
+    "prelu_param": ("filler",),
+}
+
+
 def native_layer_spec(layer: caffe_pb2.LayerParameter, where: str) -> dict[str, Any]:
     """The dict the engine's Net constructor takes for one (filtered, split) layer."""
     params = netspec.layer_params(layer)
-    for field, values in params.items():
-        _drop_unset_without_default(getattr(layer, field), values)
-    if "loss_param" in params:
-        params["loss_param"]["normalization_set"] = layer.loss_param.HasField("normalization")
+    for message, fields in _PRESENCE_FLAGS.items():
+        if message in params:
+            for field in fields:
+                params[message][f"{field}_set"] = getattr(layer, message).HasField(field)
+    params = data_feeders.prepare_data_params(layer, params, where)  # datum_shape, mean_file
     return {
         "name": layer.name,
         "type": layer.type,
@@ -143,16 +158,6 @@ def native_layer_spec(layer: caffe_pb2.LayerParameter, where: str) -> dict[str, 
         "params": params,
         "where": where,
     }
-
-
-def _drop_unset_without_default(message: Any, values: dict[str, Any]) -> None:
-    """Omit unset scalar fields that have no proto default (ignore_label, kernel_h, ...):
-    the engine tests their presence, so a filled-in 0 must not look like a given value."""
-    for field in message.DESCRIPTOR.fields:
-        if field.message_type is not None or netspec._is_repeated(field):
-            continue
-        if not field.has_default_value and not message.HasField(field.name):
-            values.pop(field.name, None)
 
 
 def _as_net_parameter(source: Any) -> tuple[caffe_pb2.NetParameter, str | None]:
@@ -195,6 +200,7 @@ class Net:
 
         specs = [native_layer_spec(layer, where_of(layer.name)) for layer in self._param.layer]
         self._native = _engine.Net(self._param.name, specs, bool(self._param.force_backward))
+        self._start_data_feeders(specs)
         self._copy_blobs_from_param()
         self._build_views()
         if weights is not None:
@@ -239,6 +245,26 @@ class Net:
     def net_param(self) -> caffe_pb2.NetParameter:
         """The filtered, split-inserted NetParameter this net was built from."""
         return self._param
+
+    # -- data feeding (python/caffeonspark/data/feeders.py) ------------------------------
+
+    def _start_data_feeders(self, specs: list[dict[str, Any]]) -> None:
+        """Start an LMDB feeder thread per Data layer; stopped by close() or at collection."""
+        self._data_feeds = data_feeders.NetFeeds(self._native, specs, list(self._param.layer))
+        self._feeds_finalizer = weakref.finalize(self, self._data_feeds.close)
+
+    @property
+    def data_feeds(self) -> data_feeders.NetFeeds:
+        """Feeder threads, MemoryData feeders, timeouts and data-wait statistics."""
+        return self._data_feeds
+
+    def memory_data_feeder(self, layer_name: str) -> Any:
+        """push(data, labels) / close(error=None) into the MemoryData layer `layer_name`."""
+        return self._data_feeds.memory_data_feeder(layer_name)
+
+    def close(self) -> None:
+        """Stop and join this net's data feeder threads (also done at garbage collection)."""
+        self._feeds_finalizer()
 
     # -- running -----------------------------------------------------------------------
 

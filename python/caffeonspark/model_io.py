@@ -226,12 +226,12 @@ def array_to_blob(
 ) -> caffe_pb2.BlobProto:
     """A BlobProto holding `array` as Caffe writes it: `shape` plus float `data` (and `diff`
     of the same shape when given)."""
-    data = np.ascontiguousarray(array, dtype="<f4")
+    data = np.asarray(array, dtype="<f4")
     blob = caffe_pb2.BlobProto()
     blob.shape.dim.extend(int(d) for d in data.shape)
     payload = _packed_floats(_DATA_FIELD, data)
     if diff is not None:
-        grad = np.ascontiguousarray(diff, dtype="<f4")
+        grad = np.asarray(diff, dtype="<f4")
         if grad.shape != data.shape:
             raise ValueError(f"diff shape {grad.shape} differs from data shape {data.shape}")
         payload += _packed_floats(_DIFF_FIELD, grad)

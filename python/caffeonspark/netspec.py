@@ -3,7 +3,7 @@ automatic Split insertion (§2.12), NetState helpers, and per-layer parameter di
 every proto default filled in (what the C++ engine receives instead of protobuf).
 
 Order, as in Caffe's Net::Init: filter_net(net, state) then insert_splits(net); then each
-layer's spec (layer_spec) goes to the engine.
+layer becomes an engine spec (engine.native_layer_spec).
 
 Tests: tests/test_netspec.py.
 """
@@ -32,7 +32,6 @@ __all__ = [
     "split_blob_name",
     "fill_defaults",
     "layer_params",
-    "layer_spec",
 ]
 
 # Caffe type string -> the LayerParameter fields carrying that type's parameters (§1).
@@ -353,7 +352,9 @@ def _split_layer(
 def fill_defaults(message: Message, always: Collection[str] = ()) -> dict[str, Any]:
     """`message` as a plain dict with every field present.
 
-    Scalars: their value or proto default; enums: the value's NAME; repeated fields: a list
+    Scalars: their value or proto default, absent when unset without one (enums always
+    have one: the first value);
+    enums: the value's NAME; repeated fields: a list
     (possibly empty); sub-messages: a nested dict when set, or when their field name is in
     `always` (at any depth); unset sub-messages not in `always` are omitted.
     """
@@ -365,8 +366,11 @@ def fill_defaults(message: Message, always: Collection[str] = ()) -> dict[str, A
         elif field.message_type is not None:
             if message.HasField(field.name) or field.name in always:
                 result[field.name] = fill_defaults(value, always)
-        else:
+        elif message.HasField(field.name) or field.has_default_value or field.enum_type:
             result[field.name] = _plain(field, value, always)
+        # An unset number/string/bool without a proto default stays absent: its presence is
+        # meaningful (ignore_label, use_global_stats, kernel_h ...) and the engine tests it.
+        # Enums always have one (their first value).
     return result
 
 
@@ -398,22 +402,3 @@ def layer_params(
             f"layer '{layer.name}' has unknown type '{layer.type}'; known types: {known}"
         ) from None
     return {name: fill_defaults(getattr(layer, name), always) for name in fields}
-
-
-def layer_spec(
-    layer: caffe_pb2.LayerParameter, always: Collection[str] = DEFAULT_ALWAYS
-) -> dict[str, Any]:
-    """What the engine receives for one layer: name, type, bottoms, tops, phase (name),
-    loss_weight, propagate_down, param (ParamSpecs with defaults) and `params`
-    (layer_params)."""
-    return {
-        "name": layer.name,
-        "type": layer.type,
-        "bottom": list(layer.bottom),
-        "top": list(layer.top),
-        "phase": caffe_pb2.Phase.Name(layer.phase),
-        "loss_weight": list(layer.loss_weight),
-        "propagate_down": list(layer.propagate_down),
-        "param": [fill_defaults(spec) for spec in layer.param],
-        "params": layer_params(layer, always),
-    }

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from caffeonspark import engine
 
 # The `shared` directory beside the repository root.

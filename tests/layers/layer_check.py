@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from google.protobuf import text_format
+
 from caffeonspark import engine
 from caffeonspark.proto import caffe_pb2
-from google.protobuf import text_format
 
 FORWARD_RTOL = 1e-4  # relative to max(|reference|, 1), as Caffe's forward tests
 Reference = Callable[[dict[str, np.ndarray], list[np.ndarray]], Sequence[np.ndarray]]

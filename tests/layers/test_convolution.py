@@ -11,9 +11,10 @@ import itertools
 import numpy as np
 import pytest
 from caffe_ref import check_probe
+from layer_check import build_probe, check_layer
+
 from caffeonspark import engine
 from caffeonspark.errors import ConfigError, ShapeError
-from layer_check import build_probe, check_layer
 
 FILLERS = 'weight_filler { type: "gaussian" std: 0.5 } bias_filler { type: "gaussian" std: 0.5 }'
 

@@ -32,8 +32,9 @@ def test_inner_product_axis2_transpose_no_bias():
 
 
 def test_inner_product_shape_mismatch_names_layer():
-    from caffeonspark.errors import ShapeError
     from layer_check import build_probe
+
+    from caffeonspark.errors import ShapeError
 
     net = build_probe(
         'type: "InnerProduct" inner_product_param { num_output: 2 }',

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from caffe_ref import check_probe
-from caffeonspark.errors import ConfigError, ShapeError
 from layer_check import GradientSettings, build_probe, check_layer
+
+from caffeonspark.errors import ConfigError, ShapeError
 
 LRN_GRADIENT = GradientSettings(step=1e-2, threshold=1e-2)
 

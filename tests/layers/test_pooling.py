@@ -11,8 +11,9 @@ import math
 import numpy as np
 import pytest
 from caffe_ref import check_probe
-from caffeonspark.errors import ConfigError, ShapeError
 from layer_check import GradientSettings, build_probe, check_layer
+
+from caffeonspark.errors import ConfigError, ShapeError
 
 POOL_GRADIENT = GradientSettings(step=1e-4, threshold=1e-2)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from caffeonspark import engine
 
 CAFFE_REF = Path(__file__).resolve().parents[2] / ".." / "shared" / "anchors" / "caffe-ref"

@@ -1,0 +1,181 @@
+// caffeonspark._engine data: BatchQueue (push/pop copy the arrays and block with the GIL
+// released), the queues of a net's queue-fed data layers (MemoryData, Data), and the
+// DataTransformer on its own (tests, tools). Python wrappers: python/caffeonspark/data/.
+// Tests: tests/data/test_batch_queue.py, tests/data/test_transformer.py.
+#include <optional>
+
+#include <pybind11/stl.h>
+
+#include "bindings/convert.h"
+#include "data/batch_queue.h"
+#include "data/transformer.h"
+#include "layers/queue_data.h"
+#include "net/net.h"
+
+namespace caffeonspark::py_bind {
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using ByteArray = py::array_t<uint8_t, py::array::c_style>;
+
+// The feeder's error, rebuilt as the engine exception of the same taxonomy name (anything
+// else becomes IoError: the data source failed).
+std::exception_ptr MakeError(const std::string& kind, const std::string& message) {
+  if (kind == "ConfigError") return std::make_exception_ptr(ConfigError(message));
+  if (kind == "ShapeError") return std::make_exception_ptr(ShapeError(message));
+  if (kind == "FormatError") return std::make_exception_ptr(FormatError(message));
+  if (kind == "CommError") return std::make_exception_ptr(CommError(message));
+  if (kind == "PeerTimeout") return std::make_exception_ptr(PeerTimeout(message));
+  if (kind == "CudaError") return std::make_exception_ptr(CudaError(message));
+  if (kind == "InternalError") return std::make_exception_ptr(InternalError(message));
+  return std::make_exception_ptr(IoError(message));
+}
+
+std::vector<int> ShapeOf(const py::array& a) {
+  std::vector<int> shape;
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) shape.push_back(static_cast<int>(a.shape(i)));
+  return shape;
+}
+
+// Any array-like as an ndarray (lists, memoryviews...).
+py::array AsArray(const py::object& value) {
+  py::array array = py::array::ensure(value);
+  if (!array) throw py::error_already_set();
+  return array;
+}
+
+bool Push(BatchQueue& queue, const py::object& data_object, const py::object& labels,
+          std::optional<double> timeout) {
+  py::array data = AsArray(data_object);
+  COS_CHECK(data.ndim() == 4, ShapeError, queue.owner(),
+            "pushed data must be 4-D (N, C, H, W), got ", data.ndim(), " axes");
+  const bool raw = data.dtype().is(py::dtype::of<uint8_t>());
+  py::array items = raw ? py::array(ByteArray(data)) : py::array(FloatArray(data));
+  FloatArray label_values(labels);
+  COS_CHECK(label_values.ndim() == 1 && label_values.shape(0) == data.shape(0), ShapeError,
+            queue.owner(), "pushed labels must be 1-D with one label per item (",
+            data.shape(0), "), got ", label_values.size(), " values in ", label_values.ndim(),
+            " axes");
+  Batch batch;
+  batch.shape = ShapeOf(items);
+  batch.raw = raw;
+  const size_t count = static_cast<size_t>(items.size());
+  const void* source = items.data();
+  BatchQueue::PushResult result;
+  {
+    // `items` and `label_values` stay referenced, so their buffers outlive the copy.
+    py::gil_scoped_release release;
+    if (raw) {
+      const auto* p = static_cast<const uint8_t*>(source);
+      batch.pixels.assign(p, p + count);
+    } else {
+      const auto* p = static_cast<const float*>(source);
+      batch.values.assign(p, p + count);
+    }
+    batch.labels.assign(label_values.data(), label_values.data() + label_values.size());
+    result = queue.Push(std::move(batch), timeout.value_or(-1.0));
+  }
+  COS_CHECK(result != BatchQueue::PushResult::kTimedOut, IoError, queue.owner(),
+            "the data queue stayed full for ", *timeout, " seconds (is the net running?)");
+  return result == BatchQueue::PushResult::kPushed;
+}
+
+py::tuple Pop(BatchQueue& queue, std::optional<double> timeout) {
+  Batch batch;
+  {
+    py::gil_scoped_release release;
+    batch = timeout ? queue.Pop(*timeout) : queue.Pop();
+  }
+  std::vector<py::ssize_t> shape(batch.shape.begin(), batch.shape.end());
+  py::array data = batch.raw ? py::array(py::array_t<uint8_t>(shape, batch.pixels.data()))
+                             : py::array(py::array_t<float>(shape, batch.values.data()));
+  py::array_t<float> labels(static_cast<py::ssize_t>(batch.labels.size()), batch.labels.data());
+  return py::make_tuple(data, labels);
+}
+
+QueueDataLayer& QueueLayer(Net& net, int index) {
+  COS_CHECK(index >= 0 && index < net.num_layers(), ConfigError, "net '", net.name(),
+            "' has no layer ", index);
+  auto* layer = dynamic_cast<QueueDataLayer*>(&net.layer(index));
+  COS_CHECK(layer, ConfigError, net.layer(index).where(),
+            "is not a queue-fed data layer (MemoryData or Data)");
+  return *layer;
+}
+
+py::tuple Transform(DataTransformer& transformer, const py::object& data_object) {
+  py::array data = AsArray(data_object);
+  COS_CHECK(data.ndim() == 4, ShapeError, "transform needs 4-D items (N, C, H, W), got ",
+            data.ndim(), " axes");
+  const bool raw = data.dtype().is(py::dtype::of<uint8_t>());
+  py::array items = raw ? py::array(ByteArray(data)) : py::array(FloatArray(data));
+  const std::vector<int> in = ShapeOf(items);
+  const std::vector<int> item = transformer.OutputShape(in[1], in[2], in[3]);
+  py::array_t<float> out(std::vector<py::ssize_t>{in[0], item[0], item[1], item[2]});
+  std::vector<TransformChoice> choices;
+  const void* source = items.data();
+  float* target = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    if (raw) {
+      transformer.Transform(static_cast<const uint8_t*>(source), in[0], in[1], in[2], in[3],
+                            target, &choices);
+    } else {
+      transformer.Transform(static_cast<const float*>(source), in[0], in[1], in[2], in[3],
+                            target, &choices);
+    }
+  }
+  py::list picked;
+  for (const auto& c : choices) picked.append(py::make_tuple(c.h_off, c.w_off, c.mirror));
+  return py::make_tuple(out, picked);
+}
+
+}  // namespace
+
+void BindData(py::module_& m) {
+  py::class_<BatchQueue, std::shared_ptr<BatchQueue>>(m, "BatchQueue")
+      .def(py::init<std::string, size_t, double>(), py::arg("name"), py::arg("capacity"),
+           py::arg("timeout") = BatchQueue::kDefaultPopTimeout)
+      .def("push", &Push, py::arg("data"), py::arg("labels"), py::arg("timeout") = py::none(),
+           "Copy one batch in (uint8 (N,C,H,W) raw images or float data + N labels); blocks "
+           "with the GIL released while full. False when the queue is closed.")
+      .def("pop", &Pop, py::arg("timeout") = py::none(),
+           "The next batch as (data, labels); blocks with the GIL released.")
+      .def(
+          "close",
+          [](BatchQueue& q, const std::string& kind, const std::string& message) {
+            q.Close(kind.empty() && message.empty() ? nullptr : MakeError(kind, message));
+          },
+          py::arg("kind") = "", py::arg("message") = "",
+          "End the stream; with an error (taxonomy class name + message) consumers raise it "
+          "once the queued batches are used up.")
+      .def_property_readonly("name", &BatchQueue::owner)
+      .def_property_readonly("closed", &BatchQueue::closed)
+      .def_property_readonly("size", &BatchQueue::size)
+      .def_property("capacity", &BatchQueue::capacity, &BatchQueue::set_capacity)
+      .def_property("timeout", &BatchQueue::pop_timeout, &BatchQueue::set_pop_timeout)
+      .def_property_readonly("wait_seconds", &BatchQueue::wait_seconds)
+      .def_property_readonly("pops", &BatchQueue::pops);
+
+  m.def(
+      "data_layer_queues",
+      [](Net& net, int index) {
+        QueueDataLayer& layer = QueueLayer(net, index);
+        return py::make_tuple(layer.feed_queue(), layer.ready_queue());
+      },
+      py::arg("net"), py::arg("layer_index"),
+      "(feed queue, ready queue) of a MemoryData or Data layer: feeders push into the first, "
+      "Forward pops the second (its timeout and wait statistics).");
+
+  py::class_<DataTransformer>(m, "DataTransformer")
+      .def(py::init([](const py::dict& param, bool train, uint32_t seed) {
+             return std::make_unique<DataTransformer>(ToParams(param, "transform_param"), train,
+                                                      "transform_param: ", seed);
+           }),
+           py::arg("transform_param"), py::arg("train"), py::arg("seed") = 0)
+      .def("output_shape", &DataTransformer::OutputShape)
+      .def("transform", &Transform, py::arg("data"),
+           "(float32 (N, C, H', W'), [(h_off, w_off, mirrored) per item])");
+}
+
+}  // namespace caffeonspark::py_bind

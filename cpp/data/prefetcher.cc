@@ -1,0 +1,63 @@
+#include "data/prefetcher.h"
+
+#include "core/errors.h"
+
+namespace caffeonspark {
+
+Prefetcher::Prefetcher(std::string owner, size_t capacity,
+                       std::unique_ptr<DataTransformer> transformer, bool transform_floats)
+    : owner_(std::move(owner)),
+      transformer_(std::move(transformer)),
+      transform_floats_(transform_floats),
+      input_(std::make_shared<BatchQueue>(owner_, capacity)),
+      ready_(std::make_shared<BatchQueue>(owner_, capacity)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+Prefetcher::~Prefetcher() {
+  input_->Close();
+  ready_->Close();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Prefetcher::Run() {
+  for (;;) {
+    Batch out;
+    try {
+      // No deadline here: the consumer's pop on ready() carries the timeout.
+      out = Process(input_->Pop(-1));
+    } catch (...) {
+      ready_->Close(std::current_exception());
+      input_->Close();
+      return;
+    }
+    if (ready_->Push(std::move(out)) != BatchQueue::PushResult::kPushed) return;
+  }
+}
+
+Batch Prefetcher::Process(Batch batch) {
+  COS_CHECK(batch.shape.size() == 4, ShapeError, owner_, "a batch must be 4-D (N, C, H, W), got ",
+            batch.shape.size(), " axes");
+  const int num = batch.shape[0];
+  COS_CHECK(static_cast<int>(batch.labels.size()) == num, ShapeError, owner_, "a batch of ", num,
+            " items came with ", batch.labels.size(), " labels");
+  size_t held = batch.raw ? batch.pixels.size() : batch.values.size();
+  COS_CHECK(held == static_cast<size_t>(batch.item_count()) * num, InternalError, owner_,
+            "a batch holds ", held, " values for its shape");
+  if (!batch.raw && !transform_floats_) return batch;
+  std::vector<int> item = transformer_->OutputShape(batch.shape[1], batch.shape[2], batch.shape[3]);
+  Batch out;
+  out.shape = {num, item[0], item[1], item[2]};
+  out.values.resize(static_cast<size_t>(out.item_count()) * num);
+  out.labels = std::move(batch.labels);
+  if (batch.raw) {
+    transformer_->Transform(batch.pixels.data(), num, batch.shape[1], batch.shape[2],
+                            batch.shape[3], out.values.data());
+  } else {
+    transformer_->Transform(batch.values.data(), num, batch.shape[1], batch.shape[2],
+                            batch.shape[3], out.values.data());
+  }
+  return out;
+}
+
+}  // namespace caffeonspark

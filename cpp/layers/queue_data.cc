@@ -1,0 +1,54 @@
+#include "layers/queue_data.h"
+
+#include <algorithm>
+
+#include "core/rng.h"
+
+namespace caffeonspark {
+
+namespace {
+
+const Params& TransformParam(const LayerSpec& spec) {
+  static const Params kEmpty;
+  return spec.params.has("transform_param") ? spec.params.child("transform_param") : kEmpty;
+}
+
+}  // namespace
+
+std::unique_ptr<DataTransformer> QueueDataLayer::MakeTransformer() const {
+  uint32_t seed = static_cast<uint32_t>(rng()());
+  return std::make_unique<DataTransformer>(TransformParam(spec_), phase_ == Phase::kTrain,
+                                           where(), seed);
+}
+
+std::vector<int> QueueDataLayer::TransformedShape(int channels, int height, int width) const {
+  COS_CHECK(prefetcher_, InternalError, where(), "is not set up yet");
+  return prefetcher_->transformer().OutputShape(channels, height, width);
+}
+
+void QueueDataLayer::StartPrefetch(size_t capacity, bool transform_floats) {
+  prefetcher_ = std::make_unique<Prefetcher>(where(), capacity, MakeTransformer(), transform_floats);
+}
+
+const std::shared_ptr<BatchQueue>& QueueDataLayer::feed_queue() const {
+  COS_CHECK(prefetcher_, InternalError, where(), "is not set up yet");
+  return prefetcher_->input();
+}
+
+const std::shared_ptr<BatchQueue>& QueueDataLayer::ready_queue() const {
+  COS_CHECK(prefetcher_, InternalError, where(), "is not set up yet");
+  return prefetcher_->ready();
+}
+
+void QueueDataLayer::Forward_cpu(const Tensors&, const Tensors& top) {
+  Batch batch = prefetcher_->Next();
+  CheckBatch(batch);
+  top[0]->Reshape(batch.shape);
+  std::copy(batch.values.begin(), batch.values.end(), top[0]->mutable_data());
+  if (top.size() > 1) {
+    top[1]->Reshape({batch.num()});
+    std::copy(batch.labels.begin(), batch.labels.end(), top[1]->mutable_data());
+  }
+}
+
+}  // namespace caffeonspark

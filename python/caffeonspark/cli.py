@@ -1,0 +1,167 @@
+"""The `caffeonspark` command: Caffe's tool verbs without Spark.
+
+    caffeonspark train -solver S [-weights W | -snapshot S.solverstate] [-threads N]
+    caffeonspark test  -model NET -weights W [-iterations 50]
+    caffeonspark time  -model NET [-iterations 50] [-phase TRAIN]
+    caffeonspark prepare-mnist OUT_DIR [--idx DIR]
+
+Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` or
+`--solver`), as Caffe's gflags do. CaffeOnSpark's own single-dash mode flags (`-train
+-conf ...`) belong to the Spark driver and are recognised separately.
+Tests: tests/test_cli.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+log = logging.getLogger("caffeonspark")
+
+# CaffeOnSpark's single-dash mode flags; with one of these first, the Spark driver runs.
+SPARK_MODE_FLAGS = ("-train", "-test", "-features", "-conf")
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
+    parser.add_argument(f"-{name}", f"--{name}", dest=name.replace("-", "_"), **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="caffeonspark", description="Caffe nets on a native engine, locally or on Spark."
+    )
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    train = verbs.add_parser("train", help="train with a solver prototxt")
+    _flag(train, "solver", required=True, help="solver prototxt")
+    _flag(train, "weights", help="caffemodel to start from (fine-tuning)")
+    _flag(train, "snapshot", help="solverstate to resume from")
+    _flag(train, "threads", type=int, help="engine threads (default: all cores)")
+
+    test = verbs.add_parser("test", help="score a model: average each output over iterations")
+    _flag(test, "model", required=True, help="net prototxt")
+    _flag(test, "weights", required=True, help="caffemodel")
+    _flag(test, "iterations", type=int, default=50, help="batches to run (50)")
+    _flag(test, "threads", type=int)
+
+    timing = verbs.add_parser("time", help="per-layer forward/backward milliseconds")
+    _flag(timing, "model", required=True, help="net prototxt")
+    _flag(timing, "iterations", type=int, default=50, help="timed iterations (50)")
+    _flag(timing, "phase", default="TRAIN", choices=["TRAIN", "TEST"])
+    _flag(timing, "threads", type=int)
+
+    mnist = verbs.add_parser("prepare-mnist", help="MNIST (or a generated look-alike) as LMDBs")
+    mnist.add_argument("out_dir", help="folder for mnist_train_lmdb and mnist_test_lmdb")
+    _flag(mnist, "idx", help="folder with real MNIST IDX files (default: generate digits)")
+    _flag(mnist, "train-count", type=int, default=60000)
+    _flag(mnist, "test-count", type=int, default=10000)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args_list and args_list[0] in SPARK_MODE_FLAGS:
+        raise NotImplementedError(
+            "CaffeOnSpark's Spark mode (-train/-test/-features -conf ...) is not built yet; "
+            "use `caffeonspark train -solver ...` to train locally"
+        )
+    args = build_parser().parse_args(args_list)
+    if getattr(args, "threads", None):
+        from caffeonspark import engine
+
+        engine.set_num_threads(args.threads)
+    handler = {"train": train, "test": test, "time": time_layers, "prepare-mnist": prepare_mnist}
+    return handler[args.verb](args)
+
+
+def train(args: argparse.Namespace) -> int:
+    from caffeonspark.solver import Solver
+
+    if args.weights and args.snapshot:
+        raise SystemExit("give -weights or -snapshot, not both")
+    solver = Solver(args.solver)
+    if args.weights:
+        for path in args.weights.split(","):
+            solver.net.copy_from(path)
+    solver.solve(args.snapshot)
+    log.info("Optimization Done.")
+    return 0
+
+
+def test(args: argparse.Namespace) -> int:
+    from caffeonspark import engine
+
+    net = engine.Net(args.model, weights=args.weights, phase=engine.TEST)
+    totals: dict[str, np.ndarray] = {}
+    for i in range(args.iterations):
+        outputs = net.forward()
+        for name, value in outputs.items():
+            totals[name] = totals.get(name, 0) + value.astype(np.float64).ravel()
+        log.info(
+            "Batch %d, %s",
+            i,
+            ", ".join(f"{k} = {float(v.ravel()[0]):.6g}" for k, v in outputs.items()),
+        )
+    for name, total in totals.items():
+        mean = total / args.iterations
+        for j, value in enumerate(mean):
+            suffix = f"[{j}]" if mean.size > 1 else ""
+            log.info("%s%s = %.6g", name, suffix, value)
+    return 0
+
+
+def time_layers(args: argparse.Namespace) -> int:
+    from caffeonspark import engine
+
+    net = engine.Net(args.model, phase=args.phase)
+    native = net.native
+    layers = net.layer_names
+    types = net.layer_types
+    forward_ms = np.zeros(len(layers))
+    backward_ms = np.zeros(len(layers))
+    native.forward()  # warm-up, as `caffe time` does
+    native.backward()
+    start_all = time.perf_counter()
+    for _ in range(args.iterations):
+        for i in range(len(layers)):
+            t0 = time.perf_counter()
+            native.forward_from_to(i, i)
+            forward_ms[i] += (time.perf_counter() - t0) * 1e3
+        for i in reversed(range(len(layers))):
+            t0 = time.perf_counter()
+            native.backward_from_to(i, i)
+            backward_ms[i] += (time.perf_counter() - t0) * 1e3
+    total_ms = (time.perf_counter() - start_all) * 1e3
+    n = args.iterations
+    log.info("Average time per layer (%d iterations):", n)
+    for i, name in enumerate(layers):
+        log.info(
+            "%16s %-16s forward: %9.4f ms  backward: %9.4f ms",
+            name,
+            types[i],
+            forward_ms[i] / n,
+            backward_ms[i] / n,
+        )
+    log.info("Average Forward pass: %.4f ms.", forward_ms.sum() / n)
+    log.info("Average Backward pass: %.4f ms.", backward_ms.sum() / n)
+    log.info("Average Forward-Backward: %.4f ms.", total_ms / n)
+    return 0
+
+
+def prepare_mnist(args: argparse.Namespace) -> int:
+    from caffeonspark.data.convert_mnist import prepare_mnist_lmdb
+
+    prepare_mnist_lmdb(
+        args.out_dir, n_train=args.train_count, n_test=args.test_count, idx_dir=args.idx
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""Solver tests import their shared helpers (`solver_util`) from this folder."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
