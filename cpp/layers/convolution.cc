@@ -145,8 +145,6 @@ void BaseConvolutionLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   geom_.stride = stride_;
   geom_.dilation = dilation_;
   kernel_dim_ = static_cast<long>(conv_in_channels_ / group_) * geom_.kernel_size();
-  conv_in_size_ = conv_in_channels_ * geom_.image_size();
-  conv_out_size_ = conv_out_channels_ * geom_.output_size();
   bottom_dim_ = first.count(first_spatial - 1);
   top_dim_ = top[0]->count(first_spatial - 1);
 }

@@ -72,7 +72,6 @@ class BaseConvolutionLayer : public Layer {
   ConvGeometry geom_;                 // the unfolding: conv input channels / extent → output
   int conv_out_channels_ = 0, conv_in_channels_ = 0;
   long kernel_dim_ = 0;               // K = conv_in_channels / group · ∏kernel
-  long conv_in_size_ = 0, conv_out_size_ = 0;  // per image: channels · ∏extent
   long bottom_dim_ = 0, top_dim_ = 0;          // per image, in the layer's own direction
 
  private:

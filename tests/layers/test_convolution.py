@@ -125,6 +125,7 @@ CASES = {
         {"dilation": (3, 1), "group": 3},
     ),
     "one_by_one": ((2, 5, 4, 3), "num_output: 3 kernel_size: 1", {}),
+    "one_by_one_group2": ((2, 4, 3, 5), "num_output: 6 kernel_size: 1 group: 2", {"group": 2}),
     "one_by_one_stride2": ((2, 3, 5, 5), "num_output: 2 kernel_size: 1 stride: 2", {"stride": 2}),
     "batch_of_one": ((1, 2, 5, 6), "num_output: 2 kernel_size: 3 pad: 2", {"pad": 2}),
     "kernel_equals_padded_input": ((2, 1, 3, 3), "num_output: 2 kernel_size: 5 pad: 1", {"pad": 1}),
