@@ -96,7 +96,7 @@ def torch_model(name: str, ours):
         layers = [nn.Conv2d(3, 32, 5, padding=2), nn.MaxPool2d(3, 2, ceil_mode=True), nn.ReLU(),
                   nn.Conv2d(32, 32, 5, padding=2), nn.ReLU(), nn.AvgPool2d(3, 2, ceil_mode=True),
                   nn.Conv2d(32, 64, 5, padding=2), nn.ReLU(), nn.AvgPool2d(3, 2, ceil_mode=True),
-                  nn.Flatten(), nn.Linear(576, 64), nn.Linear(64, 10)]
+                  nn.Flatten(), nn.Linear(1024, 64), nn.Linear(64, 10)]  # 32->16->8->4 (ceil)
         learned = ["conv1", "conv2", "conv3", "ip1", "ip2"]
     model = nn.Sequential(*layers)
     modules = [m for m in model if isinstance(m, (nn.Conv2d, nn.Linear))]

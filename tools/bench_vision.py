@@ -21,24 +21,113 @@ import numpy as np
 
 # name, batch, channels, height, width, layer text (Caffe), whether the input needs a gradient
 LAYERS = [
-    ("lenet conv1", 64, 1, 28, 28, 'type: "Convolution" convolution_param { num_output: 20 kernel_size: 5 }', False),
-    ("lenet pool1", 64, 20, 24, 24, 'type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }', True),
-    ("lenet conv2", 64, 20, 12, 12, 'type: "Convolution" convolution_param { num_output: 50 kernel_size: 5 }', True),
-    ("lenet pool2", 64, 50, 8, 8, 'type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }', True),
-    ("cifar conv1", 100, 3, 32, 32, 'type: "Convolution" convolution_param { num_output: 32 pad: 2 kernel_size: 5 }', False),
-    ("cifar pool1", 100, 32, 32, 32, 'type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 }', True),
-    ("cifar conv2", 100, 32, 16, 16, 'type: "Convolution" convolution_param { num_output: 32 pad: 2 kernel_size: 5 }', True),
-    ("cifar pool2", 100, 32, 16, 16, 'type: "Pooling" pooling_param { pool: AVE kernel_size: 3 stride: 2 }', True),
-    ("cifar conv3", 100, 32, 8, 8, 'type: "Convolution" convolution_param { num_output: 64 pad: 2 kernel_size: 5 }', True),
-    ("cifar pool3", 100, 64, 8, 8, 'type: "Pooling" pooling_param { pool: AVE kernel_size: 3 stride: 2 }', True),
-    ("alexnet norm1", 32, 96, 27, 27, 'type: "LRN" lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }', True),
+    (
+        "lenet conv1",
+        64,
+        1,
+        28,
+        28,
+        'type: "Convolution" convolution_param { num_output: 20 kernel_size: 5 }',
+        False,
+    ),
+    (
+        "lenet pool1",
+        64,
+        20,
+        24,
+        24,
+        'type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }',
+        True,
+    ),
+    (
+        "lenet conv2",
+        64,
+        20,
+        12,
+        12,
+        'type: "Convolution" convolution_param { num_output: 50 kernel_size: 5 }',
+        True,
+    ),
+    (
+        "lenet pool2",
+        64,
+        50,
+        8,
+        8,
+        'type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }',
+        True,
+    ),
+    (
+        "cifar conv1",
+        100,
+        3,
+        32,
+        32,
+        'type: "Convolution" convolution_param { num_output: 32 pad: 2 kernel_size: 5 }',
+        False,
+    ),
+    (
+        "cifar pool1",
+        100,
+        32,
+        32,
+        32,
+        'type: "Pooling" pooling_param { pool: MAX kernel_size: 3 stride: 2 }',
+        True,
+    ),
+    (
+        "cifar conv2",
+        100,
+        32,
+        16,
+        16,
+        'type: "Convolution" convolution_param { num_output: 32 pad: 2 kernel_size: 5 }',
+        True,
+    ),
+    (
+        "cifar pool2",
+        100,
+        32,
+        16,
+        16,
+        'type: "Pooling" pooling_param { pool: AVE kernel_size: 3 stride: 2 }',
+        True,
+    ),
+    (
+        "cifar conv3",
+        100,
+        32,
+        8,
+        8,
+        'type: "Convolution" convolution_param { num_output: 64 pad: 2 kernel_size: 5 }',
+        True,
+    ),
+    (
+        "cifar pool3",
+        100,
+        64,
+        8,
+        8,
+        'type: "Pooling" pooling_param { pool: AVE kernel_size: 3 stride: 2 }',
+        True,
+    ),
+    (
+        "alexnet norm1",
+        32,
+        96,
+        27,
+        27,
+        'type: "LRN" lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }',
+        True,
+    ),
 ]
 
 
 def build_ours(shape, layer_text, input_grad, seed=1):
+    from google.protobuf import text_format
+
     from caffeonspark import engine
     from caffeonspark.proto import caffe_pb2
-    from google.protobuf import text_format
 
     net = caffe_pb2.NetParameter(name="bench", force_backward=input_grad)
     feeder = net.layer.add(name="input", type="Input", top=["x"])
@@ -63,8 +152,9 @@ def build_ours(shape, layer_text, input_grad, seed=1):
 
 def torch_call(layer_text):
     import torch.nn.functional as F
-    from caffeonspark.proto import caffe_pb2
     from google.protobuf import text_format
+
+    from caffeonspark.proto import caffe_pb2
 
     layer = text_format.Parse(layer_text, caffe_pb2.LayerParameter())
     if layer.type == "Convolution":
@@ -94,6 +184,7 @@ def timed(fn, repeats, inner):
 
 def bench_layer(name, shape, text, input_grad, threads, repeats):
     import torch
+
     from caffeonspark import engine
 
     engine.set_num_threads(threads)
@@ -154,7 +245,9 @@ def main() -> None:
         for name, n, c, h, w, text, input_grad in LAYERS:
             if args.only not in name:
                 continue
-            of, ob, tf, tb, err = bench_layer(name, (n, c, h, w), text, input_grad, threads, args.repeats)
+            of, ob, tf, tb, err = bench_layer(
+                name, (n, c, h, w), text, input_grad, threads, args.repeats
+            )
             print(
                 f"{name:<14}{threads:>4}{of:>10.3f}{tf:>10.3f}{ob:>10.3f}{tb:>10.3f}"
                 f"{of + ob:>10.3f}{tf + tb:>10.3f}{(of + ob) / (tf + tb):>7.2f}{err:>9.1e}"

@@ -20,21 +20,10 @@ void fill(int64_t n, float value, float* x);
 double dot(int64_t n, const float* x, const float* y);         // accumulated in double
 double asum(int64_t n, const float* x);
 
-// Threads used by BLAS and OpenMP loops (Caffe's engine default: all cores).
+// Threads of the engine's parallel loops (Caffe's engine default: all cores). BLAS itself is
+// always single-threaded: gemm() spreads large products over these OpenMP threads (and runs
+// serially when called inside a parallel region), so only one thread pool ever spins.
 void set_num_threads(int n);
 int num_threads();
-
-// While alive, BLAS runs on the calling thread only: for loops that already spread their
-// work over OpenMP threads (one GEMM per image). Restores the previous count afterwards.
-class SerialBlasScope {
- public:
-  SerialBlasScope();
-  ~SerialBlasScope();
-  SerialBlasScope(const SerialBlasScope&) = delete;
-  SerialBlasScope& operator=(const SerialBlasScope&) = delete;
-
- private:
-  int previous_;
-};
 
 }  // namespace caffeonspark

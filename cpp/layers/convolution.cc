@@ -13,14 +13,6 @@ namespace caffeonspark {
 
 namespace {
 
-int MaxThreads() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
 int ThreadId() {
 #ifdef _OPENMP
   return omp_get_thread_num();
@@ -153,8 +145,6 @@ void BaseConvolutionLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   geom_.stride = stride_;
   geom_.dilation = dilation_;
   kernel_dim_ = static_cast<long>(conv_in_channels_ / group_) * geom_.kernel_size();
-  conv_in_size_ = conv_in_channels_ * geom_.image_size();
-  conv_out_size_ = conv_out_channels_ * geom_.output_size();
   bottom_dim_ = first.count(first_spatial - 1);
   top_dim_ = top[0]->count(first_spatial - 1);
 }
@@ -240,17 +230,21 @@ void BaseConvolutionLayer::AddBias(float* output, const float* bias) const {
 
 void BaseConvolutionLayer::BiasGrad(const float* output_grad, float* bias_grad) const {
   const long spatial = top_dim_ / num_output_;
+#pragma omp parallel for if (static_cast<long>(num_) * top_dim_ > 65536)
   for (int o = 0; o < num_output_; ++o) {
-    const float* row = output_grad + o * spatial;
     double sum = 0;
-    for (long s = 0; s < spatial; ++s) sum += row[s];
+    for (int n = 0; n < num_; ++n) {
+      const float* row = output_grad + n * top_dim_ + o * spatial;
+#pragma omp simd reduction(+ : sum)
+      for (long s = 0; s < spatial; ++s) sum += row[s];
+    }
     bias_grad[o] += static_cast<float>(sum);
   }
 }
 
 template <typename Fn>
 void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
-  const int threads = std::max(1, std::min(MaxThreads(), num_));
+  const int threads = std::max(1, std::min(num_threads(), num_));
   const long col_size = is_1x1_ ? 0 : kernel_dim_ * group_ * geom_.output_size();
   if (static_cast<int>(col_buffers_.size()) < threads) col_buffers_.resize(threads);
   for (int t = 0; t < threads; ++t) col_buffers_[t].resize(col_size);
@@ -263,7 +257,7 @@ void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
     float* weight_grad = accumulate_weights ? weight_grads_[0].data() : nullptr;
     for (int n = 0; n < num_; ++n) fn(n, col_buffers_[0].data(), weight_grad);
   } else {
-    SerialBlasScope serial_blas;
+    // gemm() sees the parallel region and stays on its thread.
 #pragma omp parallel num_threads(threads)
     {
       const int t = ThreadId();
@@ -312,8 +306,7 @@ void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>&
   for (size_t i = 0; i < top.size(); ++i) {
     const float* dy = top[i]->diff();
     if (bias_term_ && param_propagate_down(1)) {
-      float* bias_grad = blobs_[1]->mutable_diff();
-      for (int n = 0; n < num_; ++n) BiasGrad(dy + n * top_dim_, bias_grad);
+      BiasGrad(dy, blobs_[1]->mutable_diff());
     }
     const bool data_grad = propagate_down[i];
     if (!weight_grad && !data_grad) continue;
@@ -350,8 +343,7 @@ void DeconvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool
   for (size_t i = 0; i < top.size(); ++i) {
     const float* dy = top[i]->diff();
     if (bias_term_ && param_propagate_down(1)) {
-      float* bias_grad = blobs_[1]->mutable_diff();
-      for (int n = 0; n < num_; ++n) BiasGrad(dy + n * top_dim_, bias_grad);
+      BiasGrad(dy, blobs_[1]->mutable_diff());
     }
     const bool data_grad = propagate_down[i];
     if (!weight_grad && !data_grad) continue;

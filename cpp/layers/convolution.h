@@ -18,8 +18,8 @@
 // Cost: per image and group one GEMM (M/g × K × ∏out, K = C/g·∏k) after im2col; 1×1 kernels
 // with stride 1 and no padding skip the unfolding. Images are spread over OpenMP threads,
 // each with its own column buffer and weight-gradient accumulator (summed in thread order, so
-// results repeat for a given thread count) while BLAS runs single-threaded; with fewer
-// images than threads the images run in turn and BLAS uses the threads.
+// results repeat for a given thread count), each GEMM on its own thread; with a single
+// image the GEMMs themselves are split over the threads (core/math.h).
 // Tests: tests/layers/test_convolution.py (+ the golden nets in tests/net/).
 #pragma once
 
@@ -54,10 +54,11 @@ class BaseConvolutionLayer : public Layer {
   // (K × conv_out/group) — faster in BLAS for these shapes than the (M × K) product.
   void WeightGemm(const float* input, const float* output_grad, float* weight_grad_t, float* col) const;
   void AddBias(float* output, const float* bias) const;          // output[o, :] += bias[o]
-  void BiasGrad(const float* output_grad, float* bias_grad) const;  // bias_grad[o] += Σ output_grad[o, :]
+  // bias_grad[o] += Σ_{n, p} output_grad[n, o, p] over the whole batch (threads over o).
+  void BiasGrad(const float* output_grad, float* bias_grad) const;
 
   // Runs fn(n, col_buffer, weight_grad_t) for every image n in [0, num_), the images spread
-  // over OpenMP threads (BLAS single-threaded meanwhile). Each thread has its own column
+  // over OpenMP threads. Each thread has its own column
   // buffer and, when accumulate_weights, its own zeroed transposed weight gradient; these
   // are summed in thread order and added into blobs_[0]'s diff at the end.
   template <typename Fn>
@@ -71,7 +72,6 @@ class BaseConvolutionLayer : public Layer {
   ConvGeometry geom_;                 // the unfolding: conv input channels / extent → output
   int conv_out_channels_ = 0, conv_in_channels_ = 0;
   long kernel_dim_ = 0;               // K = conv_in_channels / group · ∏kernel
-  long conv_in_size_ = 0, conv_out_size_ = 0;  // per image: channels · ∏extent
   long bottom_dim_ = 0, top_dim_ = 0;          // per image, in the layer's own direction
 
  private:

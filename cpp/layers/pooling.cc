@@ -140,10 +140,10 @@ void PoolingLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
           int best_index = -1;
           for (int h = h0; h < h1; ++h) {
             for (int w = w0; w < w1; ++w) {
-              if (src[h * width_ + w] > best) {
-                best = src[h * width_ + w];
-                best_index = h * width_ + w;
-              }
+              const float v = src[h * width_ + w];
+              const bool better = v > best;  // strict: the first maximum wins
+              best = better ? v : best;
+              best_index = better ? h * width_ + w : best_index;
             }
           }
           y[at] = best;

@@ -125,6 +125,7 @@ CASES = {
         {"dilation": (3, 1), "group": 3},
     ),
     "one_by_one": ((2, 5, 4, 3), "num_output: 3 kernel_size: 1", {}),
+    "one_by_one_group2": ((2, 4, 3, 5), "num_output: 6 kernel_size: 1 group: 2", {"group": 2}),
     "one_by_one_stride2": ((2, 3, 5, 5), "num_output: 2 kernel_size: 1 stride: 2", {"stride": 2}),
     "batch_of_one": ((1, 2, 5, 6), "num_output: 2 kernel_size: 3 pad: 2", {"pad": 2}),
     "kernel_equals_padded_input": ((2, 1, 3, 3), "num_output: 2 kernel_size: 5 pad: 1", {"pad": 1}),
@@ -216,11 +217,16 @@ def test_convolution_defaults_no_bias_zero_weights():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_convolution_thread_count_gives_same_result(threads):
-    """Batch-parallel (one column buffer per thread) and serial paths agree."""
-    x = _x((5, 3, 9, 9), seed=7)
+@pytest.mark.parametrize(
+    "shape, outputs", [((5, 3, 9, 9), 4), ((1, 16, 20, 20), 32), ((1, 128, 6, 6), 64)]
+)
+def test_convolution_threads_and_split_gemms(threads, shape, outputs):
+    """Batch-parallel images (one column buffer per thread), and a single image whose GEMMs
+    are split over the threads (core/math.cc), give the NumPy values for y, dW, db, dx."""
+    x = _x(shape, seed=7)
     layer = (
-        f'type: "Convolution" convolution_param {{ num_output: 4 kernel_size: 3 pad: 1 {FILLERS} }}'
+        f'type: "Convolution" convolution_param {{ num_output: {outputs} kernel_size: 3 pad: 1 '
+        f"{FILLERS} }}"
     )
     try:
         engine.set_num_threads(threads)
@@ -229,21 +235,28 @@ def test_convolution_thread_count_gives_same_result(threads):
         net.forward()
         dy = _x(net.blobs["top0"].shape, seed=8)
         net.blobs["top0"].diff[...] = dy
+        for p in net.params["probe"]:
+            p.diff[...] = 0
         net.backward()
-        w, bias = (p.data.astype(np.float64) for p in net.params["probe"])
-        y = conv_reference(x.astype(np.float64), w, bias, pad=1)
-        np.testing.assert_allclose(net.blobs["top0"].data, y, rtol=1e-4, atol=1e-4)
-        # dW[o, c, k] = sum_n,p dy[n, o, p] * xpad[n, c, p + k]
-        xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0), (1, 1), (1, 1)])
-        dw = np.zeros_like(w)
-        for i, j in itertools.product(range(3), range(3)):
-            dw[:, :, i, j] = np.einsum("nohw,nchw->oc", dy, xp[:, :, i : i + 9, j : j + 9])
-        np.testing.assert_allclose(net.params["probe"][0].diff, dw, rtol=1e-4, atol=1e-3)
-        np.testing.assert_allclose(
-            net.params["probe"][1].diff, dy.sum(axis=(0, 2, 3)), rtol=1e-4, atol=1e-4
-        )
     finally:
         engine.set_num_threads(2)
+    w, bias = (p.data.astype(np.float64) for p in net.params["probe"])
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    y = conv_reference(x64, w, bias, pad=1)
+    h, wd = shape[2:]
+    xp = np.pad(x64, [(0, 0), (0, 0), (1, 1), (1, 1)])
+    dw = np.zeros_like(w)
+    for i, j in itertools.product(range(3), range(3)):
+        dw[:, :, i, j] = np.einsum("nohw,nchw->oc", dy64, xp[:, :, i : i + h, j : j + wd])
+    dx = deconv_reference(dy64, w, None, pad=1)  # the adjoint of the convolution
+    for label, got, want in [
+        ("y", net.blobs["top0"].data, y),
+        ("dW", net.params["probe"][0].diff, dw),
+        ("db", net.params["probe"][1].diff, dy64.sum(axis=(0, 2, 3))),
+        ("dx", net.blobs["x"].diff, dx),
+    ]:
+        err = np.max(np.abs(got - want)) / np.max(np.abs(want))
+        assert err < 1e-5, f"{label}: relative error {err:.3g}"
 
 
 def test_convolution_param_gradients_accumulate():
