@@ -5,8 +5,8 @@ force_backward, errors, and Caffe's top-3 probe."""
 
 import numpy as np
 import pytest
+from caffe_ref import check_probe
 from layer_check import build_probe, check_layer
-from probe_ref import check_probe
 
 from caffeonspark.errors import ConfigError, ShapeError
 
@@ -140,4 +140,4 @@ def test_errors_name_the_layer():
 
 
 def test_top3_matches_caffe():
-    check_probe("accuracy_top3", backward=False)
+    check_probe("accuracy_top3")

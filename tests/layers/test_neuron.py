@@ -5,9 +5,9 @@ in-place runs against out-of-place ones, Dropout's mask and scaling, and Caffe's
 
 import numpy as np
 import pytest
+from caffe_ref import check_probe
 from google.protobuf import text_format
 from layer_check import DEFAULT_GRADIENT, GradientSettings, build_probe, check_layer
-from probe_ref import check_probe
 
 from caffeonspark import engine
 from caffeonspark.errors import ConfigError

@@ -5,8 +5,8 @@ slope gradient, configuration errors, and Caffe's power and prelu probes."""
 
 import numpy as np
 import pytest
+from caffe_ref import check_probe
 from layer_check import GradientSettings, build_probe, check_layer
-from probe_ref import check_probe
 
 from caffeonspark.errors import ConfigError, ShapeError
 

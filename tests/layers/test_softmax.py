@@ -5,8 +5,8 @@ and its two loss weights, an all-ignored batch (loss 0), label errors, and Caffe
 
 import numpy as np
 import pytest
+from caffe_ref import check_probe
 from layer_check import GradientSettings, build_probe, check_layer
-from probe_ref import check_probe
 
 from caffeonspark.errors import ConfigError, ShapeError
 
@@ -214,5 +214,5 @@ def test_softmax_loss_label_errors_name_the_layer():
 
 
 def test_softmax_loss_probes_match_caffe():
-    check_probe("softmaxloss_ignore_valid", loss=True)
-    check_probe("softmaxloss_ignore_batch", loss=True)
+    check_probe("softmaxloss_ignore_valid")
+    check_probe("softmaxloss_ignore_batch")
