@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from caffeonspark import model_io, netspec
+from caffeonspark import hdf5_io, model_io, netspec
 from caffeonspark._native import _engine
 from caffeonspark.data import feeders as data_feeders
 from caffeonspark.errors import ConfigError, ShapeError
@@ -26,7 +26,7 @@ from caffeonspark.proto import caffe_pb2
 TRAIN = caffe_pb2.TRAIN
 TEST = caffe_pb2.TEST
 
-_NAME_LINE = re.compile(r'^\s*name\s*:\s*"([^"]*)"')
+_NAME_FIELD = re.compile(r'\bname\s*:\s*"([^"]*)"')
 
 
 def set_mode_cpu() -> None:
@@ -107,8 +107,7 @@ def layer_lines(path: str | os.PathLike[str] | None) -> dict[str, int]:
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             for number, line in enumerate(handle, start=1):
-                match = _NAME_LINE.match(line)
-                if match:
+                for match in _NAME_FIELD.finditer(line):
                     lines.setdefault(match.group(1), number)
     except OSError:
         return {}
@@ -331,7 +330,11 @@ class Net:
         if isinstance(weights, caffe_pb2.NetParameter):
             source, origin = weights, "<NetParameter>"
         else:
-            source, origin = model_io.read_caffemodel(weights), os.fspath(weights)
+            origin = os.fspath(weights)
+            if hdf5_io.is_hdf5_path(origin):
+                source = hdf5_io.read_caffemodel_h5(origin)
+            else:
+                source = model_io.read_caffemodel(origin)
         index_of = {name: i for i, name in enumerate(self._native.layer_names)}
         for layer in source.layer:
             if layer.name in index_of:

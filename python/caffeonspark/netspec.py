@@ -393,12 +393,9 @@ def layer_params(
     layer: caffe_pb2.LayerParameter, always: Collection[str] = DEFAULT_ALWAYS
 ) -> dict[str, dict[str, Any]]:
     """{field: fill_defaults(that param message)} for each field TYPE_PARAM_FIELDS lists for
-    the layer's type (every listed field is present, filled with defaults when unset)."""
-    try:
-        fields = TYPE_PARAM_FIELDS[layer.type]
-    except KeyError:
-        known = ", ".join(sorted(TYPE_PARAM_FIELDS))
-        raise ConfigError(
-            f"layer '{layer.name}' has unknown type '{layer.type}'; known types: {known}"
-        ) from None
+    the layer's type (every listed field is present, filled with defaults when unset).
+
+    A type this table does not know gets no parameters: the engine then rejects it, naming
+    the layer, its prototxt line and the types it can build."""
+    fields = TYPE_PARAM_FIELDS.get(layer.type, ())
     return {name: fill_defaults(getattr(layer, name), always) for name in fields}

@@ -23,8 +23,8 @@ the real data path (Data / MemoryData layers) does not use it.
 
 SIGINT during step()/solve() in the main thread stops the loop after the current iteration
 (Caffe's sigint_effect "stop": solve() still writes its final snapshot), then raises
-KeyboardInterrupt. HDF5 snapshots (snapshot_format: HDF5, *.solverstate.h5) are not
-supported: NotImplementedError.
+KeyboardInterrupt. snapshot_format HDF5 writes `.caffemodel.h5` / `.solverstate.h5`
+(caffeonspark/hdf5_io.py); restore picks the format by the `.h5` suffix, as Caffe does.
 
 Tests: tests/solver/test_solver.py, tests/solver/test_update_rules.py,
 tests/solver/test_lr_policy.py.
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from caffeonspark import engine, model_io, netspec, upgrade
+from caffeonspark import engine, hdf5_io, model_io, netspec, upgrade
 from caffeonspark._native import _engine
 from caffeonspark.errors import ConfigError, FormatError, IoError
 from caffeonspark.proto import caffe_pb2
@@ -98,11 +98,6 @@ class Solver:
         if self._forced_type is not None:
             self.param.type = self._forced_type
         self._base_dir = os.path.dirname(os.path.abspath(self._source)) if self._source else None
-        if self.param.snapshot_format == caffe_pb2.SolverParameter.HDF5:
-            raise NotImplementedError(
-                f"{self._where()}: snapshot_format HDF5 is not supported; use BINARYPROTO "
-                "(the default)"
-            )
         if self.param.random_seed >= 0:
             _engine.set_random_seed(int(self.param.random_seed))
         self.net = self._build_train_net()
@@ -313,32 +308,44 @@ class Solver:
                 "false and snapshot: 0) to train without snapshots"
             )
         it = self.iter if iteration is None else int(iteration)
-        return f"{prefix}_iter_{it}.caffemodel", f"{prefix}_iter_{it}.solverstate"
+        suffix = ".h5" if self._hdf5 else ""
+        return (f"{prefix}_iter_{it}.caffemodel{suffix}",
+                f"{prefix}_iter_{it}.solverstate{suffix}")
+
+    @property
+    def _hdf5(self) -> bool:
+        return self.param.snapshot_format == caffe_pb2.SolverParameter.HDF5
 
     def snapshot(self) -> str:
         """Write the weights and the solver state; returns the .solverstate path."""
         model_path, state_path = self.snapshot_paths()
-        _log.info("Snapshotting to binary proto file %s", model_path)
-        model_io.write_caffemodel(model_path, self.net.to_proto(self.param.snapshot_diff))
+        kind = "HDF5" if self._hdf5 else "binary proto"
+        _log.info("Snapshotting to %s file %s", kind, model_path)
+        weights = self.net.to_proto(self.param.snapshot_diff)
+        if self._hdf5:
+            hdf5_io.write_caffemodel_h5(model_path, weights)
+        else:
+            model_io.write_caffemodel(model_path, weights)
         state = caffe_pb2.SolverState(
             iter=self.iter, learned_net=model_path, current_step=int(self._native.current_step)
         )
         for tensor in self._native.history:
             state.history.append(model_io.array_to_blob(tensor.data))
-        _log.info("Snapshotting solver state to binary proto file %s", state_path)
-        model_io.write_solverstate(state_path, state)
+        _log.info("Snapshotting solver state to %s file %s", kind, state_path)
+        if self._hdf5:
+            hdf5_io.write_solverstate_h5(state_path, state)
+        else:
+            model_io.write_solverstate(state_path, state)
         return state_path
 
     def restore(self, path: str | os.PathLike[str]) -> None:
         """Load iter, current_step, the weights of learned_net and the history."""
         state_path = os.fspath(path)
-        if state_path.endswith(".h5"):
-            raise NotImplementedError(
-                f"{state_path}: HDF5 solver states are not supported; snapshot with "
-                "snapshot_format BINARYPROTO"
-            )
         _log.info("Restoring previous solver status from %s", state_path)
-        state = model_io.read_solverstate(state_path)
+        if hdf5_io.is_hdf5_path(state_path):
+            state = hdf5_io.read_solverstate_h5(state_path)
+        else:
+            state = model_io.read_solverstate(state_path)
         histories = list(self._native.history)
         if len(state.history) != len(histories):
             raise FormatError(

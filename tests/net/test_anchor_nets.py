@@ -77,3 +77,40 @@ def test_anchor_net_runs_forward_and_backward(anchors, tmp_path, name, phase):
         assert net.blobs[net.outputs[0]].data is not None
     finally:
         net.close()
+
+
+# solver file -> the anchor net its `net:` names
+ANCHOR_SOLVERS = {
+    "mnist_lenet_solver.prototxt": "mnist_lenet_train_test.prototxt",
+    "mnist_lenet_solver_adam.prototxt": "mnist_lenet_train_test.prototxt",
+    "mnist_lenet_solver_rmsprop.prototxt": "mnist_lenet_train_test.prototxt",
+    "mnist_lenet_adadelta_solver.prototxt": "mnist_lenet_train_test.prototxt",
+    "mnist_lenet_multistep_solver.prototxt": "mnist_lenet_train_test.prototxt",
+    "legacy_enum_mnist_lenet_solver_adam.prototxt": "mnist_lenet_train_test.prototxt",
+    "cifar10_quick_solver.prototxt": "cifar10_quick_train_test.prototxt",
+    "cifar10_quick_solver_lr1.prototxt": "cifar10_quick_train_test.prototxt",
+    "cifar10_full_solver.prototxt": "cifar10_full_train_test.prototxt",
+    "siamese_mnist_siamese_solver.prototxt": "siamese_mnist_siamese_train_test.prototxt",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ANCHOR_SOLVERS))
+def test_anchor_solver_trains_and_tests(anchors, tmp_path, name):
+    from caffeonspark.solver import Solver
+
+    param = model_io.read_solver_prototxt(anchors / "caffe" / name)
+    param.ClearField("net")
+    param.net_param.CopyFrom(redirected_net(anchors, ANCHOR_SOLVERS[name], tmp_path))
+    param.snapshot_prefix = str(tmp_path / "snap")
+    param.test_iter[:] = [2]
+    param.test_interval = 2
+    param.display = 1
+    solver = Solver(param)
+    solver.step(3)
+    assert solver.iter == 3
+    assert np.isfinite(solver.smoothed_loss)
+    assert solver.test_results, "the test net ran at iterations 0 and 2"
+    state = solver.snapshot()
+    restored = Solver(param)
+    restored.restore(state)
+    assert restored.iter == 3

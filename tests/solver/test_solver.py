@@ -139,12 +139,28 @@ def test_restore_missing_learned_net_is_an_io_error(tmp_path):
         solver.restore(tmp_path / "x.solverstate")
 
 
-def test_hdf5_snapshots_are_not_implemented(tmp_path):
-    with pytest.raises(NotImplementedError, match="HDF5"):
-        Solver(solver_param('base_lr: 0.1 lr_policy: "fixed" snapshot_format: HDF5'))
-    solver, _ = _solver('base_lr: 0.1 lr_policy: "fixed"', tmp_path)
-    with pytest.raises(NotImplementedError, match="HDF5"):
-        solver.restore(tmp_path / "snap_iter_1.solverstate.h5")
+def test_hdf5_snapshots_resume_bit_identically(tmp_path, one_thread):
+    import h5py
+
+    hdf5 = ADAM_MULTISTEP + " snapshot_format: HDF5"
+    (tmp_path / "a").mkdir()
+    straight, _ = _solver(hdf5, tmp_path / "a", iter_size=2)
+    straight.solve()
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == ["snap_iter_3.caffemodel.h5", "snap_iter_3.solverstate.h5",
+                     "snap_iter_6.caffemodel.h5", "snap_iter_6.solverstate.h5"]
+    with h5py.File(tmp_path / "a" / "snap_iter_6.caffemodel.h5", "r") as model:
+        np.testing.assert_array_equal(model["data/ip/0"][()], straight.net.params["ip"][0].data)
+    with h5py.File(tmp_path / "a" / "snap_iter_6.solverstate.h5", "r") as state:
+        assert int(state["iter"][()]) == 6 and int(state["current_step"][()]) == 2
+        assert len(state["history"]) == 2 * len(straight.net.params["ip"])
+    (tmp_path / "b").mkdir()
+    resumed, _ = _solver(hdf5, tmp_path / "b", iter_size=2)
+    resumed.solve(resume_file=tmp_path / "a" / "snap_iter_3.solverstate.h5")
+    for a, b in zip(straight.net.params["ip"], resumed.net.params["ip"], strict=True):
+        np.testing.assert_array_equal(a.data, b.data)
+    for a, b in zip(straight.history, resumed.history, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_snapshot_without_prefix_is_a_config_error():
