@@ -1,0 +1,310 @@
+"""
+caffeonspark's native engine: tensors, layers, nets and solvers (float32, C++17)
+"""
+from __future__ import annotations
+import collections.abc
+import numpy
+import typing
+__all__: list[str] = ['BatchQueue', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TestResult', 'data_layer_queues', 'has_cuda', 'layer_types', 'num_threads', 'set_num_threads', 'set_random_seed', 'update_rule_types']
+class Tensor:
+    @typing.overload
+    def __init__(self) -> None:
+        ...
+    @typing.overload
+    def __init__(self, arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        ...
+    def reshape(self, arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        ...
+    def share_data(self, arg0: Tensor) -> None:
+        ...
+    @property
+    def count(self) -> int:
+        ...
+    @property
+    def data(self) -> numpy.ndarray:
+        ...
+    @property
+    def diff(self) -> numpy.ndarray:
+        ...
+    @property
+    def shape(self) -> list[int]:
+        ...
+class BatchQueue:
+    def __init__(self, name: str, capacity: typing.SupportsInt | typing.SupportsIndex, timeout: typing.SupportsFloat | typing.SupportsIndex = 120.0) -> None:
+        ...
+    def close(self, kind: str = '', message: str = '') -> None:
+        """
+        End the stream; with an error (taxonomy class name + message) consumers raise it once the queued batches are used up.
+        """
+    def pop(self, timeout: typing.SupportsFloat | typing.SupportsIndex | None = None) -> tuple:
+        """
+        The next batch as (data, labels); blocks with the GIL released.
+        """
+    def push(self, data: typing.Any, labels: typing.Any, timeout: typing.SupportsFloat | typing.SupportsIndex | None = None) -> bool:
+        """
+        Copy one batch in (uint8 (N,C,H,W) raw images or float data + N labels); blocks with the GIL released while full. False when the queue is closed.
+        """
+    @property
+    def capacity(self) -> int:
+        ...
+    @capacity.setter
+    def capacity(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def closed(self) -> bool:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def pops(self) -> int:
+        ...
+    @property
+    def size(self) -> int:
+        ...
+    @property
+    def timeout(self) -> float:
+        ...
+    @timeout.setter
+    def timeout(self, arg1: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def wait_seconds(self) -> float:
+        ...
+class DataTransformer:
+    def __init__(self, transform_param: dict, train: bool, seed: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        ...
+    def output_shape(self, arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex, arg2: typing.SupportsInt | typing.SupportsIndex) -> list[int]:
+        ...
+    def transform(self, data: typing.Any) -> tuple:
+        """
+        (float32 (N, C, H', W'), [(h_off, w_off, mirrored) per item])
+        """
+class Net:
+    def __init__(self, name: str, layer_specs: list, force_backward: bool = False) -> None:
+        ...
+    def backward(self) -> None:
+        ...
+    def backward_from_to(self, arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    def blob(self, arg0: str) -> Tensor:
+        ...
+    def bottom_ids(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> list[int]:
+        ...
+    def bottom_need_backward(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> list[bool]:
+        ...
+    def clear_param_diffs(self) -> None:
+        ...
+    def forward(self) -> float:
+        ...
+    def forward_from_to(self, arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex) -> float:
+        ...
+    def has_blob(self, arg0: str) -> bool:
+        ...
+    def layer_blobs(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> list[Tensor]:
+        ...
+    def layer_loss(self, arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex) -> float:
+        ...
+    def layer_need_backward(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> bool:
+        ...
+    def layer_type(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> str:
+        ...
+    def learnable_param_id(self, arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex) -> int:
+        ...
+    def param_propagate_down(self, arg0: typing.SupportsInt | typing.SupportsIndex, arg1: typing.SupportsInt | typing.SupportsIndex) -> bool:
+        ...
+    def reshape(self) -> None:
+        ...
+    def share_trained_layers_with(self, arg0: Net) -> None:
+        ...
+    def top_ids(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> list[int]:
+        ...
+    def update(self) -> None:
+        ...
+    @property
+    def blob_loss_weights(self) -> list[float]:
+        ...
+    @property
+    def blob_names(self) -> list[str]:
+        ...
+    @property
+    def input_blob_indices(self) -> list[int]:
+        ...
+    @property
+    def layer_names(self) -> list[str]:
+        ...
+    @property
+    def learnable_params(self) -> list[Tensor]:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def output_blob_indices(self) -> list[int]:
+        ...
+    @property
+    def params_lr(self) -> list[float]:
+        ...
+    @property
+    def params_weight_decay(self) -> list[float]:
+        ...
+class OutputValues:
+    @property
+    def loss_weight(self) -> float:
+        ...
+    @property
+    def name(self) -> str:
+        ...
+    @property
+    def values(self) -> list[float]:
+        ...
+class DisplayInfo:
+    @property
+    def final(self) -> bool:
+        ...
+    @property
+    def iter(self) -> int:
+        ...
+    @property
+    def iters_per_second(self) -> float:
+        ...
+    @property
+    def loss(self) -> float:
+        ...
+    @property
+    def outputs(self) -> list[OutputValues]:
+        ...
+    @property
+    def rate(self) -> float:
+        ...
+    @property
+    def seconds(self) -> float:
+        ...
+    @property
+    def smoothed_loss(self) -> float:
+        ...
+class TestResult:
+    @property
+    def has_loss(self) -> bool:
+        ...
+    @property
+    def interrupted(self) -> bool:
+        ...
+    @property
+    def iter(self) -> int:
+        ...
+    @property
+    def loss(self) -> float:
+        ...
+    @property
+    def outputs(self) -> list[OutputValues]:
+        ...
+    @property
+    def test_iter(self) -> int:
+        ...
+    @property
+    def test_net(self) -> int:
+        ...
+class LrPolicy:
+    def __init__(self, solver_params: dict) -> None:
+        ...
+    def rate(self, iter: typing.SupportsInt | typing.SupportsIndex, current_step: typing.SupportsInt | typing.SupportsIndex = 0) -> tuple[float, int]:
+        """
+        (rate, current_step after this call) for update number `iter`.
+        """
+    @property
+    def name(self) -> str:
+        ...
+class Solver:
+    def __init__(self, solver_params: dict, net: Net, test_nets: collections.abc.Sequence[Net]) -> None:
+        ...
+    def apply_update(self) -> float:
+        ...
+    def request_snapshot(self) -> None:
+        ...
+    def request_stop(self) -> None:
+        ...
+    def set_callback(self, name: str, fn: typing.Any) -> None:
+        """
+        Callbacks: start(), before_forward(net_index: -1 train, i test), gradients_ready(), display(DisplayInfo), test(TestResult), snapshot(). None clears.
+        """
+    def solve(self, handle_sigint: bool = False) -> bool:
+        """
+        Trains to max_iter; returns True when SIGINT stopped it (handle_sigint only).
+        """
+    def step(self, iters: typing.SupportsInt | typing.SupportsIndex, handle_sigint: bool = False) -> bool:
+        """
+        Runs `iters` iterations; returns True when SIGINT stopped it (handle_sigint only).
+        """
+    def test(self, test_net_id: typing.SupportsInt | typing.SupportsIndex) -> TestResult:
+        ...
+    def test_all(self) -> list[TestResult]:
+        ...
+    @property
+    def current_step(self) -> int:
+        ...
+    @current_step.setter
+    def current_step(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def history(self) -> list[Tensor]:
+        ...
+    @property
+    def history_sets(self) -> int:
+        ...
+    @property
+    def iter(self) -> int:
+        ...
+    @iter.setter
+    def iter(self, arg1: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def last_loss(self) -> float:
+        ...
+    @property
+    def lr_policy(self) -> str:
+        ...
+    @property
+    def max_iter(self) -> int:
+        ...
+    @property
+    def net(self) -> Net:
+        ...
+    @property
+    def recent_losses(self) -> list[float]:
+        ...
+    @property
+    def smoothed_loss(self) -> float:
+        ...
+    @property
+    def stopped_early(self) -> bool:
+        ...
+    @property
+    def test_nets(self) -> list[Net]:
+        ...
+    @property
+    def type(self) -> str:
+        ...
+def data_layer_queues(net: ..., layer_index: typing.SupportsInt | typing.SupportsIndex) -> tuple[BatchQueue, BatchQueue]:
+    """
+    (feed queue, ready queue) of a MemoryData or Data layer: feeders push into the first, Forward pops the second (its timeout and wait statistics).
+    """
+def layer_types() -> list[str]:
+    """
+    Every Caffe type string the engine can build.
+    """
+def num_threads() -> int:
+    ...
+def set_num_threads(arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Threads for BLAS and OpenMP loops.
+    """
+def set_random_seed(arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+    """
+    Seeds the engine's RNG (fillers, dropout, crops).
+    """
+def update_rule_types() -> list[str]:
+    """
+    The solver types the engine implements.
+    """
+has_cuda: bool = False
