@@ -90,7 +90,6 @@ def train(args: argparse.Namespace) -> int:
         for path in args.weights.split(","):
             solver.net.copy_from(path)
     solver.solve(args.snapshot)
-    log.info("Optimization Done.")
     return 0
 
 
