@@ -5,14 +5,16 @@ Two steps, called by python/caffeonspark/engine.py:
 1. `prepare_data_params(layer, params, where)`, while the layer specs are built (before the
    engine sets the net up), adds what the engine cannot read itself:
    - Data layers (backend LMDB): `data_param["datum_shape"] = [C, H, W]`, read from the
-     first Datum of the source (an engine-only field, not in caffe.proto): the top shape
-     (batch_size, C, crop or H, crop or W) is known only from the data. A missing source
+     first Datum of the source (decoded when encoded, in the mode transform_param's
+     force_color / force_gray select; an engine-only field, not in caffe.proto): the top
+     shape (batch_size, C, crop or H, crop or W) is known only from the data. A missing source
      raises IoError naming the layer and the path here, at construction. Other backends
      are left alone (the engine refuses LevelDB with a ConfigError).
    - Any layer with transform_param.mean_file: `transform_param["mean_file_data"] =
      {"shape": [C, H, W], "data": float32 bytes}` from the .binaryproto (legacy num = 1).
 2. `NetFeeds(native_net, specs)`, once the native net exists, starts one LmdbFeeder daemon
-   thread per Data layer (rank/world_size from set_default_shard, used in TRAIN only) and
+   thread per Data layer (rank/world_size from set_default_shard, used in TRAIN only;
+   encoded images decoded on set_decode_threads threads) and
    hands out MemoryDataFeeders; close() stops and joins the threads (engine.Net calls it
    on close() and when the Net is garbage-collected).
 
@@ -28,7 +30,8 @@ import numpy as np
 
 from caffeonspark import model_io
 from caffeonspark._native import _engine
-from caffeonspark.data.lmdb_feeder import LmdbFeeder, first_datum_shape
+from caffeonspark.data.image_codec import decode_mode
+from caffeonspark.data.lmdb_feeder import LmdbFeeder, first_datum
 from caffeonspark.data.native_queue import MemoryDataFeeder, layer_owner
 from caffeonspark.errors import ConfigError, FormatError, IoError
 from caffeonspark.proto import caffe_pb2
@@ -37,6 +40,11 @@ __all__ = [
     "QUEUE_FED_TYPES",
     "set_default_shard",
     "default_shard",
+    "set_decode_threads",
+    "set_default_resize",
+    "default_resize",
+    "decode_threads",
+    "layer_decode_mode",
     "prepare_data_params",
     "NetFeeds",
 ]
@@ -63,6 +71,48 @@ def default_shard() -> tuple[int, int]:
         return _default_shard
 
 
+_decode_threads = 2
+_default_resize = False
+
+
+def set_default_resize(resize: bool) -> None:
+    """CaffeOnSpark's `-resize`: MemoryData feeders of nets built from now on resize every
+    image to the layer's height x width (bilinear) before the transform."""
+    global _default_resize
+    with _shard_lock:
+        _default_resize = bool(resize)
+
+
+def default_resize() -> bool:
+    with _shard_lock:
+        return _default_resize
+
+
+def set_decode_threads(threads: int) -> None:
+    """Threads each feeder of nets built from now on decodes encoded images with (default 2;
+    raw records are read on the feeder thread alone)."""
+    global _decode_threads
+    if threads < 1:
+        raise ValueError(f"decode threads must be >= 1, got {threads}")
+    with _shard_lock:
+        _decode_threads = int(threads)
+
+
+def decode_threads() -> int:
+    with _shard_lock:
+        return _decode_threads
+
+
+def layer_decode_mode(layer: caffe_pb2.LayerParameter, owner: str = "") -> str:
+    """How the layer's encoded images are decoded: transform_param force_color / force_gray
+    (Data's legacy data_param.force_encoded_color means force_color)."""
+    transform = layer.transform_param
+    force_color = transform.force_color or (
+        layer.type == "Data" and layer.data_param.force_encoded_color
+    )
+    return decode_mode(force_color, transform.force_gray, owner)
+
+
 def prepare_data_params(
     layer: caffe_pb2.LayerParameter, params: dict[str, Any], where: str = ""
 ) -> dict[str, Any]:
@@ -72,7 +122,7 @@ def prepare_data_params(
     if transform is not None and transform.get("mean_file"):
         transform["mean_file_data"] = _mean_file_data(transform["mean_file"], owner)
     if layer.type == "Data" and layer.data_param.backend == caffe_pb2.DataParameter.LMDB:
-        shape = first_datum_shape(layer.data_param.source, owner)
+        shape, _ = first_datum(layer.data_param.source, owner, layer_decode_mode(layer, owner))
         params["data_param"]["datum_shape"] = list(shape)
     return params
 
@@ -105,6 +155,7 @@ class NetFeeds:
         self._layers: dict[str, caffe_pb2.LayerParameter] = {}
         self._lmdb: dict[str, LmdbFeeder] = {}
         self._closed = False
+        self._resize = default_resize()
         rank, world_size = default_shard()
         for index, (spec, layer) in enumerate(zip(specs, layers, strict=True)):
             if spec["type"] not in QUEUE_FED_TYPES:
@@ -131,6 +182,8 @@ class NetFeeds:
     ) -> LmdbFeeder:
         spec = next(s for s in specs if s["name"] == name)
         train = layer.phase == caffe_pb2.TRAIN
+        mode = layer_decode_mode(layer, self._owners[name])
+        _, encoded = first_datum(layer.data_param.source, self._owners[name], mode)
         return LmdbFeeder(
             layer.data_param.source,
             self._queues[name][0],
@@ -140,6 +193,8 @@ class NetFeeds:
             rank=rank if train else 0,
             world_size=world_size if train else 1,
             owner=self._owners[name],
+            mode=mode,
+            decode_threads=decode_threads() if encoded else 1,
         ).start()
 
     def memory_data_feeder(self, layer_name: str) -> MemoryDataFeeder:
@@ -149,7 +204,9 @@ class NetFeeds:
             raise ConfigError(
                 f"the net has no MemoryData layer '{layer_name}' (MemoryData layers: {known})"
             )
-        return MemoryDataFeeder(layer, self._queues[layer_name], self._owners[layer_name])
+        return MemoryDataFeeder(
+            layer, self._queues[layer_name], self._owners[layer_name], resize=self._resize
+        )
 
     def set_timeout(self, seconds: float, layer_name: str | None = None) -> None:
         """Seconds Forward waits for a batch (every queue-fed layer, or one)."""
