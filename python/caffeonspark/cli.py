@@ -4,6 +4,8 @@
     caffeonspark test  -model NET -weights W [-iterations 50]
     caffeonspark time  -model NET [-iterations 50] [-phase TRAIN]
     caffeonspark prepare-mnist OUT_DIR [--idx DIR]
+    caffeonspark convert-imageset | convert-cifar10 | compute-image-mean | lmdb-to-parquet |
+                 parquet-to-lmdb | lmdb-to-seq | seq-to-lmdb ...   (python/caffeonspark/cli_data.py)
 
 Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` or
 `--solver`), as Caffe's gflags do. CaffeOnSpark's own single-dash mode flags (`-train
@@ -21,7 +23,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from caffeonspark.cli_data import add_data_verbs
+
 log = logging.getLogger("caffeonspark")
+_DATA_VERBS: dict = {}
 
 # CaffeOnSpark's single-dash mode flags; with one of these first, the Spark driver runs.
 SPARK_MODE_FLAGS = ("-train", "-test", "-features", "-conf")
@@ -60,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(mnist, "idx", help="folder with real MNIST IDX files (default: generate digits)")
     _flag(mnist, "train-count", type=int, default=60000)
     _flag(mnist, "test-count", type=int, default=10000)
+    _DATA_VERBS.update(add_data_verbs(verbs))
     return parser
 
 
@@ -77,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         engine.set_num_threads(args.threads)
     handler = {"train": train, "test": test, "time": time_layers, "prepare-mnist": prepare_mnist}
+    handler.update(_DATA_VERBS)
     return handler[args.verb](args)
 
 
