@@ -207,13 +207,27 @@ class SequenceFileReader:
         found = self._buf.find(self.sync, start + 4) if self.size else -1
         return self.size if found < 0 else found - 4
 
-    def records(self, start: int = 0, end: int | None = None) -> Iterator[SeqRecord]:
-        """The records of the split [start, end) (the whole file by default)."""
+    def record_at(self, offset: int) -> SeqRecord:
+        """The record starting at `offset` (an offset records() reported)."""
+        for record in self.records(offset, offset + 1, _exact=True):
+            return record
+        raise FormatError(f"SequenceFile '{self.path}': no record at byte {offset}")
+
+    def records(
+        self, start: int = 0, end: int | None = None, values: bool = True, _exact: bool = False
+    ) -> Iterator[SeqRecord]:
+        """The records of the split [start, end) (the whole file by default); with
+        values=False the values are left unread (b"": an index of keys and offsets)."""
         end = self.size if end is None else end
         if start >= end:
             return
         buf = self._buf
-        pos = self.header_end if start <= self.header_end else self._first_sync_at_or_after(start)
+        if _exact:
+            pos = start
+        elif start <= self.header_end:
+            pos = self.header_end
+        else:
+            pos = self._first_sync_at_or_after(start)
         while pos < self.size:
             record_start = pos
             sync_seen = False
@@ -229,7 +243,7 @@ class SequenceFileReader:
                     if pos >= self.size:
                         return
                     (length,) = _INT.unpack_from(buf, pos)
-                if record_start >= end and sync_seen:
+                if record_start >= end and sync_seen and not _exact:
                     return
                 (key_length,) = _INT.unpack_from(buf, pos + 4)
             except struct.error as err:
@@ -261,8 +275,10 @@ class SequenceFileReader:
                     f"BytesWritable of {value_length} bytes in {length - key_length - 4}"
                 )
             key = bytes(buf[key_start:value_start])
-            value = bytes(buf[value_start + 4 : value_start + 4 + value_length])
+            value = bytes(buf[value_start + 4 : value_start + 4 + value_length]) if values else b""
             yield SeqRecord(record_start, key, value)
+            if _exact:
+                return
             pos = body + length
 
     def __iter__(self) -> Iterator[SeqRecord]:
