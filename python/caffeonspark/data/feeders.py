@@ -14,9 +14,16 @@ Two steps, called by python/caffeonspark/engine.py:
      {"shape": [C, H, W], "data": float32 bytes}` from the .binaryproto (legacy num = 1).
 2. `NetFeeds(native_net, specs)`, once the native net exists, starts one LmdbFeeder daemon
    thread per Data layer (rank/world_size from set_default_shard, used in TRAIN only;
-   encoded images decoded on set_decode_threads threads) and
-   hands out MemoryDataFeeders; close() stops and joins the threads (engine.Net calls it
-   on close() and when the Net is garbage-collected).
+   encoded images decoded on set_decode_threads threads), one SourceFeeder thread per
+   MemoryData layer that names `source_class` + `memory_data_param.source` (the source
+   class from data/sources/, CaffeOnSpark's Java names included; partition rank of
+   world_size, shuffled per epoch, in TRAIN; everything in order in TEST; resized to the
+   layer's height x width with set_default_resize; set_source_defaults changes shuffle,
+   seed and the epoch-remainder policy), and hands out MemoryDataFeeders; close() stops and
+   joins the threads (engine.Net calls it on close() and when the Net is collected).
+   An unknown source_class is a ConfigError naming the layer and the known classes; a
+   missing source an IoError naming the layer and the path; a source whose items do not fit
+   the layer a ShapeError, all when the net is built.
 
 Tests: tests/layers/test_data.py, tests/layers/test_memory_data.py.
 """
@@ -33,7 +40,9 @@ from caffeonspark._native import _engine
 from caffeonspark.data.image_codec import decode_mode
 from caffeonspark.data.lmdb_feeder import LmdbFeeder, first_datum
 from caffeonspark.data.native_queue import MemoryDataFeeder, layer_owner
-from caffeonspark.errors import ConfigError, FormatError, IoError
+from caffeonspark.data.source_feeder import SourceFeeder
+from caffeonspark.data.sources import REMAINDER_POLICIES, ParquetSource, source_class
+from caffeonspark.errors import ConfigError, FormatError, IoError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
 __all__ = [
@@ -42,6 +51,8 @@ __all__ = [
     "default_shard",
     "set_decode_threads",
     "set_default_resize",
+    "set_source_defaults",
+    "source_defaults",
     "default_resize",
     "decode_threads",
     "layer_decode_mode",
@@ -73,6 +84,28 @@ def default_shard() -> tuple[int, int]:
 
 _decode_threads = 2
 _default_resize = False
+
+
+_source_defaults = {"shuffle": True, "seed": 0, "remainder": "drop"}
+
+
+def set_source_defaults(
+    shuffle: bool | None = None, seed: int | None = None, remainder: str | None = None
+) -> None:
+    """For source-fed MemoryData layers of nets built from now on: shuffle each epoch in
+    TRAIN (default True; TEST never shuffles), the shuffle seed (0), and what happens to an
+    epoch's last partial batch ("drop" default, "wrap", see data/sources/base.py)."""
+    if remainder is not None and remainder not in REMAINDER_POLICIES:
+        raise ValueError(f"remainder must be one of {REMAINDER_POLICIES}, got {remainder!r}")
+    with _shard_lock:
+        for key, value in (("shuffle", shuffle), ("seed", seed), ("remainder", remainder)):
+            if value is not None:
+                _source_defaults[key] = value
+
+
+def source_defaults() -> dict[str, Any]:
+    with _shard_lock:
+        return dict(_source_defaults)
 
 
 def set_default_resize(resize: bool) -> None:
@@ -154,6 +187,7 @@ class NetFeeds:
         self._owners: dict[str, str] = {}
         self._layers: dict[str, caffe_pb2.LayerParameter] = {}
         self._lmdb: dict[str, LmdbFeeder] = {}
+        self._sources: dict[str, SourceFeeder] = {}
         self._closed = False
         self._resize = default_resize()
         rank, world_size = default_shard()
@@ -168,6 +202,9 @@ class NetFeeds:
             for name, layer in self._layers.items():
                 if layer.type == "Data":
                     self._lmdb[name] = self._start_lmdb(name, layer, specs, rank, world_size)
+                elif layer.source_class or layer.memory_data_param.source:
+                    spec = next(s for s in specs if s["name"] == name)
+                    self._sources[name] = self._start_source(name, layer, spec, rank, world_size)
         except BaseException:
             self.close()
             raise
@@ -197,6 +234,77 @@ class NetFeeds:
             decode_threads=decode_threads() if encoded else 1,
         ).start()
 
+    def _start_source(
+        self,
+        name: str,
+        layer: caffe_pb2.LayerParameter,
+        spec: dict[str, Any],
+        rank: int,
+        world_size: int,
+    ) -> SourceFeeder:
+        owner = self._owners[name]
+        p = layer.memory_data_param
+        if not layer.source_class:
+            raise ConfigError(
+                f"{owner}memory_data_param.source '{p.source}' needs a source_class (e.g. "
+                "com.yahoo.ml.caffe.LMDB)"
+            )
+        cls = source_class(layer.source_class, owner)
+        if not p.source:
+            raise ConfigError(
+                f"{owner}source_class '{layer.source_class}' needs memory_data_param.source"
+            )
+        train = layer.phase == caffe_pb2.TRAIN
+        defaults = source_defaults()
+        feeder = self.memory_data_feeder(name)
+        channels, height, width = feeder.item_shape
+        options: dict[str, Any] = {
+            "partition": rank if train else 0,
+            "num_partitions": world_size if train else 1,
+            "shuffle": bool(defaults["shuffle"]) and train,
+            "seed": int(defaults["seed"]),
+            "mode": feeder.mode,
+            "resize": (height, width) if self._resize else None,
+            "decode_threads": decode_threads(),
+            "owner": owner,
+        }
+        if cls is ParquetSource:
+            options.update(
+                select=list(p.dataframe_column_select),
+                default_shape=(channels, height, width),
+                encoded_default=p.image_encoded,
+            )
+        source = cls(p.source, **options)
+        try:
+            self._check_source_shape(source, feeder, owner, layer)
+        except BaseException:
+            source.close()
+            raise
+        return SourceFeeder(
+            source,
+            feeder,
+            remainder=str(defaults["remainder"]),
+            transform_param=spec["params"].get("transform_param"),
+            train=train,
+            seed=int(defaults["seed"]),
+        ).start()
+
+    @staticmethod
+    def _check_source_shape(source: Any, feeder: MemoryDataFeeder, owner: str, layer: Any) -> None:
+        shape = source.item_shape
+        channels, height, width = feeder.item_shape
+        crop = int(layer.transform_param.crop_size)
+        fits = shape[0] == channels and (
+            (shape[1] >= crop and shape[2] >= crop) if crop else shape[1:] == (height, width)
+        )
+        if not fits:
+            want = f"at least {crop} x {crop}" if crop else f"{height} x {width}"
+            raise ShapeError(
+                f"{owner}source '{source.path}' holds items of shape {shape}; the layer wants "
+                f"{channels} channel(s) of {want} (memory_data_param{', crop_size' if crop else ''}"
+                "); resize them with set_default_resize(True) / -resize"
+            )
+
     def memory_data_feeder(self, layer_name: str) -> MemoryDataFeeder:
         layer = self._layers.get(layer_name)
         if layer is None or layer.type != "MemoryData":
@@ -225,7 +333,7 @@ class NetFeeds:
         """Consume `count` batches of every LMDB-fed layer, through the same transform
         pipeline Forward uses (so crop/mirror choices advance too): a resumed solver
         continues the data stream where the snapshotted run left it."""
-        for name in self._lmdb:
+        for name in [*self._lmdb, *self._sources]:
             _, ready = self._queues[name]
             for _ in range(int(count)):
                 ready.pop()
@@ -233,6 +341,10 @@ class NetFeeds:
     @property
     def lmdb_feeders(self) -> dict[str, LmdbFeeder]:
         return dict(self._lmdb)
+
+    @property
+    def source_feeders(self) -> dict[str, SourceFeeder]:
+        return dict(self._sources)
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Close every feed queue and join the feeder threads (idempotent)."""
@@ -243,3 +355,5 @@ class NetFeeds:
             feed.close()
         for feeder in self._lmdb.values():
             feeder.stop(timeout)
+        for source_feeder in self._sources.values():
+            source_feeder.stop(timeout)

@@ -148,6 +148,26 @@ class MemoryDataFeeder:
                 return False
         return True
 
+    def push_transformed(self, data: np.ndarray, labels: Any, timeout: float | None = None) -> bool:
+        """push() for float items the layer's transform_param was already applied to (by a
+        source feeder running the native DataTransformer): only the shape is checked."""
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        if data.ndim != 4 or data.shape[1:] != self.item_shape:
+            raise ShapeError(
+                f"{self._owner}transformed items have shape {data.shape[1:]}; "
+                f"memory_data_param says {self.item_shape}"
+            )
+        labels = np.asarray(labels, dtype=np.float32).reshape(-1)
+        for start in range(0, data.shape[0], self.batch_size):
+            end = start + self.batch_size
+            if not self._feed.push(data[start:end], labels[start:end], timeout):
+                return False
+        return True
+
+    @property
+    def identity_transform(self) -> bool:
+        return self._identity
+
     def close(self, error: BaseException | str | None = None) -> None:
         close_with_error(self._feed, error, self._owner)
 
