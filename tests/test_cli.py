@@ -79,3 +79,14 @@ def test_spark_mode_flags_say_what_is_missing():
 def test_weights_and_snapshot_are_exclusive(small_lenet):
     with pytest.raises(SystemExit):
         cli.main(["train", "-solver", "solver.prototxt", "-weights", "a", "-snapshot", "b"])
+
+
+def test_resize_flag_sets_the_feeders_switch(monkeypatch):
+    from caffeonspark.data import feeders
+
+    calls = []
+    monkeypatch.setattr(feeders, "set_default_resize", calls.append)
+    monkeypatch.setattr(cli, "train", lambda args: 0)
+    assert cli.main(["train", "-solver", "s.prototxt", "-resize"]) == 0
+    assert calls == [True]
+    assert not cli.build_parser().parse_args(["train", "-solver", "s"]).resize

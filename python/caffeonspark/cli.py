@@ -1,9 +1,11 @@
 """The `caffeonspark` command: Caffe's tool verbs without Spark.
 
-    caffeonspark train -solver S [-weights W | -snapshot S.solverstate] [-threads N]
-    caffeonspark test  -model NET -weights W [-iterations 50]
+    caffeonspark train -solver S [-weights W | -snapshot S.solverstate] [-threads N] [-resize]
+    caffeonspark test  -model NET -weights W [-iterations 50] [-resize]
     caffeonspark time  -model NET [-iterations 50] [-phase TRAIN]
     caffeonspark prepare-mnist OUT_DIR [--idx DIR]
+    caffeonspark convert-imageset | convert-cifar10 | compute-image-mean | lmdb-to-parquet |
+                 parquet-to-lmdb | lmdb-to-seq | seq-to-lmdb ...   (python/caffeonspark/cli_data.py)
 
 Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` or
 `--solver`), as Caffe's gflags do. CaffeOnSpark's own single-dash mode flags (`-train
@@ -21,7 +23,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from caffeonspark.cli_data import add_data_verbs
+
 log = logging.getLogger("caffeonspark")
+_DATA_VERBS: dict = {}
 
 # CaffeOnSpark's single-dash mode flags; with one of these first, the Spark driver runs.
 SPARK_MODE_FLAGS = ("-train", "-test", "-features", "-conf")
@@ -42,12 +47,19 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(train, "weights", help="caffemodel to start from (fine-tuning)")
     _flag(train, "snapshot", help="solverstate to resume from")
     _flag(train, "threads", type=int, help="engine threads (default: all cores)")
+    _flag(
+        train,
+        "resize",
+        action="store_true",
+        help="resize source images to the MemoryData layers' size (CaffeOnSpark's -resize)",
+    )
 
     test = verbs.add_parser("test", help="score a model: average each output over iterations")
     _flag(test, "model", required=True, help="net prototxt")
     _flag(test, "weights", required=True, help="caffemodel")
     _flag(test, "iterations", type=int, default=50, help="batches to run (50)")
     _flag(test, "threads", type=int)
+    _flag(test, "resize", action="store_true", help="as train -resize")
 
     timing = verbs.add_parser("time", help="per-layer forward/backward milliseconds")
     _flag(timing, "model", required=True, help="net prototxt")
@@ -60,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(mnist, "idx", help="folder with real MNIST IDX files (default: generate digits)")
     _flag(mnist, "train-count", type=int, default=60000)
     _flag(mnist, "test-count", type=int, default=10000)
+    _DATA_VERBS.update(add_data_verbs(verbs))
     return parser
 
 
@@ -76,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from caffeonspark import engine
 
         engine.set_num_threads(args.threads)
+    if getattr(args, "resize", False):
+        from caffeonspark.data import feeders
+
+        feeders.set_default_resize(True)
     handler = {"train": train, "test": test, "time": time_layers, "prepare-mnist": prepare_mnist}
+    handler.update(_DATA_VERBS)
     return handler[args.verb](args)
 
 

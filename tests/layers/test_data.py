@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import lmdb
 import numpy as np
 import pytest
@@ -241,9 +242,45 @@ def test_leveldb_is_refused_with_a_hint(db10):
         data_net(path, backend="LEVELDB")
 
 
-def test_encoded_datums_are_not_implemented_yet(tmp_path):
+def png_datum(image: np.ndarray, label: int) -> caffe_pb2.Datum:
+    """An encoded Datum (PNG: lossless, so decoded pixels equal `image`), made with OpenCV."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image.transpose(1, 2, 0)))
+    assert ok
+    return caffe_pb2.Datum(data=buf.tobytes(), label=label, encoded=True)
+
+
+def test_encoded_datums_are_decoded_like_raw_ones(tmp_path):
+    pixels = np.random.default_rng(5).integers(0, 256, size=(6, 3, H, W), dtype=np.uint8)
+    values = {i: png_datum(pixels[i], 10 + i).SerializeToString() for i in range(6)}
+    values[2] = datum(pixels[2], 12).SerializeToString()  # raw and encoded may be mixed
+    net = data_net(
+        write_lmdb(tmp_path / "png", values),
+        batch_size=3,
+        transform="transform_param { scale: 0.5 }",
+    )
+    assert net.blobs["data"].shape == (3, 3, H, W)
+    for step in range(2):
+        net.forward()
+        np.testing.assert_array_equal(
+            net.blobs["data"].data, pixels[3 * step : 3 * step + 3].astype(np.float32) * 0.5
+        )
+        np.testing.assert_array_equal(net.blobs["label"].data, 10 + np.arange(3) + 3 * step)
+
+
+@pytest.mark.parametrize("flag", ["", "force_gray: true", "force_color: true"])
+def test_encoded_gray_and_color_decoding_follows_force_flags(tmp_path, flag):
+    gray = np.random.default_rng(6).integers(0, 256, size=(1, H, W), dtype=np.uint8)
+    db = write_lmdb(tmp_path / "gray", {0: png_datum(gray, 0).SerializeToString()})
+    net = data_net(db, batch_size=1, transform=f"transform_param {{ {flag} }}")
+    want = 3 if flag == "force_color: true" else 1
+    assert net.blobs["data"].shape == (1, want, H, W)
+    net.forward()
+    np.testing.assert_array_equal(net.blobs["data"].data[0], np.repeat(gray, want, axis=0))
+
+
+def test_undecodable_encoded_datum_names_the_key(tmp_path):
     encoded = caffe_pb2.Datum(data=b"\x89PNG...", encoded=True, label=1).SerializeToString()
-    with pytest.raises(NotImplementedError, match="00000000.*encoded"):
+    with pytest.raises(errors.FormatError, match="00000000.*cannot decode"):
         data_net(write_lmdb(tmp_path / "enc_first", {0: encoded}))
     pixels = images(3)
     values = {
@@ -253,8 +290,14 @@ def test_encoded_datums_are_not_implemented_yet(tmp_path):
     }
     net = data_net(write_lmdb(tmp_path / "enc_later", values), batch_size=1)
     net.forward()
-    with pytest.raises(errors.IoError, match="NotImplementedError.*00000001.*encoded"):
+    with pytest.raises(errors.FormatError, match="enc_later' key '00000001'.*cannot decode"):
         net.forward()
+
+
+def test_both_force_flags_are_a_config_error(db10):
+    path, _ = db10
+    with pytest.raises(errors.ConfigError, match="both force_color and force_gray"):
+        data_net(path, transform="transform_param { force_color: true force_gray: true }")
 
 
 def test_forward_runs_with_the_gil_released(db10):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 
+import cv2
 import numpy as np
 import pytest
 from google.protobuf import text_format
@@ -175,3 +176,43 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "
     assert np.isfinite(out["loss"])
     net.backward()
     assert np.any(net.params["ip"][0].diff != 0)
+
+
+def test_push_encoded_decodes_and_resizes_to_the_layer_size(anchors):
+    # The real JPEG fixtures are 256 x 256; CaffeOnSpark's -resize brings them to the net's
+    # input size (bilinear), then the transform runs natively.
+    files = [(anchors / "caffeonspark" / f"{n}.jpg").read_bytes() for n in ("cat1", "dog1")]
+    net = memory_net(c=3, h=32, w=24, transform="transform_param { scale: 0.5 }")
+    feeder = net.memory_data_feeder("feed")
+    with pytest.raises(errors.ShapeError, match="256 x 256; the layer wants 32 x 24"):
+        feeder.push_encoded(files, [0, 1])
+    assert feeder.push_encoded(files, [0, 1], resize=True)
+    net.forward()
+    want = [
+        cv2.resize(cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_COLOR), (24, 32))
+        for f in files
+    ]
+    want = np.stack(want).transpose(0, 3, 1, 2).astype(np.float32) * 0.5
+    np.testing.assert_array_equal(net.blobs["data"].data, want)
+    np.testing.assert_array_equal(net.blobs["label"].data, [0, 1])
+    gray = memory_net(c=1, h=256, w=256, transform="transform_param { force_gray: true }")
+    gray.memory_data_feeder("feed").push_encoded(files, [1, 0])
+    gray.forward()
+    assert gray.blobs["data"].shape == (2, 1, 256, 256)
+
+
+def test_default_resize_switch_is_the_resize_flag():
+    from caffeonspark.data import feeders
+
+    image = np.random.default_rng(9).integers(0, 256, size=(3, 8, 8), dtype=np.uint8)
+    feeders.set_default_resize(True)
+    try:
+        net = memory_net(n=1, c=3, h=4, w=5)
+    finally:
+        feeders.set_default_resize(False)
+    feeder = net.memory_data_feeder("feed")
+    assert feeder.resize
+    feeder.push_encoded([cv2.imencode(".png", image.transpose(1, 2, 0))[1].tobytes()], [7])
+    net.forward()
+    want = cv2.resize(image.transpose(1, 2, 0), (5, 4)).transpose(2, 0, 1)
+    np.testing.assert_array_equal(net.blobs["data"].data[0], want)

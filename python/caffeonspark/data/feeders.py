@@ -5,16 +5,25 @@ Two steps, called by python/caffeonspark/engine.py:
 1. `prepare_data_params(layer, params, where)`, while the layer specs are built (before the
    engine sets the net up), adds what the engine cannot read itself:
    - Data layers (backend LMDB): `data_param["datum_shape"] = [C, H, W]`, read from the
-     first Datum of the source (an engine-only field, not in caffe.proto): the top shape
-     (batch_size, C, crop or H, crop or W) is known only from the data. A missing source
+     first Datum of the source (decoded when encoded, in the mode transform_param's
+     force_color / force_gray select; an engine-only field, not in caffe.proto): the top
+     shape (batch_size, C, crop or H, crop or W) is known only from the data. A missing source
      raises IoError naming the layer and the path here, at construction. Other backends
      are left alone (the engine refuses LevelDB with a ConfigError).
    - Any layer with transform_param.mean_file: `transform_param["mean_file_data"] =
      {"shape": [C, H, W], "data": float32 bytes}` from the .binaryproto (legacy num = 1).
 2. `NetFeeds(native_net, specs)`, once the native net exists, starts one LmdbFeeder daemon
-   thread per Data layer (rank/world_size from set_default_shard, used in TRAIN only) and
-   hands out MemoryDataFeeders; close() stops and joins the threads (engine.Net calls it
-   on close() and when the Net is garbage-collected).
+   thread per Data layer (rank/world_size from set_default_shard, used in TRAIN only;
+   encoded images decoded on set_decode_threads threads), one SourceFeeder thread per
+   MemoryData layer that names `source_class` + `memory_data_param.source` (the source
+   class from data/sources/, CaffeOnSpark's Java names included; partition rank of
+   world_size, shuffled per epoch, in TRAIN; everything in order in TEST; resized to the
+   layer's height x width with set_default_resize; set_source_defaults changes shuffle,
+   seed and the epoch-remainder policy), and hands out MemoryDataFeeders; close() stops and
+   joins the threads (engine.Net calls it on close() and when the Net is collected).
+   An unknown source_class is a ConfigError naming the layer and the known classes; a
+   missing source an IoError naming the layer and the path; a source whose items do not fit
+   the layer a ShapeError, all when the net is built.
 
 Tests: tests/layers/test_data.py, tests/layers/test_memory_data.py.
 """
@@ -28,15 +37,25 @@ import numpy as np
 
 from caffeonspark import model_io
 from caffeonspark._native import _engine
-from caffeonspark.data.lmdb_feeder import LmdbFeeder, first_datum_shape
+from caffeonspark.data.image_codec import decode_mode
+from caffeonspark.data.lmdb_feeder import LmdbFeeder, first_datum
 from caffeonspark.data.native_queue import MemoryDataFeeder, layer_owner
-from caffeonspark.errors import ConfigError, FormatError, IoError
+from caffeonspark.data.source_feeder import SourceFeeder
+from caffeonspark.data.sources import REMAINDER_POLICIES, ParquetSource, source_class
+from caffeonspark.errors import ConfigError, FormatError, IoError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
 __all__ = [
     "QUEUE_FED_TYPES",
     "set_default_shard",
     "default_shard",
+    "set_decode_threads",
+    "set_default_resize",
+    "set_source_defaults",
+    "source_defaults",
+    "default_resize",
+    "decode_threads",
+    "layer_decode_mode",
     "prepare_data_params",
     "NetFeeds",
 ]
@@ -63,6 +82,70 @@ def default_shard() -> tuple[int, int]:
         return _default_shard
 
 
+_decode_threads = 2
+_default_resize = False
+
+
+_source_defaults = {"shuffle": True, "seed": 0, "remainder": "drop"}
+
+
+def set_source_defaults(
+    shuffle: bool | None = None, seed: int | None = None, remainder: str | None = None
+) -> None:
+    """For source-fed MemoryData layers of nets built from now on: shuffle each epoch in
+    TRAIN (default True; TEST never shuffles), the shuffle seed (0), and what happens to an
+    epoch's last partial batch ("drop" default, "wrap", see data/sources/base.py)."""
+    if remainder is not None and remainder not in REMAINDER_POLICIES:
+        raise ValueError(f"remainder must be one of {REMAINDER_POLICIES}, got {remainder!r}")
+    with _shard_lock:
+        for key, value in (("shuffle", shuffle), ("seed", seed), ("remainder", remainder)):
+            if value is not None:
+                _source_defaults[key] = value
+
+
+def source_defaults() -> dict[str, Any]:
+    with _shard_lock:
+        return dict(_source_defaults)
+
+
+def set_default_resize(resize: bool) -> None:
+    """CaffeOnSpark's `-resize`: MemoryData feeders of nets built from now on resize every
+    image to the layer's height x width (bilinear) before the transform."""
+    global _default_resize
+    with _shard_lock:
+        _default_resize = bool(resize)
+
+
+def default_resize() -> bool:
+    with _shard_lock:
+        return _default_resize
+
+
+def set_decode_threads(threads: int) -> None:
+    """Threads each feeder of nets built from now on decodes encoded images with (default 2;
+    raw records are read on the feeder thread alone)."""
+    global _decode_threads
+    if threads < 1:
+        raise ValueError(f"decode threads must be >= 1, got {threads}")
+    with _shard_lock:
+        _decode_threads = int(threads)
+
+
+def decode_threads() -> int:
+    with _shard_lock:
+        return _decode_threads
+
+
+def layer_decode_mode(layer: caffe_pb2.LayerParameter, owner: str = "") -> str:
+    """How the layer's encoded images are decoded: transform_param force_color / force_gray
+    (Data's legacy data_param.force_encoded_color means force_color)."""
+    transform = layer.transform_param
+    force_color = transform.force_color or (
+        layer.type == "Data" and layer.data_param.force_encoded_color
+    )
+    return decode_mode(force_color, transform.force_gray, owner)
+
+
 def prepare_data_params(
     layer: caffe_pb2.LayerParameter, params: dict[str, Any], where: str = ""
 ) -> dict[str, Any]:
@@ -72,7 +155,7 @@ def prepare_data_params(
     if transform is not None and transform.get("mean_file"):
         transform["mean_file_data"] = _mean_file_data(transform["mean_file"], owner)
     if layer.type == "Data" and layer.data_param.backend == caffe_pb2.DataParameter.LMDB:
-        shape = first_datum_shape(layer.data_param.source, owner)
+        shape, _ = first_datum(layer.data_param.source, owner, layer_decode_mode(layer, owner))
         params["data_param"]["datum_shape"] = list(shape)
     return params
 
@@ -104,7 +187,9 @@ class NetFeeds:
         self._owners: dict[str, str] = {}
         self._layers: dict[str, caffe_pb2.LayerParameter] = {}
         self._lmdb: dict[str, LmdbFeeder] = {}
+        self._sources: dict[str, SourceFeeder] = {}
         self._closed = False
+        self._resize = default_resize()
         rank, world_size = default_shard()
         for index, (spec, layer) in enumerate(zip(specs, layers, strict=True)):
             if spec["type"] not in QUEUE_FED_TYPES:
@@ -117,6 +202,9 @@ class NetFeeds:
             for name, layer in self._layers.items():
                 if layer.type == "Data":
                     self._lmdb[name] = self._start_lmdb(name, layer, specs, rank, world_size)
+                elif layer.source_class or layer.memory_data_param.source:
+                    spec = next(s for s in specs if s["name"] == name)
+                    self._sources[name] = self._start_source(name, layer, spec, rank, world_size)
         except BaseException:
             self.close()
             raise
@@ -131,6 +219,8 @@ class NetFeeds:
     ) -> LmdbFeeder:
         spec = next(s for s in specs if s["name"] == name)
         train = layer.phase == caffe_pb2.TRAIN
+        mode = layer_decode_mode(layer, self._owners[name])
+        _, encoded = first_datum(layer.data_param.source, self._owners[name], mode)
         return LmdbFeeder(
             layer.data_param.source,
             self._queues[name][0],
@@ -140,7 +230,80 @@ class NetFeeds:
             rank=rank if train else 0,
             world_size=world_size if train else 1,
             owner=self._owners[name],
+            mode=mode,
+            decode_threads=decode_threads() if encoded else 1,
         ).start()
+
+    def _start_source(
+        self,
+        name: str,
+        layer: caffe_pb2.LayerParameter,
+        spec: dict[str, Any],
+        rank: int,
+        world_size: int,
+    ) -> SourceFeeder:
+        owner = self._owners[name]
+        p = layer.memory_data_param
+        if not layer.source_class:
+            raise ConfigError(
+                f"{owner}memory_data_param.source '{p.source}' needs a source_class (e.g. "
+                "com.yahoo.ml.caffe.LMDB)"
+            )
+        cls = source_class(layer.source_class, owner)
+        if not p.source:
+            raise ConfigError(
+                f"{owner}source_class '{layer.source_class}' needs memory_data_param.source"
+            )
+        train = layer.phase == caffe_pb2.TRAIN
+        defaults = source_defaults()
+        feeder = self.memory_data_feeder(name)
+        channels, height, width = feeder.item_shape
+        options: dict[str, Any] = {
+            "partition": rank if train else 0,
+            "num_partitions": world_size if train else 1,
+            "shuffle": bool(defaults["shuffle"]) and train,
+            "seed": int(defaults["seed"]),
+            "mode": feeder.mode,
+            "resize": (height, width) if self._resize else None,
+            "decode_threads": decode_threads(),
+            "owner": owner,
+        }
+        if cls is ParquetSource:
+            options.update(
+                select=list(p.dataframe_column_select),
+                default_shape=(channels, height, width),
+                encoded_default=p.image_encoded,
+            )
+        source = cls(p.source, **options)
+        try:
+            self._check_source_shape(source, feeder, owner, layer)
+        except BaseException:
+            source.close()
+            raise
+        return SourceFeeder(
+            source,
+            feeder,
+            remainder=str(defaults["remainder"]),
+            transform_param=spec["params"].get("transform_param"),
+            train=train,
+            seed=int(defaults["seed"]),
+        ).start()
+
+    @staticmethod
+    def _check_source_shape(source: Any, feeder: MemoryDataFeeder, owner: str, layer: Any) -> None:
+        shape = source.item_shape
+        channels, height, width = feeder.item_shape
+        crop = int(layer.transform_param.crop_size)
+        fits = shape[0] == channels and (
+            (shape[1] >= crop and shape[2] >= crop) if crop else shape[1:] == (height, width)
+        )
+        if not fits:
+            want = f"at least {crop} x {crop}" if crop else f"{height} x {width}"
+            raise ShapeError(
+                f"{owner}source '{source.path}' holds items of shape {shape}; the layer wants "
+                f"{channels} channel(s) of {want} (memory_data_param{', crop_size' if crop else ''}"
+                "); resize them with set_default_resize(True) / -resize"
+            )
 
     def memory_data_feeder(self, layer_name: str) -> MemoryDataFeeder:
         layer = self._layers.get(layer_name)
@@ -149,7 +312,9 @@ class NetFeeds:
             raise ConfigError(
                 f"the net has no MemoryData layer '{layer_name}' (MemoryData layers: {known})"
             )
-        return MemoryDataFeeder(layer, self._queues[layer_name], self._owners[layer_name])
+        return MemoryDataFeeder(
+            layer, self._queues[layer_name], self._owners[layer_name], resize=self._resize
+        )
 
     def set_timeout(self, seconds: float, layer_name: str | None = None) -> None:
         """Seconds Forward waits for a batch (every queue-fed layer, or one)."""
@@ -168,7 +333,7 @@ class NetFeeds:
         """Consume `count` batches of every LMDB-fed layer, through the same transform
         pipeline Forward uses (so crop/mirror choices advance too): a resumed solver
         continues the data stream where the snapshotted run left it."""
-        for name in self._lmdb:
+        for name in [*self._lmdb, *self._sources]:
             _, ready = self._queues[name]
             for _ in range(int(count)):
                 ready.pop()
@@ -176,6 +341,10 @@ class NetFeeds:
     @property
     def lmdb_feeders(self) -> dict[str, LmdbFeeder]:
         return dict(self._lmdb)
+
+    @property
+    def source_feeders(self) -> dict[str, SourceFeeder]:
+        return dict(self._sources)
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Close every feed queue and join the feeder threads (idempotent)."""
@@ -186,3 +355,5 @@ class NetFeeds:
             feed.close()
         for feeder in self._lmdb.values():
             feeder.stop(timeout)
+        for source_feeder in self._sources.values():
+            source_feeder.stop(timeout)

@@ -9,11 +9,13 @@ Caffe's DataLayer rules (CAFFE_FACTS §5.2): records in key (DB) order, wrapping
 the end; with several solvers, a running record index counts every record read (across
 wrap-arounds) and rank r keeps the records whose index % world_size == r, in TRAIN only
 (TEST does not skip). Each record is a serialized Datum: raw `data` bytes (uint8, planar
-CHW) or `float_data`; batch_size of them are stacked into (N, C, H, W) (uint8, or float32
-when any holds float_data) with float labels. Every Datum must have the shape of the first
-(which fixed the layer's top shape at net construction); a mismatch or a data size other
-than C*H*W raises FormatError naming the source and key. Encoded Datums (compressed image
-bytes) raise NotImplementedError for now: decoding comes in a later issue.
+CHW), `float_data`, or an encoded image (JPEG, PNG, ...) decoded here with OpenCV in the
+layer's decode mode (transform_param force_color / force_gray, CAFFE_FACTS §5.4; see
+image_codec.py). batch_size records are stacked into (N, C, H, W) (uint8, or float32 when
+any holds float_data) with float labels; decoding runs on `decode_threads` threads
+(DecodePool, order kept). Every record must have the (decoded) shape of the first, which
+fixed the layer's top shape at net construction; a mismatch, a data size other than C*H*W
+or undecodable bytes raise FormatError naming the source and key.
 
 A reading error closes the feed queue with that error, so it is raised by Forward in the
 solver's thread after the batches already queued. Missing sources raise IoError naming the
@@ -33,11 +35,12 @@ from typing import Any
 import lmdb
 import numpy as np
 
+from caffeonspark.data.datums import datum_image, key_text, parse_datum
+from caffeonspark.data.image_codec import DecodePool
 from caffeonspark.data.native_queue import close_with_error
 from caffeonspark.errors import FormatError, IoError
-from caffeonspark.proto import caffe_pb2
 
-__all__ = ["open_lmdb", "first_datum_shape", "datum_array", "LmdbFeeder"]
+__all__ = ["open_lmdb", "first_datum", "first_datum_shape", "record_image", "LmdbFeeder"]
 
 
 _envs_lock = threading.Lock()
@@ -76,62 +79,37 @@ def open_lmdb(source: str | os.PathLike[str], owner: str = "") -> Iterator[lmdb.
                 entry[0].close()
 
 
-def _key_text(key: bytes) -> str:
-    return key.decode("utf-8", errors="backslashreplace")
+def record_image(
+    value: bytes, source: str, key: bytes, owner: str = "", mode: str = "native"
+) -> tuple[np.ndarray, float]:
+    """(pixels (C, H, W), label) of one LMDB record (a serialized Datum, maybe encoded)."""
+    where = f"{owner}LMDB '{source}' key '{key_text(key)}'"
+    datum = parse_datum(value, where)
+    return datum_image(datum, where, mode), float(datum.label)
 
 
-def parse_datum(value: bytes, source: str, key: bytes, owner: str = "") -> caffe_pb2.Datum:
-    datum = caffe_pb2.Datum()
-    try:
-        datum.ParseFromString(value)
-    except Exception as err:  # protobuf's DecodeError and friends
-        raise FormatError(
-            f"{owner}LMDB '{source}' key '{_key_text(key)}' is not a Datum: {err}"
-        ) from err
-    if datum.encoded:
-        raise NotImplementedError(
-            f"{owner}LMDB '{source}' key '{_key_text(key)}' holds an encoded (compressed) "
-            "image; decoding encoded Datums is not supported yet (convert without --encoded)"
-        )
-    return datum
-
-
-def first_datum_shape(source: str | os.PathLike[str], owner: str = "") -> tuple[int, int, int]:
-    """(C, H, W) of the first record: the shape every record must have."""
+def first_datum(
+    source: str | os.PathLike[str], owner: str = "", mode: str = "native"
+) -> tuple[tuple[int, int, int], bool]:
+    """((C, H, W), encoded) of the first record, decoded when encoded: every record must
+    have that shape."""
     path = os.fspath(source)
     with open_lmdb(path, owner) as env, env.begin(buffers=False) as txn:
         cursor = txn.cursor()
         if not cursor.first():
             raise IoError(f"{owner}LMDB source '{path}' holds no records")
         key, value = bytes(cursor.key()), bytes(cursor.value())
-    datum = parse_datum(value, path, key, owner)
-    shape = (int(datum.channels), int(datum.height), int(datum.width))
-    datum_array(datum, shape, path, key, owner)  # the first record must be well formed too
-    return shape
+    where = f"{owner}LMDB '{path}' key '{key_text(key)}'"
+    datum = parse_datum(value, where)
+    image = datum_image(datum, where, mode)
+    return (int(image.shape[0]), int(image.shape[1]), int(image.shape[2])), bool(datum.encoded)
 
 
-def datum_array(
-    datum: caffe_pb2.Datum, shape: tuple[int, int, int], source: str, key: bytes, owner: str = ""
-) -> np.ndarray:
-    """The Datum's pixels as a (C, H, W) uint8 array (raw `data`) or float32 (`float_data`)."""
-    where = f"{owner}LMDB '{source}' key '{_key_text(key)}'"
-    have = (int(datum.channels), int(datum.height), int(datum.width))
-    if have != tuple(shape):
-        raise FormatError(f"{where}: Datum shape {have} differs from the first record's {shape}")
-    count = shape[0] * shape[1] * shape[2]
-    if datum.data:
-        if len(datum.data) != count:
-            raise FormatError(
-                f"{where}: Datum holds {len(datum.data)} data bytes but channels*height*width "
-                f"= {count}"
-            )
-        return np.frombuffer(datum.data, dtype=np.uint8).reshape(shape)
-    if len(datum.float_data) != count:
-        raise FormatError(
-            f"{where}: Datum holds {len(datum.float_data)} float_data values (and no data "
-            f"bytes) but channels*height*width = {count}"
-        )
-    return np.asarray(datum.float_data, dtype=np.float32).reshape(shape)
+def first_datum_shape(
+    source: str | os.PathLike[str], owner: str = "", mode: str = "native"
+) -> tuple[int, int, int]:
+    """(C, H, W) of the first record (decoded when encoded)."""
+    return first_datum(source, owner, mode)[0]
 
 
 class LmdbFeeder:
@@ -153,6 +131,8 @@ class LmdbFeeder:
         rank: int = 0,
         world_size: int = 1,
         owner: str = "",
+        mode: str = "native",
+        decode_threads: int = 1,
     ) -> None:
         if world_size < 1 or not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
@@ -162,7 +142,9 @@ class LmdbFeeder:
         self.queue = queue
         self.batch_size = int(batch_size)
         self.owner = owner
-        self.shape = tuple(shape) if shape is not None else first_datum_shape(source, owner)
+        self.mode = mode
+        self.shape = tuple(shape) if shape is not None else first_datum_shape(source, owner, mode)
+        self.pool = DecodePool(decode_threads, name=f"decode {self.source}")
         self.train = bool(train)
         self.rank = int(rank)
         self.world_size = int(world_size)
@@ -182,21 +164,29 @@ class LmdbFeeder:
                     if keep:
                         yield key, value
 
+    def _image(self, record: tuple[bytes, bytes]) -> tuple[np.ndarray, float]:
+        key, value = record
+        image, label = record_image(value, self.source, key, self.owner, self.mode)
+        if image.shape != self.shape:
+            raise FormatError(
+                f"{self.owner}LMDB '{self.source}' key '{key_text(key)}': image shape "
+                f"{tuple(image.shape)} differs from the first record's {self.shape}"
+            )
+        return image, label
+
     def batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Endless (data (N, C, H, W), labels (N,)) batches of this reader's records."""
         records = self.records()
         n = self.batch_size
         while True:
-            data: np.ndarray = np.empty((n, *self.shape), dtype=np.uint8)
+            chunk = [next(records) for _ in range(n)]
+            items = self.pool.map(self._image, chunk)
+            floats = any(image.dtype != np.uint8 for image, _ in items)
+            data = np.empty((n, *self.shape), dtype=np.float32 if floats else np.uint8)
             labels = np.empty(n, dtype=np.float32)
-            for i in range(n):
-                key, value = next(records)
-                datum = parse_datum(value, self.source, key, self.owner)
-                item = datum_array(datum, self.shape, self.source, key, self.owner)
-                if item.dtype != data.dtype:
-                    data = data.astype(np.float32)
-                data[i] = item
-                labels[i] = datum.label
+            for i, (image, label) in enumerate(items):
+                data[i] = image
+                labels[i] = label
             yield data, labels
 
     def run(self) -> None:
@@ -207,6 +197,8 @@ class LmdbFeeder:
                     return
         except BaseException as err:  # surfaces in Forward, on the solver's thread
             close_with_error(self.queue, err, self.owner)
+        finally:
+            self.pool.close()
 
     def start(self) -> LmdbFeeder:
         self._thread = threading.Thread(

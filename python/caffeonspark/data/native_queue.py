@@ -9,18 +9,23 @@ copy the arrays and block with the GIL released, so feeding never stalls the sol
 - `close_with_error` ends a queue with a Python exception, which the consumer re-raises in
   the solver's / forward's thread as the caffeonspark error of the same class (any other
   exception becomes IoError naming its class).
-- `MemoryDataFeeder` is what `engine.Net.memory_data_feeder(name)` returns.
+- `MemoryDataFeeder` is what `engine.Net.memory_data_feeder(name)` returns: push() takes
+  arrays, push_encoded() image files' bytes, decoded (transform_param force_color /
+  force_gray) and, with resize, resized to the layer's height x width (CaffeOnSpark's
+  `-resize`: images of any size are brought to the net's input size).
 
 Tests: tests/data/test_batch_queue.py, tests/layers/test_memory_data.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from caffeonspark import errors
+from caffeonspark.data.image_codec import decode_image, decode_mode, resize_image
 from caffeonspark.errors import ConfigError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
@@ -78,7 +83,13 @@ class MemoryDataFeeder:
     `timeout`: seconds Forward waits for a batch before raising IoError.
     """
 
-    def __init__(self, layer: caffe_pb2.LayerParameter, queues: tuple[Any, Any], owner: str):
+    def __init__(
+        self,
+        layer: caffe_pb2.LayerParameter,
+        queues: tuple[Any, Any],
+        owner: str,
+        resize: bool = False,
+    ):
         self._feed, self._ready = queues
         self._owner = owner
         p = layer.memory_data_param
@@ -86,6 +97,43 @@ class MemoryDataFeeder:
         self.item_shape = (int(p.channels), int(p.height), int(p.width))
         self._crop = int(layer.transform_param.crop_size)
         self._identity = _transform_is_identity(layer.transform_param)
+        self.mode = decode_mode(
+            layer.transform_param.force_color, layer.transform_param.force_gray, owner
+        )
+        self.resize = bool(resize)
+
+    def prepare_image(self, image: Any, where: str = "", resize: bool | None = None) -> np.ndarray:
+        """One item as the layer takes it: encoded bytes decoded in the layer's mode, then,
+        with resize (default: the feeder's `resize`), brought to the layer's height x width."""
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            image = decode_image(image, self.mode, where)
+        image = np.asarray(image)
+        if self.resize if resize is None else resize:
+            image = resize_image(image, self.item_shape[1], self.item_shape[2])
+        return image
+
+    def push_encoded(
+        self,
+        images: Sequence[Any],
+        labels: Any,
+        timeout: float | None = None,
+        resize: bool | None = None,
+    ) -> bool:
+        """push() for encoded image files (bytes) or (C, H, W) arrays of any size: each is
+        decoded and, with resize, resized to the layer's height x width."""
+        items = [
+            self.prepare_image(image, f"{self._owner}item {i}: ", resize)
+            for i, image in enumerate(images)
+        ]
+        shapes = {item.shape for item in items}
+        if len(shapes) > 1:
+            raise ShapeError(
+                f"{self._owner}push_encoded got images of different shapes {sorted(shapes)}; "
+                "resize them (resize=True) to the layer's height x width"
+            )
+        return self.push(
+            np.stack(items) if items else np.empty((0, *self.item_shape)), labels, timeout
+        )
 
     def push(self, data: Any, labels: Any, timeout: float | None = None) -> bool:
         data = np.asarray(data)
@@ -99,6 +147,26 @@ class MemoryDataFeeder:
             if not self._feed.push(data[start:end], labels[start:end], timeout):
                 return False
         return True
+
+    def push_transformed(self, data: np.ndarray, labels: Any, timeout: float | None = None) -> bool:
+        """push() for float items the layer's transform_param was already applied to (by a
+        source feeder running the native DataTransformer): only the shape is checked."""
+        data = np.ascontiguousarray(data, dtype=np.float32)
+        if data.ndim != 4 or data.shape[1:] != self.item_shape:
+            raise ShapeError(
+                f"{self._owner}transformed items have shape {data.shape[1:]}; "
+                f"memory_data_param says {self.item_shape}"
+            )
+        labels = np.asarray(labels, dtype=np.float32).reshape(-1)
+        for start in range(0, data.shape[0], self.batch_size):
+            end = start + self.batch_size
+            if not self._feed.push(data[start:end], labels[start:end], timeout):
+                return False
+        return True
+
+    @property
+    def identity_transform(self) -> bool:
+        return self._identity
 
     def close(self, error: BaseException | str | None = None) -> None:
         close_with_error(self._feed, error, self._owner)

@@ -1,0 +1,96 @@
+"""Caffe ``Datum`` records (CAFFE_FACTS §5 field numbers: channels=1, height=2, width=3, data=4,
+label=5, float_data=6, encoded=7) to and from images.
+
+- `parse_datum(value, where)`: bytes -> Datum; FormatError naming `where` (source and key).
+- `datum_image(datum, where, mode, resize)`: the record's pixels as planar (C, H, W):
+  raw `data` (uint8, size must be C*H*W), `float_data` (float32), or, when `encoded`, the
+  image decoded with OpenCV in `mode` ("native" / "color" / "gray", image_codec.decode_mode;
+  an encoded Datum's channels/height/width are 0 and ignored). `resize` = (height, width)
+  resizes bilinearly afterwards (convert_imageset's resize, CaffeOnSpark's `-resize`).
+- `raw_datum(image, label)` / `encoded_datum(data, label)`: build Datums the way Caffe's
+  converters do (raw: channels/height/width set, encoded false; encoded: only data, label and
+  encoded = true).
+
+Tests: tests/data/test_image_codec.py, tests/data/test_convert_imageset.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from caffeonspark.data.image_codec import decode_image, resize_image
+from caffeonspark.errors import FormatError
+from caffeonspark.proto import caffe_pb2
+
+__all__ = ["key_text", "parse_datum", "datum_image", "raw_datum", "encoded_datum"]
+
+
+def key_text(key: bytes | str) -> str:
+    """A database key for messages (Caffe's keys are ASCII; anything else is escaped)."""
+    if isinstance(key, str):
+        return key
+    return bytes(key).decode("utf-8", errors="backslashreplace")
+
+
+def parse_datum(value: bytes, where: str = "") -> caffe_pb2.Datum:
+    datum = caffe_pb2.Datum()
+    try:
+        datum.ParseFromString(value)
+    except Exception as err:  # protobuf's DecodeError and friends
+        raise FormatError(f"{where}: not a Datum: {err}") from err
+    return datum
+
+
+def datum_image(
+    datum: caffe_pb2.Datum,
+    where: str = "",
+    mode: str = "native",
+    resize: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """The Datum's pixels as (C, H, W): uint8 (raw or decoded) or float32 (float_data)."""
+    if datum.encoded:
+        image = decode_image(datum.data, mode, f"{where}: ")
+    else:
+        shape = (int(datum.channels), int(datum.height), int(datum.width))
+        count = shape[0] * shape[1] * shape[2]
+        if datum.data:
+            if len(datum.data) != count:
+                raise FormatError(
+                    f"{where}: Datum holds {len(datum.data)} data bytes but "
+                    f"channels*height*width = {count} {shape}"
+                )
+            image = np.frombuffer(datum.data, dtype=np.uint8).reshape(shape)
+        else:
+            if len(datum.float_data) != count or count == 0:
+                raise FormatError(
+                    f"{where}: Datum holds {len(datum.float_data)} float_data values (and no "
+                    f"data bytes) but channels*height*width = {count} {shape}"
+                )
+            image = np.asarray(datum.float_data, dtype=np.float32).reshape(shape)
+    if resize is not None:
+        image = resize_image(image, int(resize[0]), int(resize[1]))
+    return image
+
+
+def raw_datum(image: np.ndarray, label: int) -> caffe_pb2.Datum:
+    """A raw Datum of a (C, H, W) or (H, W) uint8 image."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise FormatError(f"Datum images must be uint8, got {img.dtype}")
+    if img.ndim == 2:
+        img = img[np.newaxis]
+    if img.ndim != 3:
+        raise FormatError(f"Datum images must be (H, W) or (C, H, W), got shape {img.shape}")
+    channels, height, width = img.shape
+    return caffe_pb2.Datum(
+        channels=channels,
+        height=height,
+        width=width,
+        data=np.ascontiguousarray(img).tobytes(),
+        label=int(label),
+    )
+
+
+def encoded_datum(data: bytes, label: int) -> caffe_pb2.Datum:
+    """An encoded Datum: the image file's bytes, channels/height/width left 0."""
+    return caffe_pb2.Datum(data=bytes(data), label=int(label), encoded=True)

@@ -1,0 +1,87 @@
+"""A feeder thread from a data source (data/sources/) into one MemoryData layer: what a
+MemoryData layer naming `source_class` + `memory_data_param.source` gets when engine.Net
+builds it (feeders.NetFeeds starts one per such layer).
+
+The thread iterates `source.batches(batch_size, remainder=...)` — the source's partition,
+epoch after epoch, with its shuffle and the batching rule of sources/base.py — and pushes
+each batch: uint8 images go to the layer, whose prefetch thread applies transform_param
+natively; float items (numeric Parquet columns, float_data Datums, float NumPy arrays) get
+the layer's transform_param here, from the same native DataTransformer (GIL released), when
+it is not the identity. A failure (corrupt record, size mismatch) closes the layer's queue
+with the error, which Forward raises in the solver's thread, naming the source and key/row.
+Tests: tests/layers/test_memory_data_source.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+from caffeonspark._native import _engine
+from caffeonspark.data.native_queue import MemoryDataFeeder
+from caffeonspark.data.sources import Source
+
+__all__ = ["SourceFeeder"]
+
+
+class SourceFeeder:
+    def __init__(
+        self,
+        source: Source,
+        feeder: MemoryDataFeeder,
+        *,
+        remainder: str = "drop",
+        transform_param: dict[str, Any] | None = None,
+        train: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.source = source
+        self.feeder = feeder
+        self.remainder = remainder
+        self._transform_param = transform_param or {}
+        self._train = train
+        self._seed = seed
+        self._transformer: Any = None
+        self._thread: threading.Thread | None = None
+
+    def _floats(self, data: np.ndarray) -> np.ndarray:
+        if self._transformer is None:
+            self._transformer = _engine.DataTransformer(
+                self._transform_param, self._train, seed=self._seed
+            )
+        return self._transformer.transform(data)[0]
+
+    def run(self) -> None:
+        try:
+            for batch in self.source.batches(self.feeder.batch_size, remainder=self.remainder):
+                if batch.data.dtype == np.uint8:
+                    pushed = self.feeder.push(batch.data, batch.labels)
+                elif self.feeder.identity_transform:
+                    pushed = self.feeder.push(batch.data, batch.labels)
+                else:
+                    pushed = self.feeder.push_transformed(self._floats(batch.data), batch.labels)
+                if not pushed:
+                    return
+        except BaseException as err:  # surfaces in Forward, on the solver's thread
+            self.feeder.close(err)
+        finally:
+            self.source.close()
+
+    def start(self) -> SourceFeeder:
+        self._thread = threading.Thread(
+            target=self.run, name=f"source-feeder {self.source.path}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        self.feeder.close()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
