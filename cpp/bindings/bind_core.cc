@@ -5,6 +5,7 @@
 #include "core/errors.h"
 #include "core/math.h"
 #include "core/rng.h"
+#include "core/small_gemm.h"
 #include "layers/registry.h"
 
 namespace caffeonspark::py_bind {
@@ -57,6 +58,24 @@ void BindCore(py::module_& m) {
   m.def("num_threads", &num_threads);
   m.def("set_random_seed", &set_random_seed, "Seeds the engine's RNG (fillers, dropout, crops).");
   m.def("layer_types", &LayerTypes, "Every Caffe type string the engine can build.");
+  // Test hook for core/small_gemm.h (tests/test_small_gemm.py): c (M×N float32, C order,
+  // updated in place) = [c +] op(a) · b, op(a) = a, or aᵀ read in place when transpose_a.
+  m.def(
+      "_small_gemm",
+      [](const py::array_t<float, py::array::c_style | py::array::forcecast>& a, bool transpose_a,
+         const py::array_t<float, py::array::c_style | py::array::forcecast>& b,
+         py::array_t<float, py::array::c_style>& c, bool accumulate) {
+        COS_CHECK(a.ndim() == 2 && b.ndim() == 2 && c.ndim() == 2, ShapeError,
+                  "_small_gemm takes 2-D arrays");
+        const long M = c.shape(0), N = c.shape(1);
+        const long L = transpose_a ? a.shape(0) : a.shape(1);
+        COS_CHECK((transpose_a ? a.shape(1) : a.shape(0)) == M && b.shape(0) == L && b.shape(1) == N,
+                  ShapeError, "_small_gemm: shapes do not chain");
+        const long a_row = transpose_a ? 1 : L, a_col = transpose_a ? M : 1;
+        small_gemm(static_cast<int>(M), static_cast<int>(N), static_cast<int>(L), a.data(), a_row,
+                   a_col, b.data(), N, accumulate, c.mutable_data(), N);
+      },
+      py::arg("a"), py::arg("transpose_a"), py::arg("b"), py::arg("c"), py::arg("accumulate"));
 #ifdef COS_WITH_CUDA
   m.attr("has_cuda") = true;
 #else

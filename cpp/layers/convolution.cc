@@ -4,6 +4,7 @@
 
 #include "core/filler.h"
 #include "core/math.h"
+#include "core/small_gemm.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -147,6 +148,7 @@ void BaseConvolutionLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   kernel_dim_ = static_cast<long>(conv_in_channels_ / group_) * geom_.kernel_size();
   bottom_dim_ = first.count(first_spatial - 1);
   top_dim_ = top[0]->count(first_spatial - 1);
+  padded_out_ = (conv_out_channels_ / group_ + 15) / 16 * 16;
 }
 
 int ConvolutionLayer::OutputExtent(int a, int in) const {
@@ -187,8 +189,8 @@ void BaseConvolutionLayer::ForwardGemm(const float* input, const float* weights,
   const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
   const int S = static_cast<int>(geom_.output_size());
   for (int g = 0; g < group_; ++g) {
-    gemm(false, false, M, S, K, 1.0f, weights + static_cast<long>(g) * M * K,
-         columns + static_cast<long>(g) * K * S, 0.0f, output + static_cast<long>(g) * M * S);
+    small_gemm(M, S, K, weights + static_cast<long>(g) * M * K, K, 1,
+               columns + static_cast<long>(g) * K * S, S, false, output + static_cast<long>(g) * M * S, S);
   }
 }
 
@@ -198,14 +200,15 @@ void BaseConvolutionLayer::BackwardGemm(const float* output_grad, const float* w
   const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
   const int S = static_cast<int>(geom_.output_size());
   for (int g = 0; g < group_; ++g) {
-    gemm(true, false, K, S, M, 1.0f, weights + static_cast<long>(g) * M * K,
-         output_grad + static_cast<long>(g) * M * S, 0.0f, columns + static_cast<long>(g) * K * S);
+    // Wᵀ read in place: A(k, o) = W[o, k].
+    small_gemm(K, S, M, weights + static_cast<long>(g) * M * K, 1, K,
+               output_grad + static_cast<long>(g) * M * S, S, false, columns + static_cast<long>(g) * K * S, S);
   }
   if (!is_1x1_) Fold(col, input_grad);
 }
 
 void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_grad,
-                                      float* weight_grad_t, float* col) const {
+                                      float* weight_grad_t, float* col, float* grad_t) const {
   const float* columns = input;
   if (!is_1x1_) {
     Unfold(input, col);
@@ -213,9 +216,16 @@ void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_gr
   }
   const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
   const int S = static_cast<int>(geom_.output_size());
+  const long P = padded_out_;
   for (int g = 0; g < group_; ++g) {
-    gemm(false, true, K, M, S, 1.0f, columns + static_cast<long>(g) * K * S,
-         output_grad + static_cast<long>(g) * M * S, 1.0f, weight_grad_t + static_cast<long>(g) * M * K);
+    const float* dy = output_grad + static_cast<long>(g) * M * S;
+    for (int s = 0; s < S; ++s) {
+      float* row = grad_t + s * P;
+      for (int m = 0; m < M; ++m) row[m] = dy[static_cast<long>(m) * S + s];
+      std::fill(row + M, row + P, 0.0f);
+    }
+    small_gemm(K, static_cast<int>(P), S, columns + static_cast<long>(g) * K * S, S, 1, grad_t, P,
+               true, weight_grad_t + g * K * P, P);
   }
 }
 
@@ -246,38 +256,38 @@ template <typename Fn>
 void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
   const int threads = std::max(1, std::min(num_threads(), num_));
   const long col_size = is_1x1_ ? 0 : kernel_dim_ * group_ * geom_.output_size();
-  if (static_cast<int>(col_buffers_.size()) < threads) col_buffers_.resize(threads);
-  for (int t = 0; t < threads; ++t) col_buffers_[t].resize(col_size);
-  const long weight_count = blobs_[0]->count();
-  if (accumulate_weights) {
-    if (static_cast<int>(weight_grads_.size()) < threads) weight_grads_.resize(threads);
-    for (int t = 0; t < threads; ++t) weight_grads_[t].assign(weight_count, 0.0f);
+  const long M = conv_out_channels_ / group_, K = kernel_dim_, P = padded_out_;
+  if (static_cast<int>(workspaces_.size()) < threads) workspaces_.resize(threads);
+  for (int t = 0; t < threads; ++t) {
+    Workspace& ws = workspaces_[t];
+    ws.col.resize(col_size);
+    if (accumulate_weights) {
+      ws.grad_t.resize(geom_.output_size() * P);
+      ws.weight_grad.assign(group_ * K * P, 0.0f);
+    }
   }
   if (threads == 1) {
-    float* weight_grad = accumulate_weights ? weight_grads_[0].data() : nullptr;
-    for (int n = 0; n < num_; ++n) fn(n, col_buffers_[0].data(), weight_grad);
+    for (int n = 0; n < num_; ++n) fn(n, workspaces_[0]);
   } else {
-    // gemm() sees the parallel region and stays on its thread.
 #pragma omp parallel num_threads(threads)
     {
-      const int t = ThreadId();
-      float* col = col_buffers_[t].data();
-      float* weight_grad = accumulate_weights ? weight_grads_[t].data() : nullptr;
+      Workspace& ws = workspaces_[ThreadId()];
 #pragma omp for schedule(static)
-      for (int n = 0; n < num_; ++n) fn(n, col, weight_grad);
+      for (int n = 0; n < num_; ++n) fn(n, ws);
     }
   }
   if (!accumulate_weights) return;
-  // Each group's gradient was accumulated transposed, (K × M/g); add it as (M/g × K).
+  // Each group's gradient was accumulated transposed, (K × P); add it as (M/g × K).
+  float* sum = workspaces_[0].weight_grad.data();
+  for (int t = 1; t < threads; ++t) {
+    axpy(group_ * K * P, 1.0f, workspaces_[t].weight_grad.data(), sum);
+  }
   float* weight_diff = blobs_[0]->mutable_diff();
-  const long M = conv_out_channels_ / group_, K = kernel_dim_;
-  for (int t = 1; t < threads; ++t) axpy(weight_count, 1.0f, weight_grads_[t].data(), weight_grads_[0].data());
-  const float* sum = weight_grads_[0].data();
   for (int g = 0; g < group_; ++g) {
-    const float* from = sum + g * M * K;
+    const float* from = sum + g * K * P;
     float* to = weight_diff + g * M * K;
     for (long m = 0; m < M; ++m) {
-      for (long k = 0; k < K; ++k) to[m * K + k] += from[k * M + m];
+      for (long k = 0; k < K; ++k) to[m * K + k] += from[k * P + m];
     }
   }
 }
@@ -292,8 +302,8 @@ void ConvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   for (size_t i = 0; i < bottom.size(); ++i) {
     const float* x = bottom[i]->data();
     float* y = top[i]->mutable_data();
-    ForEachImage(false, [&](int n, float* col, float*) {
-      ForwardGemm(x + n * bottom_dim_, weights, y + n * top_dim_, col);
+    ForEachImage(false, [&](int n, Workspace& ws) {
+      ForwardGemm(x + n * bottom_dim_, weights, y + n * top_dim_, ws.col.data());
       if (bias) AddBias(y + n * top_dim_, bias);
     });
   }
@@ -312,8 +322,11 @@ void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>&
     if (!weight_grad && !data_grad) continue;
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
-    ForEachImage(weight_grad, [&](int n, float* col, float* dw) {
-      if (weight_grad) WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, dw, col);
+    ForEachImage(weight_grad, [&](int n, Workspace& ws) {
+      float* col = ws.col.data();
+      if (weight_grad) {
+        WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, ws.weight_grad.data(), col, ws.grad_t.data());
+      }
       if (data_grad) BackwardGemm(dy + n * top_dim_, weights, dx + n * bottom_dim_, col);
     });
   }
@@ -329,8 +342,8 @@ void DeconvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) 
   for (size_t i = 0; i < bottom.size(); ++i) {
     const float* x = bottom[i]->data();
     float* y = top[i]->mutable_data();
-    ForEachImage(false, [&](int n, float* col, float*) {
-      BackwardGemm(x + n * bottom_dim_, weights, y + n * top_dim_, col);
+    ForEachImage(false, [&](int n, Workspace& ws) {
+      BackwardGemm(x + n * bottom_dim_, weights, y + n * top_dim_, ws.col.data());
       if (bias) AddBias(y + n * top_dim_, bias);
     });
   }
@@ -349,8 +362,11 @@ void DeconvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool
     if (!weight_grad && !data_grad) continue;
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
-    ForEachImage(weight_grad, [&](int n, float* col, float* dw) {
-      if (weight_grad) WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, dw, col);
+    ForEachImage(weight_grad, [&](int n, Workspace& ws) {
+      float* col = ws.col.data();
+      if (weight_grad) {
+        WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, ws.weight_grad.data(), col, ws.grad_t.data());
+      }
       if (data_grad) ForwardGemm(dy + n * top_dim_, weights, dx + n * bottom_dim_, col);
     });
   }
