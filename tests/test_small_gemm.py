@@ -1,7 +1,8 @@
-"""core/small_gemm (the per-image products of Convolution) through the _engine._small_gemm test
-hook: ragged shapes on every axis (partial row tiles, partial and narrow column blocks, the
-zero-padded last columns, empty contraction), A as stored or transposed, overwrite and
-accumulate, against float64 NumPy; and the same bits on a repeated call."""
+"""core/small_gemm (the per-image products of Convolution) through the _engine._small_gemm and
+_small_gemm_gather test hooks: ragged shapes on every axis (partial row tiles, partial and
+narrow column blocks, the zero-padded last columns, empty contraction), A as stored,
+transposed or gathered through offset tables, overwrite and accumulate, against float64
+NumPy; and the same bits on a repeated call."""
 
 from __future__ import annotations
 
@@ -56,3 +57,20 @@ def test_small_gemm_rejects_mismatched_shapes():
             np.zeros((2, 3), np.float32), False, np.zeros((4, 5), np.float32),
             np.zeros((2, 5), np.float32), False,
         )
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_small_gemm_gather_is_the_gathered_product(accumulate):
+    """A(m, l) = a[rows[m] + cols[l]]: an im2col-like gather with overlapping reads."""
+    rng = np.random.default_rng(5)
+    for m, n, depth in itertools.product([1, 7, 16, 30], [16, 17, 40, 64], [1, 9, 75]):
+        a = rng.normal(size=4000).astype(np.float32)
+        rows = rng.integers(0, 2000, size=m).astype(np.int32)
+        cols = rng.integers(0, 2000, size=depth).astype(np.int32)
+        b = rng.normal(size=(depth, n)).astype(np.float32)
+        c = rng.normal(size=(m, n)).astype(np.float32)
+        gathered = a[rows[:, None] + cols[None, :]].astype(np.float64)
+        want = gathered @ b + (c if accumulate else 0)
+        _engine._small_gemm_gather(a, rows, cols, b, c, accumulate)
+        bound = 1e-6 * (depth + 2) * (np.abs(gathered) @ np.abs(b) + 1)
+        assert np.all(np.abs(c - want) <= bound), (m, n, depth)

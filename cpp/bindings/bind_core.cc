@@ -76,6 +76,29 @@ void BindCore(py::module_& m) {
                    a_col, b.data(), N, accumulate, c.mutable_data(), N);
       },
       py::arg("a"), py::arg("transpose_a"), py::arg("b"), py::arg("c"), py::arg("accumulate"));
+  // The gathered form: A(m, l) = a[a_rows[m] + a_cols[l]] over a flat float32 array.
+  m.def(
+      "_small_gemm_gather",
+      [](const py::array_t<float, py::array::c_style | py::array::forcecast>& a,
+         const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& a_rows,
+         const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& a_cols,
+         const py::array_t<float, py::array::c_style | py::array::forcecast>& b,
+         py::array_t<float, py::array::c_style>& c, bool accumulate) {
+        COS_CHECK(b.ndim() == 2 && c.ndim() == 2, ShapeError, "_small_gemm_gather: b and c are 2-D");
+        const long M = c.shape(0), N = c.shape(1), L = b.shape(0);
+        COS_CHECK(a_rows.size() == M && a_cols.size() == L && b.shape(1) == N, ShapeError,
+                  "_small_gemm_gather: shapes do not chain");
+        for (long m = 0; m < M; ++m) {
+          for (long l = 0; l < L; ++l) {
+            const long at = static_cast<long>(a_rows.data()[m]) + a_cols.data()[l];
+            COS_CHECK(at >= 0 && at < a.size(), ShapeError, "_small_gemm_gather: offset outside a");
+          }
+        }
+        small_gemm_gather(static_cast<int>(M), static_cast<int>(N), static_cast<int>(L), a.data(),
+                          a_rows.data(), a_cols.data(), b.data(), N, accumulate, c.mutable_data(), N);
+      },
+      py::arg("a"), py::arg("a_rows"), py::arg("a_cols"), py::arg("b"), py::arg("c"),
+      py::arg("accumulate"));
 #ifdef COS_WITH_CUDA
   m.attr("has_cuda") = true;
 #else

@@ -36,56 +36,16 @@ constexpr int TileRows() {
   return NV >= 3 ? 4 : NV == 2 ? 6 : 8;
 }
 
-// A(m, l) = a[m·a_step + l] ("rows": A as stored) or a[m + l·a_step] (columns: Aᵀ stored).
-template <int MR, int NV, bool kRows>
-void Tile(int L, const float* a, long a_step, const float* b, long ldb, bool accumulate, float* c,
-          long ldc) {
-  Vec acc[MR][NV];
-  #pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m) {
-    #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) acc[m][v] = accumulate ? Load(c + m * ldc + v * kLanes) : Vec{};
-  }
-  if constexpr (kRows) {
-    const float* row[MR];
-    #pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m) row[m] = a + m * a_step;
-    for (int l = 0; l < L; ++l) {
-      Vec bv[NV];
-      #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) bv[v] = Load(b + l * ldb + v * kLanes);
-      #pragma GCC unroll 16
-      for (int m = 0; m < MR; ++m) {
-        const float s = row[m][l];
-        #pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) acc[m][v] += s * bv[v];
-      }
-    }
-  } else {
-    for (int l = 0; l < L; ++l) {
-      Vec bv[NV];
-      #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) bv[v] = Load(b + l * ldb + v * kLanes);
-      const float* column = a + l * a_step;
-      #pragma GCC unroll 16
-      for (int m = 0; m < MR; ++m) {
-        const float s = column[m];
-        #pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) acc[m][v] += s * bv[v];
-      }
-    }
-  }
-  #pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m) {
-    #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) Store(c + m * ldc + v * kLanes, acc[m][v]);
-  }
-}
+// How A is addressed: kRows A(m, l) = a[m·a_row + l] (A as stored), kColumns
+// a[m + l·a_col] (Aᵀ stored), kGather a[a_rows[m] + a_cols[l]].
+enum class Form { kRows, kColumns, kGather };
 
 struct Operands {
   int L;
   const float* a;
   long a_row, a_col;
+  const int* a_rows;
+  const int* a_cols;
   const float* b;
   long ldb;
   bool accumulate;
@@ -93,48 +53,101 @@ struct Operands {
   long ldc;
 };
 
+// C rows [m0, m0 + MR) × columns [n0, n0 + NV·kLanes), kept in registers over all of L.
+template <int MR, int NV, Form F>
+void Tile(const Operands& o, int m0, int n0) {
+  const int L = o.L;
+  const float* b = o.b + n0;
+  const long ldb = o.ldb;
+  float* c = o.c + m0 * o.ldc + n0;
+  Vec acc[MR][NV];
+  #pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m) {
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) acc[m][v] = o.accumulate ? Load(c + m * o.ldc + v * kLanes) : Vec{};
+  }
+  if constexpr (F == Form::kColumns) {
+    const long a_col = o.a_col;
+    for (int l = 0; l < L; ++l) {
+      Vec bv[NV];
+      #pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) bv[v] = Load(b + l * ldb + v * kLanes);
+      const float* column = o.a + m0 + l * a_col;
+      #pragma GCC unroll 16
+      for (int m = 0; m < MR; ++m) {
+        const float s = column[m];
+        #pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) acc[m][v] += s * bv[v];
+      }
+    }
+  } else {
+    const float* row[MR];
+    #pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+      row[m] = o.a + (F == Form::kRows ? (m0 + m) * o.a_row : o.a_rows[m0 + m]);
+    }
+    const int* a_cols = o.a_cols;
+    for (int l = 0; l < L; ++l) {
+      Vec bv[NV];
+      #pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) bv[v] = Load(b + l * ldb + v * kLanes);
+      const long at = F == Form::kRows ? l : a_cols[l];
+      #pragma GCC unroll 16
+      for (int m = 0; m < MR; ++m) {
+        const float s = row[m][at];
+        #pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) acc[m][v] += s * bv[v];
+      }
+    }
+  }
+  #pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m) {
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) Store(c + m * o.ldc + v * kLanes, acc[m][v]);
+  }
+}
+
 // One tile of `rows` rows starting at row m, `rows` chosen at run time among 1 .. R.
-template <int R, int NV, bool kRows>
+template <int R, int NV, Form F>
 void RowTile(int rows, const Operands& o, int m, int n) {
   if constexpr (R > 0) {
-    if (rows != R) return RowTile<R - 1, NV, kRows>(rows, o, m, n);
-    Tile<R, NV, kRows>(o.L, o.a + m * o.a_row, kRows ? o.a_row : o.a_col, o.b + n, o.ldb,
-                       o.accumulate, o.c + m * o.ldc + n, o.ldc);
+    if (rows != R) return RowTile<R - 1, NV, F>(rows, o, m, n);
+    Tile<R, NV, F>(o, m, n);
   }
 }
 
 // Columns [n, n + NV·kLanes) of C, every row: ceil(M / MR) tiles of nearly equal height (a
 // lone short tile would have too few accumulators to hide the FMA latency).
-template <int NV, bool kRows>
+template <int NV, Form F>
 void ColumnBlock(int M, const Operands& o, int n) {
   constexpr int MR = TileRows<NV>();
   const int tiles = (M + MR - 1) / MR;
   for (int t = 0, m = 0; t < tiles; ++t) {
     const int rows = (M - m) / (tiles - t);  // the taller tiles come last
-    RowTile<MR, NV, kRows>(rows, o, m, n);
+    RowTile<MR, NV, F>(rows, o, m, n);
     m += rows;
   }
 }
 
-template <bool kRows>
+template <Form F>
 void ColumnBlocks(int M, int N, const Operands& o) {
   // Narrow products (N <= kMaxVectors + 1 vectors, e.g. one output-channel block) take one
   // block of exactly their width; wider ones blocks of kMaxVectors and a narrower last one.
   int n = 0;
   const int wide = kMaxVectors * kLanes;
   if (N % kLanes == 0 && N <= (kMaxVectors + 1) * kLanes && N > wide) {
-    ColumnBlock<kMaxVectors + 1, kRows>(M, o, 0);
+    ColumnBlock<kMaxVectors + 1, F>(M, o, 0);
     return;
   }
-  for (; n + wide <= N; n += wide) ColumnBlock<kMaxVectors, kRows>(M, o, n);
+  for (; n + wide <= N; n += wide) ColumnBlock<kMaxVectors, F>(M, o, n);
   if constexpr (kMaxVectors >= 3) {
     if (n + 2 * kLanes <= N) {
-      ColumnBlock<2, kRows>(M, o, n);
+      ColumnBlock<2, F>(M, o, n);
       n += 2 * kLanes;
     }
   }
   if (n + kLanes <= N) {
-    ColumnBlock<1, kRows>(M, o, n);
+    ColumnBlock<1, F>(M, o, n);
     n += kLanes;
   }
   if (n == N) return;
@@ -151,8 +164,12 @@ void ColumnBlocks(int M, int N, const Operands& o) {
       std::copy(o.c + m * o.ldc + n, o.c + m * o.ldc + N, c_edge.data() + m * kLanes);
     }
   }
-  const Operands edge{o.L, o.a, o.a_row, o.a_col, b_edge.data(), kLanes, o.accumulate, c_edge.data(), kLanes};
-  ColumnBlock<1, kRows>(M, edge, 0);
+  Operands edge = o;
+  edge.b = b_edge.data();
+  edge.ldb = kLanes;
+  edge.c = c_edge.data();
+  edge.ldc = kLanes;
+  ColumnBlock<1, F>(M, edge, 0);
   for (int m = 0; m < M; ++m) {
     std::copy(c_edge.data() + m * kLanes, c_edge.data() + m * kLanes + width, o.c + m * o.ldc + n);
   }
@@ -165,12 +182,19 @@ void small_gemm(int M, int N, int L, const float* a, long a_row, long a_col, con
   COS_CHECK(a_row == 1 || a_col == 1, InternalError, "small_gemm reads A with a unit stride on one axis (a_row ",
             a_row, ", a_col ", a_col, ")");
   if (M <= 0 || N <= 0) return;
-  const Operands o{L, a, a_row, a_col, b, ldb, accumulate, c, ldc};
+  const Operands o{L, a, a_row, a_col, nullptr, nullptr, b, ldb, accumulate, c, ldc};
   if (a_col == 1) {
-    ColumnBlocks<true>(M, N, o);
+    ColumnBlocks<Form::kRows>(M, N, o);
   } else {
-    ColumnBlocks<false>(M, N, o);
+    ColumnBlocks<Form::kColumns>(M, N, o);
   }
+}
+
+void small_gemm_gather(int M, int N, int L, const float* a, const int* a_rows, const int* a_cols,
+                       const float* b, long ldb, bool accumulate, float* c, long ldc) {
+  if (M <= 0 || N <= 0) return;
+  const Operands o{L, a, 0, 0, a_rows, a_cols, b, ldb, accumulate, c, ldc};
+  ColumnBlocks<Form::kGather>(M, N, o);
 }
 
 }  // namespace caffeonspark

@@ -21,4 +21,10 @@ namespace caffeonspark {
 void small_gemm(int M, int N, int L, const float* a, long a_row, long a_col, const float* b,
                 long ldb, bool accumulate, float* c, long ldc);
 
+// The same product with A gathered: A(m, l) = a[a_rows[m] + a_cols[l]]. With a a zero-padded
+// image, a_rows the output positions' offsets and a_cols the kernel taps' offsets (or the
+// other way round), A is the im2col matrix (or its transpose) read without building it.
+void small_gemm_gather(int M, int N, int L, const float* a, const int* a_rows, const int* a_cols,
+                       const float* b, long ldb, bool accumulate, float* c, long ldc);
+
 }  // namespace caffeonspark

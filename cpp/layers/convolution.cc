@@ -4,7 +4,6 @@
 
 #include "core/filler.h"
 #include "core/math.h"
-#include "core/small_gemm.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -138,7 +137,7 @@ void BaseConvolutionLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   top_shape.insert(top_shape.end(), out.begin(), out.end());
   for (Tensor* t : top) t->Reshape(top_shape);
 
-  geom_.channels = conv_in_channels_;
+  geom_.channels = conv_in_channels_ / group_;  // unfolded one group at a time
   geom_.image = reverse_dimensions() ? out : in;
   geom_.output = reverse_dimensions() ? in : out;
   geom_.kernel = kernel_;
@@ -148,7 +147,7 @@ void BaseConvolutionLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   kernel_dim_ = static_cast<long>(conv_in_channels_ / group_) * geom_.kernel_size();
   bottom_dim_ = first.count(first_spatial - 1);
   top_dim_ = top[0]->count(first_spatial - 1);
-  padded_out_ = (conv_out_channels_ / group_ + 15) / 16 * 16;
+  PlanProducts();
 }
 
 int ConvolutionLayer::OutputExtent(int a, int in) const {
@@ -159,112 +158,13 @@ int DeconvolutionLayer::OutputExtent(int a, int in) const {
   return stride_[a] * (in - 1) + dilation_[a] * (kernel_[a] - 1) + 1 - 2 * pad_[a];
 }
 
-// ---------------------------------------------------------------------------------------
-// Per-image primitives
-// ---------------------------------------------------------------------------------------
-
-void BaseConvolutionLayer::Unfold(const float* input, float* col) const {
-  if (num_spatial_axes_ == 2 && !force_nd_im2col_) {
-    im2col_2d(input, geom_, col);
-  } else {
-    im2col_nd(input, geom_, col);
-  }
-}
-
-void BaseConvolutionLayer::Fold(const float* col, float* input) const {
-  if (num_spatial_axes_ == 2 && !force_nd_im2col_) {
-    col2im_2d(col, geom_, input);
-  } else {
-    col2im_nd(col, geom_, input);
-  }
-}
-
-void BaseConvolutionLayer::ForwardGemm(const float* input, const float* weights, float* output,
-                                       float* col) const {
-  const float* columns = input;
-  if (!is_1x1_) {
-    Unfold(input, col);
-    columns = col;
-  }
-  const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
-  const int S = static_cast<int>(geom_.output_size());
-  for (int g = 0; g < group_; ++g) {
-    small_gemm(M, S, K, weights + static_cast<long>(g) * M * K, K, 1,
-               columns + static_cast<long>(g) * K * S, S, false, output + static_cast<long>(g) * M * S, S);
-  }
-}
-
-void BaseConvolutionLayer::BackwardGemm(const float* output_grad, const float* weights,
-                                        float* input_grad, float* col) const {
-  float* columns = is_1x1_ ? input_grad : col;
-  const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
-  const int S = static_cast<int>(geom_.output_size());
-  for (int g = 0; g < group_; ++g) {
-    // Wᵀ read in place: A(k, o) = W[o, k].
-    small_gemm(K, S, M, weights + static_cast<long>(g) * M * K, 1, K,
-               output_grad + static_cast<long>(g) * M * S, S, false, columns + static_cast<long>(g) * K * S, S);
-  }
-  if (!is_1x1_) Fold(col, input_grad);
-}
-
-void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_grad,
-                                      float* weight_grad_t, float* col, float* grad_t) const {
-  const float* columns = input;
-  if (!is_1x1_) {
-    Unfold(input, col);
-    columns = col;
-  }
-  const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
-  const int S = static_cast<int>(geom_.output_size());
-  const long P = padded_out_;
-  for (int g = 0; g < group_; ++g) {
-    const float* dy = output_grad + static_cast<long>(g) * M * S;
-    for (int s = 0; s < S; ++s) {
-      float* row = grad_t + s * P;
-      for (int m = 0; m < M; ++m) row[m] = dy[static_cast<long>(m) * S + s];
-      std::fill(row + M, row + P, 0.0f);
-    }
-    small_gemm(K, static_cast<int>(P), S, columns + static_cast<long>(g) * K * S, S, 1, grad_t, P,
-               true, weight_grad_t + g * K * P, P);
-  }
-}
-
-void BaseConvolutionLayer::AddBias(float* output, const float* bias) const {
-  const long spatial = top_dim_ / num_output_;
-  for (int o = 0; o < num_output_; ++o) {
-    float* row = output + o * spatial;
-    const float b = bias[o];
-    for (long s = 0; s < spatial; ++s) row[s] += b;
-  }
-}
-
-void BaseConvolutionLayer::BiasGrad(const float* output_grad, float* bias_grad) const {
-  const long spatial = top_dim_ / num_output_;
-#pragma omp parallel for if (static_cast<long>(num_) * top_dim_ > 65536)
-  for (int o = 0; o < num_output_; ++o) {
-    double sum = 0;
-    for (int n = 0; n < num_; ++n) {
-      const float* row = output_grad + n * top_dim_ + o * spatial;
-#pragma omp simd reduction(+ : sum)
-      for (long s = 0; s < spatial; ++s) sum += row[s];
-    }
-    bias_grad[o] += static_cast<float>(sum);
-  }
-}
-
 template <typename Fn>
 void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
   const int threads = std::max(1, std::min(num_threads(), num_));
-  const long col_size = is_1x1_ ? 0 : kernel_dim_ * group_ * geom_.output_size();
   const long M = conv_out_channels_ / group_, K = kernel_dim_, P = padded_out_;
   if (static_cast<int>(workspaces_.size()) < threads) workspaces_.resize(threads);
-  for (int t = 0; t < threads; ++t) {
-    Workspace& ws = workspaces_[t];
-    ws.col.resize(col_size);
-    if (accumulate_weights) {
-      ws.grad_t.resize(geom_.output_size() * P);
-      ws.weight_grad.assign(group_ * K * P, 0.0f);
-    }
+  if (accumulate_weights) {
+    for (int t = 0; t < threads; ++t) workspaces_[t].weight_grad.assign(group_ * K * P, 0.0f);
   }
   if (threads == 1) {
     for (int n = 0; n < num_; ++n) fn(n, workspaces_[0]);
@@ -297,13 +197,13 @@ void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
 // ---------------------------------------------------------------------------------------
 
 void ConvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
-  const float* weights = blobs_[0]->data();
   const float* bias = bias_term_ ? blobs_[1]->data() : nullptr;
+  PackWeights(true, false);
   for (size_t i = 0; i < bottom.size(); ++i) {
     const float* x = bottom[i]->data();
     float* y = top[i]->mutable_data();
     ForEachImage(false, [&](int n, Workspace& ws) {
-      ForwardGemm(x + n * bottom_dim_, weights, y + n * top_dim_, ws.col.data());
+      ForwardGemm(x + n * bottom_dim_, y + n * top_dim_, ws);
       if (bias) AddBias(y + n * top_dim_, bias);
     });
   }
@@ -311,8 +211,10 @@ void ConvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
 
 void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
                                     const Tensors& bottom) {
-  const float* weights = blobs_[0]->data();
   const bool weight_grad = param_propagate_down(0);
+  bool any_data_grad = false;
+  for (size_t i = 0; i < top.size(); ++i) any_data_grad = any_data_grad || propagate_down[i];
+  PackWeights(false, any_data_grad);
   for (size_t i = 0; i < top.size(); ++i) {
     const float* dy = top[i]->diff();
     if (bias_term_ && param_propagate_down(1)) {
@@ -323,11 +225,8 @@ void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>&
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
     ForEachImage(weight_grad, [&](int n, Workspace& ws) {
-      float* col = ws.col.data();
-      if (weight_grad) {
-        WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, ws.weight_grad.data(), col, ws.grad_t.data());
-      }
-      if (data_grad) BackwardGemm(dy + n * top_dim_, weights, dx + n * bottom_dim_, col);
+      if (weight_grad) WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, ws);
+      if (data_grad) BackwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, ws);
     });
   }
 }
@@ -337,13 +236,13 @@ void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>&
 // ---------------------------------------------------------------------------------------
 
 void DeconvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
-  const float* weights = blobs_[0]->data();
   const float* bias = bias_term_ ? blobs_[1]->data() : nullptr;
+  PackWeights(false, true);
   for (size_t i = 0; i < bottom.size(); ++i) {
     const float* x = bottom[i]->data();
     float* y = top[i]->mutable_data();
     ForEachImage(false, [&](int n, Workspace& ws) {
-      BackwardGemm(x + n * bottom_dim_, weights, y + n * top_dim_, ws.col.data());
+      BackwardGemm(x + n * bottom_dim_, y + n * top_dim_, ws);
       if (bias) AddBias(y + n * top_dim_, bias);
     });
   }
@@ -351,8 +250,10 @@ void DeconvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) 
 
 void DeconvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
                                       const Tensors& bottom) {
-  const float* weights = blobs_[0]->data();
   const bool weight_grad = param_propagate_down(0);
+  bool any_data_grad = false;
+  for (size_t i = 0; i < top.size(); ++i) any_data_grad = any_data_grad || propagate_down[i];
+  PackWeights(any_data_grad, false);
   for (size_t i = 0; i < top.size(); ++i) {
     const float* dy = top[i]->diff();
     if (bias_term_ && param_propagate_down(1)) {
@@ -363,11 +264,8 @@ void DeconvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
     ForEachImage(weight_grad, [&](int n, Workspace& ws) {
-      float* col = ws.col.data();
-      if (weight_grad) {
-        WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, ws.weight_grad.data(), col, ws.grad_t.data());
-      }
-      if (data_grad) ForwardGemm(dy + n * top_dim_, weights, dx + n * bottom_dim_, col);
+      if (weight_grad) WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, ws);
+      if (data_grad) ForwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, ws);
     });
   }
 }

@@ -15,12 +15,17 @@
 // absent); force_nd_im2col. Several bottoms give as many tops, all with the same weights and
 // the same shape.
 //
-// Cost: per image and group one product (M/g × K × ∏out, K = C/g·∏k) after im2col, run by
-// core/small_gemm.h (register-blocked, reads W, the columns and the gradients in place; 1.3-1.5x
-// OpenBLAS at these shapes); 1×1 kernels with stride 1 and no padding skip the unfolding.
-// Images are spread over OpenMP threads, each with its own workspace (column buffer,
-// transposed output gradient, weight-gradient accumulator); the accumulators are summed in
-// thread order, so results repeat for a given thread count.
+// Cost: per image and group one product (M/g × K × ∏out, K = C/g·∏k) run by core/small_gemm.h
+// (register-blocked, operands read in place). 2-D layers whose vector axis is whole 16-lane
+// vectors take the gather path: the products read the zero-padded image through offset
+// tables (small_gemm_gather) instead of an im2col copy, with output channels as the vector
+// axis (forward, weight gradient: M/g % 16 == 0) or input channels (data gradient, stride 1,
+// pad <= dilation·(k−1), C/g % 16 == 0: a correlation of the padded output gradient with the
+// flipped kernel, no col2im). Other layers unfold with im2col/col2im; 1×1 kernels with stride
+// 1 and no padding read the image as its own column matrix. Images are spread over OpenMP
+// threads, each with its own workspace; weight-gradient accumulators are summed in thread
+// order, so results repeat for a given thread count.
+// Code: convolution.cc (parameters, shapes, layers), convolution_products.cc (the products).
 // Tests: tests/layers/test_convolution.py (+ the golden nets in tests/net/).
 #pragma once
 
@@ -47,25 +52,31 @@ class BaseConvolutionLayer : public Layer {
   // Spatial extent of the top from the bottom's (`in`), axis by axis.
   virtual int OutputExtent(int axis, int in) const = 0;
 
+  // One thread's scratch, 64-byte aligned: im2col columns, the zero-padded input (gather
+  // path), the zero-padded output gradient (gather data path), a channel-minor product before
+  // its transposition, the output gradient transposed per group (∏out × padded_out_), and the
+  // thread's transposed weight gradient (group × K × padded_out_).
+  struct Workspace {
+    AlignedVector<float> col, padded, padded_grad, product_t, grad_t, weight_grad;
+  };
+
+  // Packs blobs_[0] for the gather products about to run (forward: Wᵀ per group, K ×
+  // padded_out_; data: the flipped kernel per group, (M/g)·∏k × padded_in_); call before
+  // ForEachImage when the weights may have changed.
+  void PackWeights(bool forward, bool data);
+
   // Per-image primitives in the convolution's own direction ("input" = what is unfolded).
   // output (conv_out × ∏out) = W · im2col(input).
-  void ForwardGemm(const float* input, const float* weights, float* output, float* col) const;
+  void ForwardGemm(const float* input, float* output, Workspace& ws) const;
   // input_grad (overwritten) = col2im(Wᵀ · output_grad).
-  void BackwardGemm(const float* output_grad, const float* weights, float* input_grad, float* col) const;
-  // weight_grad_t += im2col(input) · output_gradᵀ: the weight gradient transposed per group,
-  // (K × padded_out_), so the vector axis of the product is the output channel; grad_t is
-  // scratch for output_gradᵀ (∏out × padded_out_, zero past conv_out/group).
-  void WeightGemm(const float* input, const float* output_grad, float* weight_grad_t, float* col,
-                  float* grad_t) const;
+  void BackwardGemm(const float* output_grad, float* input_grad, Workspace& ws) const;
+  // ws.weight_grad += im2col(input) · output_gradᵀ: the weight gradient transposed per group,
+  // (K × padded_out_), the output channel as the vector axis.
+  void WeightGemm(const float* input, const float* output_grad, Workspace& ws) const;
   void AddBias(float* output, const float* bias) const;          // output[o, :] += bias[o]
   // bias_grad[o] += Σ_{n, p} output_grad[n, o, p] over the whole batch (threads over o).
   void BiasGrad(const float* output_grad, float* bias_grad) const;
 
-  // One thread's scratch: im2col columns, transposed output gradient, and the thread's
-  // transposed weight gradient (group × K × padded_out_). 64-byte aligned: whole-line stores.
-  struct Workspace {
-    AlignedVector<float> col, grad_t, weight_grad;
-  };
   // Runs fn(n, workspace) for every image n in [0, num_), the images spread over OpenMP
   // threads, each with its own workspace; when accumulate_weights, the workspaces' weight
   // gradients start at zero and are summed in thread order into blobs_[0]'s diff at the end.
@@ -77,17 +88,23 @@ class BaseConvolutionLayer : public Layer {
   int channels_ = 0, num_output_ = 0, group_ = 1;
   bool bias_term_ = true, force_nd_im2col_ = false, is_1x1_ = false;
   std::vector<int> kernel_, pad_, stride_, dilation_;
-  ConvGeometry geom_;                 // the unfolding: conv input channels / extent → output
+  ConvGeometry geom_;                 // the unfolding of one group: its channels, extents
   int conv_out_channels_ = 0, conv_in_channels_ = 0;
   long kernel_dim_ = 0;               // K = conv_in_channels / group · ∏kernel
   long bottom_dim_ = 0, top_dim_ = 0;          // per image, in the layer's own direction
-  long padded_out_ = 0;               // conv_out/group rounded up to 16 (whole vectors)
+  long padded_out_ = 0, padded_in_ = 0;        // conv_out/group, conv_in/group rounded up to 16
 
  private:
   void ParseGeometry(const Params& p);
-  void Unfold(const float* input, float* col) const;
-  void Fold(const float* col, float* input) const;
+  // Chooses the paths and builds the gather tables for the current shapes.
+  void PlanProducts();
 
+  // Gather paths and their offset tables (one group; see the file comment).
+  bool gather_forward_ = false, gather_data_ = false;
+  std::vector<int> positions_, taps_;            // into the padded input: ∏out and K entries
+  std::vector<int> data_positions_, data_taps_;  // into the padded output gradient
+  std::vector<int> grad_pad_;                    // its padding: dilation·(k−1) − pad per axis
+  AlignedVector<float> packed_forward_, packed_data_;
   std::vector<Workspace> workspaces_;  // one per thread
 };
 
