@@ -2,7 +2,8 @@
 _small_gemm_gather test hooks: ragged shapes on every axis (partial row tiles, partial and
 narrow column blocks, the zero-padded last columns, empty contraction), A as stored,
 transposed or gathered through offset tables, overwrite and accumulate, against float64
-NumPy; and the same bits on a repeated call."""
+NumPy; and the same bits on a repeated call. Also core/transpose (_engine._transpose), which
+converts the channel-minor products: ragged shapes around its 16×16 blocks."""
 
 from __future__ import annotations
 
@@ -74,3 +75,10 @@ def test_small_gemm_gather_is_the_gathered_product(accumulate):
         _engine._small_gemm_gather(a, rows, cols, b, c, accumulate)
         bound = 1e-6 * (depth + 2) * (np.abs(gathered) @ np.abs(b) + 1)
         assert np.all(np.abs(c - want) <= bound), (m, n, depth)
+
+
+def test_transpose_blocks_and_ragged_edges():
+    rng = np.random.default_rng(9)
+    for rows, cols in itertools.product([1, 15, 16, 17, 48, 100], [1, 16, 31, 64]):
+        src = rng.normal(size=(rows, cols)).astype(np.float32)
+        np.testing.assert_array_equal(_engine._transpose(src), src.T)

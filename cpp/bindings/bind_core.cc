@@ -6,6 +6,7 @@
 #include "core/math.h"
 #include "core/rng.h"
 #include "core/small_gemm.h"
+#include "core/transpose.h"
 #include "layers/registry.h"
 
 namespace caffeonspark::py_bind {
@@ -99,6 +100,14 @@ void BindCore(py::module_& m) {
       },
       py::arg("a"), py::arg("a_rows"), py::arg("a_cols"), py::arg("b"), py::arg("c"),
       py::arg("accumulate"));
+  // Test hook for core/transpose.h: a new (cols × rows) array, src's transpose.
+  m.def("_transpose", [](const py::array_t<float, py::array::c_style | py::array::forcecast>& src) {
+    COS_CHECK(src.ndim() == 2, ShapeError, "_transpose takes a 2-D array");
+    const long rows = src.shape(0), cols = src.shape(1);
+    py::array_t<float> dst({cols, rows});
+    transpose(src.data(), cols, static_cast<int>(rows), static_cast<int>(cols), dst.mutable_data(), rows);
+    return dst;
+  });
 #ifdef COS_WITH_CUDA
   m.attr("has_cuda") = true;
 #else

@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "core/small_gemm.h"
+#include "core/transpose.h"
 #include "layers/convolution.h"
 
 namespace caffeonspark {
@@ -30,28 +31,6 @@ const float* Padded(const float* image, long channels, int H, int W, int ph, int
     }
   }
   return buffer.data();
-}
-
-// dst (rows × S) = the first `rows` columns of src (S × ld), transposed; 16 positions at a
-// time so the source block stays in L1.
-void TransposeFrom(const float* src, long ld, int S, int rows, float* dst) {
-  for (int s0 = 0; s0 < S; s0 += 16) {
-    const int s1 = std::min(S, s0 + 16);
-    for (int r = 0; r < rows; ++r) {
-      for (int s = s0; s < s1; ++s) dst[static_cast<long>(r) * S + s] = src[s * ld + r];
-    }
-  }
-}
-
-// dst (S × ld) = src (rows × S) transposed, columns rows .. ld-1 zero.
-void TransposeTo(const float* src, int rows, int S, long ld, float* dst) {
-  for (int s0 = 0; s0 < S; s0 += 16) {
-    const int s1 = std::min(S, s0 + 16);
-    for (int r = 0; r < rows; ++r) {
-      for (int s = s0; s < s1; ++s) dst[s * ld + r] = src[static_cast<long>(r) * S + s];
-    }
-    for (int s = s0; s < s1; ++s) std::fill(dst + s * ld + rows, dst + (s + 1) * ld, 0.0f);
-  }
 }
 
 }  // namespace
@@ -145,7 +124,7 @@ void BaseConvolutionLayer::ForwardGemm(const float* input, float* output, Worksp
       small_gemm_gather(S, static_cast<int>(P), K, x + g * C * padded_image, positions_.data(),
                         taps_.data(), packed_forward_.data() + g * K * P, P, false,
                         ws.product_t.data(), P);
-      TransposeFrom(ws.product_t.data(), P, S, M, output + static_cast<long>(g) * M * S);
+      transpose(ws.product_t.data(), P, S, M, output + static_cast<long>(g) * M * S, S);
     }
     return;
   }
@@ -183,7 +162,7 @@ void BaseConvolutionLayer::BackwardGemm(const float* output_grad, float* input_g
       small_gemm_gather(static_cast<int>(image), static_cast<int>(Q), static_cast<int>(L),
                         dy + g * M * padded_grad, data_positions_.data(), data_taps_.data(),
                         packed_data_.data() + g * L * Q, Q, false, ws.product_t.data(), Q);
-      TransposeFrom(ws.product_t.data(), Q, static_cast<int>(image), C, input_grad + g * C * image);
+      transpose(ws.product_t.data(), Q, static_cast<int>(image), C, input_grad + g * C * image, image);
     }
     return;
   }
@@ -211,7 +190,9 @@ void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_gr
   const long image = geom_.image_size(), P = padded_out_;
   ws.grad_t.resize(group_ * S * P);
   for (int g = 0; g < group_; ++g) {
-    TransposeTo(output_grad + static_cast<long>(g) * M * S, M, S, P, ws.grad_t.data() + g * S * P);
+    float* grad_t = ws.grad_t.data() + g * S * P;  // output_gradᵀ, zero past column M
+    transpose(output_grad + static_cast<long>(g) * M * S, S, M, S, grad_t, P);
+    for (long s = 0; s < S && M < P; ++s) std::fill(grad_t + s * P + M, grad_t + (s + 1) * P, 0.0f);
   }
   if (gather_forward_) {
     const float* x = Padded(input, conv_in_channels_, geom_.image[0], geom_.image[1], pad_[0],

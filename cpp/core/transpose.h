@@ -1,0 +1,12 @@
+// transpose: dst[c·dst_ld + r] = src[r·src_ld + c] for r < rows, c < cols (float32, row-major,
+// no overlap). 16×16 blocks go through vector registers (four rounds of two-input shuffles, one
+// per bit of the index); ragged edges element by element. The convolution's gather products
+// work channel-minor and convert through it (cpp/layers/convolution_products.cc).
+// Tests: tests/test_small_gemm.py (via _engine._transpose, ragged shapes against NumPy).
+#pragma once
+
+namespace caffeonspark {
+
+void transpose(const float* src, long src_ld, int rows, int cols, float* dst, long dst_ld);
+
+}  // namespace caffeonspark
