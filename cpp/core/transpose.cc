@@ -28,7 +28,7 @@ struct Masks {
   }
 };
 
-void Block(const float* src, long src_ld, float* dst, long dst_ld) {
+void Block(const float* src, long src_ld, float* dst, long dst_ld, const float* add) {
   static const Masks masks;
   Floats row[kBlock];
   for (int i = 0; i < kBlock; ++i) row[i] = *reinterpret_cast<const UnalignedFloats*>(src + i * src_ld);
@@ -41,21 +41,29 @@ void Block(const float* src, long src_ld, float* dst, long dst_ld) {
       row[i + step] = __builtin_shuffle(first, second, masks.high[b]);
     }
   }
-  for (int j = 0; j < kBlock; ++j) *reinterpret_cast<UnalignedFloats*>(dst + j * dst_ld) = row[j];
+  for (int j = 0; j < kBlock; ++j) {
+    *reinterpret_cast<UnalignedFloats*>(dst + j * dst_ld) = add ? row[j] + add[j] : row[j];
+  }
 }
 
 }  // namespace
 
-void transpose(const float* src, long src_ld, int rows, int cols, float* dst, long dst_ld) {
+void transpose(const float* src, long src_ld, int rows, int cols, float* dst, long dst_ld,
+               const float* add) {
   const int full_rows = rows - rows % kBlock, full_cols = cols - cols % kBlock;
+  auto one = [&](int r, int c) {
+    dst[c * dst_ld + r] = add ? src[r * src_ld + c] + add[c] : src[r * src_ld + c];
+  };
   for (int r = 0; r < full_rows; r += kBlock) {
-    for (int c = 0; c < full_cols; c += kBlock) Block(src + r * src_ld + c, src_ld, dst + c * dst_ld + r, dst_ld);
+    for (int c = 0; c < full_cols; c += kBlock) {
+      Block(src + r * src_ld + c, src_ld, dst + c * dst_ld + r, dst_ld, add ? add + c : nullptr);
+    }
     for (int c = full_cols; c < cols; ++c) {
-      for (int i = r; i < r + kBlock; ++i) dst[c * dst_ld + i] = src[i * src_ld + c];
+      for (int i = r; i < r + kBlock; ++i) one(i, c);
     }
   }
   for (int c = 0; c < cols; ++c) {
-    for (int r = full_rows; r < rows; ++r) dst[c * dst_ld + r] = src[r * src_ld + c];
+    for (int r = full_rows; r < rows; ++r) one(r, c);
   }
 }
 

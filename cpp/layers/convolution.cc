@@ -159,12 +159,13 @@ int DeconvolutionLayer::OutputExtent(int a, int in) const {
 }
 
 template <typename Fn>
-void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
+void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, bool accumulate_bias, Fn fn) {
   const int threads = std::max(1, std::min(num_threads(), num_));
   const long M = conv_out_channels_ / group_, K = kernel_dim_, P = padded_out_;
   if (static_cast<int>(workspaces_.size()) < threads) workspaces_.resize(threads);
-  if (accumulate_weights) {
-    for (int t = 0; t < threads; ++t) workspaces_[t].weight_grad.assign(group_ * K * P, 0.0f);
+  for (int t = 0; t < threads; ++t) {
+    if (accumulate_weights) workspaces_[t].weight_grad.assign(group_ * K * P, 0.0f);
+    if (accumulate_bias) workspaces_[t].bias_grad.assign(num_output_, 0.0);
   }
   if (threads == 1) {
     for (int n = 0; n < num_; ++n) fn(n, workspaces_[0]);
@@ -174,6 +175,14 @@ void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
       Workspace& ws = workspaces_[ThreadId()];
 #pragma omp for schedule(static)
       for (int n = 0; n < num_; ++n) fn(n, ws);
+    }
+  }
+  if (accumulate_bias) {
+    float* bias_diff = blobs_[1]->mutable_diff();
+    for (int o = 0; o < num_output_; ++o) {
+      double sum = workspaces_[0].bias_grad[o];
+      for (int t = 1; t < threads; ++t) sum += workspaces_[t].bias_grad[o];
+      bias_diff[o] += static_cast<float>(sum);
     }
   }
   if (!accumulate_weights) return;
@@ -202,9 +211,8 @@ void ConvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   for (size_t i = 0; i < bottom.size(); ++i) {
     const float* x = bottom[i]->data();
     float* y = top[i]->mutable_data();
-    ForEachImage(false, [&](int n, Workspace& ws) {
-      ForwardGemm(x + n * bottom_dim_, y + n * top_dim_, ws);
-      if (bias) AddBias(y + n * top_dim_, bias);
+    ForEachImage(false, false, [&](int n, Workspace& ws) {
+      ForwardGemm(x + n * bottom_dim_, y + n * top_dim_, bias, ws);
     });
   }
 }
@@ -215,18 +223,17 @@ void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>&
   bool any_data_grad = false;
   for (size_t i = 0; i < top.size(); ++i) any_data_grad = any_data_grad || propagate_down[i];
   PackWeights(false, any_data_grad);
+  const bool bias_grad = bias_term_ && param_propagate_down(1);
   for (size_t i = 0; i < top.size(); ++i) {
     const float* dy = top[i]->diff();
-    if (bias_term_ && param_propagate_down(1)) {
-      BiasGrad(dy, blobs_[1]->mutable_diff());
-    }
     const bool data_grad = propagate_down[i];
-    if (!weight_grad && !data_grad) continue;
+    if (!weight_grad && !data_grad && !bias_grad) continue;
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
-    ForEachImage(weight_grad, [&](int n, Workspace& ws) {
+    ForEachImage(weight_grad, bias_grad, [&](int n, Workspace& ws) {
+      if (bias_grad) BiasGrad(dy + n * top_dim_, ws);
       if (weight_grad) WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, ws);
-      if (data_grad) BackwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, ws);
+      if (data_grad) BackwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, nullptr, ws);
     });
   }
 }
@@ -241,9 +248,8 @@ void DeconvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) 
   for (size_t i = 0; i < bottom.size(); ++i) {
     const float* x = bottom[i]->data();
     float* y = top[i]->mutable_data();
-    ForEachImage(false, [&](int n, Workspace& ws) {
-      BackwardGemm(x + n * bottom_dim_, y + n * top_dim_, ws);
-      if (bias) AddBias(y + n * top_dim_, bias);
+    ForEachImage(false, false, [&](int n, Workspace& ws) {
+      BackwardGemm(x + n * bottom_dim_, y + n * top_dim_, bias, ws);
     });
   }
 }
@@ -254,18 +260,17 @@ void DeconvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool
   bool any_data_grad = false;
   for (size_t i = 0; i < top.size(); ++i) any_data_grad = any_data_grad || propagate_down[i];
   PackWeights(any_data_grad, false);
+  const bool bias_grad = bias_term_ && param_propagate_down(1);
   for (size_t i = 0; i < top.size(); ++i) {
     const float* dy = top[i]->diff();
-    if (bias_term_ && param_propagate_down(1)) {
-      BiasGrad(dy, blobs_[1]->mutable_diff());
-    }
     const bool data_grad = propagate_down[i];
-    if (!weight_grad && !data_grad) continue;
+    if (!weight_grad && !data_grad && !bias_grad) continue;
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
-    ForEachImage(weight_grad, [&](int n, Workspace& ws) {
+    ForEachImage(weight_grad, bias_grad, [&](int n, Workspace& ws) {
+      if (bias_grad) BiasGrad(dy + n * top_dim_, ws);
       if (weight_grad) WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, ws);
-      if (data_grad) ForwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, ws);
+      if (data_grad) ForwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, nullptr, ws);
     });
   }
 }

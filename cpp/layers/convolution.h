@@ -54,10 +54,11 @@ class BaseConvolutionLayer : public Layer {
 
   // One thread's scratch, 64-byte aligned: im2col columns, the zero-padded input (gather
   // path), the zero-padded output gradient (gather data path), a channel-minor product before
-  // its transposition, the output gradient transposed per group (∏out × padded_out_), and the
-  // thread's transposed weight gradient (group × K × padded_out_).
+  // its transposition, the output gradient transposed per group (∏out × padded_out_), the
+  // thread's transposed weight gradient (group × K × padded_out_) and bias gradient (double).
   struct Workspace {
     AlignedVector<float> col, padded, padded_grad, product_t, grad_t, weight_grad;
+    std::vector<double> bias_grad;
   };
 
   // Packs blobs_[0] for the gather products about to run (forward: Wᵀ per group, K ×
@@ -66,22 +67,26 @@ class BaseConvolutionLayer : public Layer {
   void PackWeights(bool forward, bool data);
 
   // Per-image primitives in the convolution's own direction ("input" = what is unfolded).
-  // output (conv_out × ∏out) = W · im2col(input).
-  void ForwardGemm(const float* input, float* output, Workspace& ws) const;
-  // input_grad (overwritten) = col2im(Wᵀ · output_grad).
-  void BackwardGemm(const float* output_grad, float* input_grad, Workspace& ws) const;
+  // output (conv_out × ∏out) = W · im2col(input) (+ bias[o] per output channel, when given:
+  // added to the finished sum, as a separate pass would).
+  void ForwardGemm(const float* input, float* output, const float* bias, Workspace& ws) const;
+  // input_grad (overwritten) = col2im(Wᵀ · output_grad) (+ bias per channel, when given).
+  void BackwardGemm(const float* output_grad, float* input_grad, const float* bias,
+                    Workspace& ws) const;
   // ws.weight_grad += im2col(input) · output_gradᵀ: the weight gradient transposed per group,
   // (K × padded_out_), the output channel as the vector axis.
   void WeightGemm(const float* input, const float* output_grad, Workspace& ws) const;
   void AddBias(float* output, const float* bias) const;          // output[o, :] += bias[o]
-  // bias_grad[o] += Σ_{n, p} output_grad[n, o, p] over the whole batch (threads over o).
-  void BiasGrad(const float* output_grad, float* bias_grad) const;
+  // ws.bias_grad[o] += Σ_p output_grad[o, p] for one image (in double), while that image's
+  // gradient is in cache for the other products.
+  void BiasGrad(const float* output_grad, Workspace& ws) const;
 
   // Runs fn(n, workspace) for every image n in [0, num_), the images spread over OpenMP
-  // threads, each with its own workspace; when accumulate_weights, the workspaces' weight
-  // gradients start at zero and are summed in thread order into blobs_[0]'s diff at the end.
+  // threads, each with its own workspace; when accumulate_weights (accumulate_bias), the
+  // workspaces' weight (bias) gradients start at zero and are summed in thread order into
+  // blobs_[0]'s (blobs_[1]'s) diff at the end.
   template <typename Fn>
-  void ForEachImage(bool accumulate_weights, Fn fn);
+  void ForEachImage(bool accumulate_weights, bool accumulate_bias, Fn fn);
 
   int num_ = 0;                       // images: product of the axes before the channel axis
   int channel_axis_ = 1, num_spatial_axes_ = 0;

@@ -110,7 +110,8 @@ void BaseConvolutionLayer::PackWeights(bool forward, bool data) {
   }
 }
 
-void BaseConvolutionLayer::ForwardGemm(const float* input, float* output, Workspace& ws) const {
+void BaseConvolutionLayer::ForwardGemm(const float* input, float* output, const float* bias,
+                                       Workspace& ws) const {
   const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
   const int C = conv_in_channels_ / group_, S = static_cast<int>(geom_.output_size());
   const long image = geom_.image_size();
@@ -124,7 +125,8 @@ void BaseConvolutionLayer::ForwardGemm(const float* input, float* output, Worksp
       small_gemm_gather(S, static_cast<int>(P), K, x + g * C * padded_image, positions_.data(),
                         taps_.data(), packed_forward_.data() + g * K * P, P, false,
                         ws.product_t.data(), P);
-      transpose(ws.product_t.data(), P, S, M, output + static_cast<long>(g) * M * S, S);
+      transpose(ws.product_t.data(), P, S, M, output + static_cast<long>(g) * M * S, S,
+                bias ? bias + g * M : nullptr);
     }
     return;
   }
@@ -144,10 +146,11 @@ void BaseConvolutionLayer::ForwardGemm(const float* input, float* output, Worksp
     small_gemm(M, S, K, weights + static_cast<long>(g) * M * K, K, 1, columns, S, false,
                output + static_cast<long>(g) * M * S, S);
   }
+  if (bias) AddBias(output, bias);
 }
 
 void BaseConvolutionLayer::BackwardGemm(const float* output_grad, float* input_grad,
-                                        Workspace& ws) const {
+                                        const float* bias, Workspace& ws) const {
   const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
   const int C = conv_in_channels_ / group_, S = static_cast<int>(geom_.output_size());
   const long image = geom_.image_size();
@@ -162,7 +165,8 @@ void BaseConvolutionLayer::BackwardGemm(const float* output_grad, float* input_g
       small_gemm_gather(static_cast<int>(image), static_cast<int>(Q), static_cast<int>(L),
                         dy + g * M * padded_grad, data_positions_.data(), data_taps_.data(),
                         packed_data_.data() + g * L * Q, Q, false, ws.product_t.data(), Q);
-      transpose(ws.product_t.data(), Q, static_cast<int>(image), C, input_grad + g * C * image, image);
+      transpose(ws.product_t.data(), Q, static_cast<int>(image), C, input_grad + g * C * image,
+                image, bias ? bias + g * C : nullptr);
     }
     return;
   }
@@ -181,6 +185,7 @@ void BaseConvolutionLayer::BackwardGemm(const float* output_grad, float* input_g
       col2im_nd(columns, geom_, group_grad);
     }
   }
+  if (bias) AddBias(input_grad, bias);
 }
 
 void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_grad,
@@ -231,17 +236,14 @@ void BaseConvolutionLayer::AddBias(float* output, const float* bias) const {
   }
 }
 
-void BaseConvolutionLayer::BiasGrad(const float* output_grad, float* bias_grad) const {
+void BaseConvolutionLayer::BiasGrad(const float* output_grad, Workspace& ws) const {
   const long spatial = top_dim_ / num_output_;
-#pragma omp parallel for if (static_cast<long>(num_) * top_dim_ > 65536)
   for (int o = 0; o < num_output_; ++o) {
-    double sum = 0;
-    for (int n = 0; n < num_; ++n) {
-      const float* row = output_grad + n * top_dim_ + o * spatial;
+    const float* row = output_grad + o * spatial;
+    double sum = ws.bias_grad[o];
 #pragma omp simd reduction(+ : sum)
-      for (long s = 0; s < spatial; ++s) sum += row[s];
-    }
-    bias_grad[o] += static_cast<float>(sum);
+    for (long s = 0; s < spatial; ++s) sum += row[s];
+    ws.bias_grad[o] = sum;
   }
 }
 

@@ -131,6 +131,8 @@ typedef float Floats __attribute__((vector_size(kChunk * sizeof(float))));
 typedef int Ints __attribute__((vector_size(kChunk * sizeof(int))));
 typedef float UnalignedFloats
     __attribute__((vector_size(kChunk * sizeof(float)), aligned(alignof(float)), may_alias));
+typedef int UnalignedInts
+    __attribute__((vector_size(kChunk * sizeof(int)), aligned(alignof(int)), may_alias));
 
 inline Floats Load(const float* p) { return *reinterpret_cast<const UnalignedFloats*>(p); }
 
@@ -152,10 +154,11 @@ Floats Strided(const float* x, int step) {
 // One chunk of interior outputs of one row: window j starts at column first + j·step, rows
 // [h0, h1), kernel_w columns. MAX: strict > in row-major order (the first maximum wins) with
 // the winner's index h·width + w; AVE: the sum in row-major order divided by divisor.
-// Stores the first `valid` lanes.
+// Stores the first `valid` lanes, or all kChunk when `room` (outputs left in the row) allows:
+// the spare lanes then land on outputs computed later.
 template <int kStep>
 void MaxChunk(const float* src, int width, int h0, int h1, int kernel_w, int first, int step,
-              int valid, float* y, int* argmax) {
+              int valid, int room, float* y, int* argmax) {
   Ints lane;
   for (int j = 0; j < kChunk; ++j) lane[j] = j * step;
   Floats best = Floats{} - FLT_MAX;
@@ -169,6 +172,11 @@ void MaxChunk(const float* src, int width, int h0, int h1, int kernel_w, int fir
       index = better ? lane + offset : index;
     }
   }
+  if (room >= kChunk) {
+    *reinterpret_cast<UnalignedFloats*>(y) = best;
+    *reinterpret_cast<UnalignedInts*>(argmax) = index;
+    return;
+  }
   for (int j = 0; j < valid; ++j) {
     y[j] = best[j];
     argmax[j] = index[j];
@@ -177,12 +185,16 @@ void MaxChunk(const float* src, int width, int h0, int h1, int kernel_w, int fir
 
 template <int kStep>
 void AveChunk(const float* src, int width, int h0, int h1, int kernel_w, int first, int step,
-              int valid, int divisor, float* y) {
+              int valid, int room, int divisor, float* y) {
   Floats sum = {};
   for (int h = h0; h < h1; ++h) {
     for (int kw = 0; kw < kernel_w; ++kw) sum += Strided<kStep>(src + h * width + first + kw, step);
   }
   const Floats mean = sum / static_cast<float>(divisor);
+  if (room >= kChunk) {
+    *reinterpret_cast<UnalignedFloats*>(y) = mean;
+    return;
+  }
   for (int j = 0; j < valid; ++j) y[j] = mean[j];
 }
 
@@ -222,28 +234,29 @@ void PoolingLayer::ForwardRow(const float* src, int ph, float* y, int* argmax) c
     }
   };
   const int lo = interior_lo_, hi = interior_hi_;
-  for (int pw = 0; pw < lo; ++pw) window(pw);
-  for (int pw = hi; pw < pooled_w_; ++pw) window(pw);
   const int sw = stride_[1], kw = kernel_[1];
   const int divisor = (wh.end - wh.start) * kw;  // interior: the full kernel width
   for (int c = lo; c < hi; c += kChunk) {
-    const int valid = std::min(kChunk, hi - c), first = c * sw - pad_[1];
+    const int valid = std::min(kChunk, hi - c), room = pooled_w_ - c, first = c * sw - pad_[1];
     if (is_max) {
       if (sw == 1) {
-        MaxChunk<1>(src, width_, h0, h1, kw, first, sw, valid, y + c, argmax + c);
+        MaxChunk<1>(src, width_, h0, h1, kw, first, sw, valid, room, y + c, argmax + c);
       } else if (sw == 2) {
-        MaxChunk<2>(src, width_, h0, h1, kw, first, sw, valid, y + c, argmax + c);
+        MaxChunk<2>(src, width_, h0, h1, kw, first, sw, valid, room, y + c, argmax + c);
       } else {
-        MaxChunk<0>(src, width_, h0, h1, kw, first, sw, valid, y + c, argmax + c);
+        MaxChunk<0>(src, width_, h0, h1, kw, first, sw, valid, room, y + c, argmax + c);
       }
     } else if (sw == 1) {
-      AveChunk<1>(src, width_, h0, h1, kw, first, sw, valid, divisor, y + c);
+      AveChunk<1>(src, width_, h0, h1, kw, first, sw, valid, room, divisor, y + c);
     } else if (sw == 2) {
-      AveChunk<2>(src, width_, h0, h1, kw, first, sw, valid, divisor, y + c);
+      AveChunk<2>(src, width_, h0, h1, kw, first, sw, valid, room, divisor, y + c);
     } else {
-      AveChunk<0>(src, width_, h0, h1, kw, first, sw, valid, divisor, y + c);
+      AveChunk<0>(src, width_, h0, h1, kw, first, sw, valid, room, divisor, y + c);
     }
   }
+  // The edge columns last: they overwrite what the chunks' spare lanes stored there.
+  for (int pw = 0; pw < lo; ++pw) window(pw);
+  for (int pw = hi; pw < pooled_w_; ++pw) window(pw);
 }
 
 void PoolingLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
