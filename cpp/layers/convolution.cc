@@ -137,7 +137,7 @@ void BaseConvolutionLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   top_shape.insert(top_shape.end(), out.begin(), out.end());
   for (Tensor* t : top) t->Reshape(top_shape);
 
-  geom_.channels = conv_in_channels_;
+  geom_.channels = conv_in_channels_ / group_;  // unfolded one group at a time
   geom_.image = reverse_dimensions() ? out : in;
   geom_.output = reverse_dimensions() ? in : out;
   geom_.kernel = kernel_;
@@ -147,6 +147,7 @@ void BaseConvolutionLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   kernel_dim_ = static_cast<long>(conv_in_channels_ / group_) * geom_.kernel_size();
   bottom_dim_ = first.count(first_spatial - 1);
   top_dim_ = top[0]->count(first_spatial - 1);
+  PlanProducts();
 }
 
 int ConvolutionLayer::OutputExtent(int a, int in) const {
@@ -157,127 +158,45 @@ int DeconvolutionLayer::OutputExtent(int a, int in) const {
   return stride_[a] * (in - 1) + dilation_[a] * (kernel_[a] - 1) + 1 - 2 * pad_[a];
 }
 
-// ---------------------------------------------------------------------------------------
-// Per-image primitives
-// ---------------------------------------------------------------------------------------
-
-void BaseConvolutionLayer::Unfold(const float* input, float* col) const {
-  if (num_spatial_axes_ == 2 && !force_nd_im2col_) {
-    im2col_2d(input, geom_, col);
-  } else {
-    im2col_nd(input, geom_, col);
-  }
-}
-
-void BaseConvolutionLayer::Fold(const float* col, float* input) const {
-  if (num_spatial_axes_ == 2 && !force_nd_im2col_) {
-    col2im_2d(col, geom_, input);
-  } else {
-    col2im_nd(col, geom_, input);
-  }
-}
-
-void BaseConvolutionLayer::ForwardGemm(const float* input, const float* weights, float* output,
-                                       float* col) const {
-  const float* columns = input;
-  if (!is_1x1_) {
-    Unfold(input, col);
-    columns = col;
-  }
-  const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
-  const int S = static_cast<int>(geom_.output_size());
-  for (int g = 0; g < group_; ++g) {
-    gemm(false, false, M, S, K, 1.0f, weights + static_cast<long>(g) * M * K,
-         columns + static_cast<long>(g) * K * S, 0.0f, output + static_cast<long>(g) * M * S);
-  }
-}
-
-void BaseConvolutionLayer::BackwardGemm(const float* output_grad, const float* weights,
-                                        float* input_grad, float* col) const {
-  float* columns = is_1x1_ ? input_grad : col;
-  const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
-  const int S = static_cast<int>(geom_.output_size());
-  for (int g = 0; g < group_; ++g) {
-    gemm(true, false, K, S, M, 1.0f, weights + static_cast<long>(g) * M * K,
-         output_grad + static_cast<long>(g) * M * S, 0.0f, columns + static_cast<long>(g) * K * S);
-  }
-  if (!is_1x1_) Fold(col, input_grad);
-}
-
-void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_grad,
-                                      float* weight_grad_t, float* col) const {
-  const float* columns = input;
-  if (!is_1x1_) {
-    Unfold(input, col);
-    columns = col;
-  }
-  const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
-  const int S = static_cast<int>(geom_.output_size());
-  for (int g = 0; g < group_; ++g) {
-    gemm(false, true, K, M, S, 1.0f, columns + static_cast<long>(g) * K * S,
-         output_grad + static_cast<long>(g) * M * S, 1.0f, weight_grad_t + static_cast<long>(g) * M * K);
-  }
-}
-
-void BaseConvolutionLayer::AddBias(float* output, const float* bias) const {
-  const long spatial = top_dim_ / num_output_;
-  for (int o = 0; o < num_output_; ++o) {
-    float* row = output + o * spatial;
-    const float b = bias[o];
-    for (long s = 0; s < spatial; ++s) row[s] += b;
-  }
-}
-
-void BaseConvolutionLayer::BiasGrad(const float* output_grad, float* bias_grad) const {
-  const long spatial = top_dim_ / num_output_;
-#pragma omp parallel for if (static_cast<long>(num_) * top_dim_ > 65536)
-  for (int o = 0; o < num_output_; ++o) {
-    double sum = 0;
-    for (int n = 0; n < num_; ++n) {
-      const float* row = output_grad + n * top_dim_ + o * spatial;
-#pragma omp simd reduction(+ : sum)
-      for (long s = 0; s < spatial; ++s) sum += row[s];
-    }
-    bias_grad[o] += static_cast<float>(sum);
-  }
-}
-
 template <typename Fn>
-void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
+void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, bool accumulate_bias, Fn fn) {
   const int threads = std::max(1, std::min(num_threads(), num_));
-  const long col_size = is_1x1_ ? 0 : kernel_dim_ * group_ * geom_.output_size();
-  if (static_cast<int>(col_buffers_.size()) < threads) col_buffers_.resize(threads);
-  for (int t = 0; t < threads; ++t) col_buffers_[t].resize(col_size);
-  const long weight_count = blobs_[0]->count();
-  if (accumulate_weights) {
-    if (static_cast<int>(weight_grads_.size()) < threads) weight_grads_.resize(threads);
-    for (int t = 0; t < threads; ++t) weight_grads_[t].assign(weight_count, 0.0f);
+  const long M = conv_out_channels_ / group_, K = kernel_dim_, P = padded_out_;
+  if (static_cast<int>(workspaces_.size()) < threads) workspaces_.resize(threads);
+  for (int t = 0; t < threads; ++t) {
+    if (accumulate_weights) workspaces_[t].weight_grad.assign(group_ * K * P, 0.0f);
+    if (accumulate_bias) workspaces_[t].bias_grad.assign(num_output_, 0.0);
   }
   if (threads == 1) {
-    float* weight_grad = accumulate_weights ? weight_grads_[0].data() : nullptr;
-    for (int n = 0; n < num_; ++n) fn(n, col_buffers_[0].data(), weight_grad);
+    for (int n = 0; n < num_; ++n) fn(n, workspaces_[0]);
   } else {
-    // gemm() sees the parallel region and stays on its thread.
 #pragma omp parallel num_threads(threads)
     {
-      const int t = ThreadId();
-      float* col = col_buffers_[t].data();
-      float* weight_grad = accumulate_weights ? weight_grads_[t].data() : nullptr;
+      Workspace& ws = workspaces_[ThreadId()];
 #pragma omp for schedule(static)
-      for (int n = 0; n < num_; ++n) fn(n, col, weight_grad);
+      for (int n = 0; n < num_; ++n) fn(n, ws);
+    }
+  }
+  if (accumulate_bias) {
+    float* bias_diff = blobs_[1]->mutable_diff();
+    for (int o = 0; o < num_output_; ++o) {
+      double sum = workspaces_[0].bias_grad[o];
+      for (int t = 1; t < threads; ++t) sum += workspaces_[t].bias_grad[o];
+      bias_diff[o] += static_cast<float>(sum);
     }
   }
   if (!accumulate_weights) return;
-  // Each group's gradient was accumulated transposed, (K × M/g); add it as (M/g × K).
+  // Each group's gradient was accumulated transposed, (K × P); add it as (M/g × K).
+  float* sum = workspaces_[0].weight_grad.data();
+  for (int t = 1; t < threads; ++t) {
+    axpy(group_ * K * P, 1.0f, workspaces_[t].weight_grad.data(), sum);
+  }
   float* weight_diff = blobs_[0]->mutable_diff();
-  const long M = conv_out_channels_ / group_, K = kernel_dim_;
-  for (int t = 1; t < threads; ++t) axpy(weight_count, 1.0f, weight_grads_[t].data(), weight_grads_[0].data());
-  const float* sum = weight_grads_[0].data();
   for (int g = 0; g < group_; ++g) {
-    const float* from = sum + g * M * K;
+    const float* from = sum + g * K * P;
     float* to = weight_diff + g * M * K;
     for (long m = 0; m < M; ++m) {
-      for (long k = 0; k < K; ++k) to[m * K + k] += from[k * M + m];
+      for (long k = 0; k < K; ++k) to[m * K + k] += from[k * P + m];
     }
   }
 }
@@ -287,34 +206,34 @@ void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, Fn fn) {
 // ---------------------------------------------------------------------------------------
 
 void ConvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
-  const float* weights = blobs_[0]->data();
   const float* bias = bias_term_ ? blobs_[1]->data() : nullptr;
+  PackWeights(true, false);
   for (size_t i = 0; i < bottom.size(); ++i) {
     const float* x = bottom[i]->data();
     float* y = top[i]->mutable_data();
-    ForEachImage(false, [&](int n, float* col, float*) {
-      ForwardGemm(x + n * bottom_dim_, weights, y + n * top_dim_, col);
-      if (bias) AddBias(y + n * top_dim_, bias);
+    ForEachImage(false, false, [&](int n, Workspace& ws) {
+      ForwardGemm(x + n * bottom_dim_, y + n * top_dim_, bias, ws);
     });
   }
 }
 
 void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
                                     const Tensors& bottom) {
-  const float* weights = blobs_[0]->data();
   const bool weight_grad = param_propagate_down(0);
+  bool any_data_grad = false;
+  for (size_t i = 0; i < top.size(); ++i) any_data_grad = any_data_grad || propagate_down[i];
+  PackWeights(false, any_data_grad);
+  const bool bias_grad = bias_term_ && param_propagate_down(1);
   for (size_t i = 0; i < top.size(); ++i) {
     const float* dy = top[i]->diff();
-    if (bias_term_ && param_propagate_down(1)) {
-      BiasGrad(dy, blobs_[1]->mutable_diff());
-    }
     const bool data_grad = propagate_down[i];
-    if (!weight_grad && !data_grad) continue;
+    if (!weight_grad && !data_grad && !bias_grad) continue;
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
-    ForEachImage(weight_grad, [&](int n, float* col, float* dw) {
-      if (weight_grad) WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, dw, col);
-      if (data_grad) BackwardGemm(dy + n * top_dim_, weights, dx + n * bottom_dim_, col);
+    ForEachImage(weight_grad, bias_grad, [&](int n, Workspace& ws) {
+      if (bias_grad) BiasGrad(dy + n * top_dim_, ws);
+      if (weight_grad) WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, ws);
+      if (data_grad) BackwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, nullptr, ws);
     });
   }
 }
@@ -324,34 +243,34 @@ void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>&
 // ---------------------------------------------------------------------------------------
 
 void DeconvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
-  const float* weights = blobs_[0]->data();
   const float* bias = bias_term_ ? blobs_[1]->data() : nullptr;
+  PackWeights(false, true);
   for (size_t i = 0; i < bottom.size(); ++i) {
     const float* x = bottom[i]->data();
     float* y = top[i]->mutable_data();
-    ForEachImage(false, [&](int n, float* col, float*) {
-      BackwardGemm(x + n * bottom_dim_, weights, y + n * top_dim_, col);
-      if (bias) AddBias(y + n * top_dim_, bias);
+    ForEachImage(false, false, [&](int n, Workspace& ws) {
+      BackwardGemm(x + n * bottom_dim_, y + n * top_dim_, bias, ws);
     });
   }
 }
 
 void DeconvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
                                       const Tensors& bottom) {
-  const float* weights = blobs_[0]->data();
   const bool weight_grad = param_propagate_down(0);
+  bool any_data_grad = false;
+  for (size_t i = 0; i < top.size(); ++i) any_data_grad = any_data_grad || propagate_down[i];
+  PackWeights(any_data_grad, false);
+  const bool bias_grad = bias_term_ && param_propagate_down(1);
   for (size_t i = 0; i < top.size(); ++i) {
     const float* dy = top[i]->diff();
-    if (bias_term_ && param_propagate_down(1)) {
-      BiasGrad(dy, blobs_[1]->mutable_diff());
-    }
     const bool data_grad = propagate_down[i];
-    if (!weight_grad && !data_grad) continue;
+    if (!weight_grad && !data_grad && !bias_grad) continue;
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
-    ForEachImage(weight_grad, [&](int n, float* col, float* dw) {
-      if (weight_grad) WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, dw, col);
-      if (data_grad) ForwardGemm(dy + n * top_dim_, weights, dx + n * bottom_dim_, col);
+    ForEachImage(weight_grad, bias_grad, [&](int n, Workspace& ws) {
+      if (bias_grad) BiasGrad(dy + n * top_dim_, ws);
+      if (weight_grad) WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, ws);
+      if (data_grad) ForwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, nullptr, ws);
     });
   }
 }

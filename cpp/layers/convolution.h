@@ -15,16 +15,23 @@
 // absent); force_nd_im2col. Several bottoms give as many tops, all with the same weights and
 // the same shape.
 //
-// Cost: per image and group one GEMM (M/g × K × ∏out, K = C/g·∏k) after im2col; 1×1 kernels
-// with stride 1 and no padding skip the unfolding. Images are spread over OpenMP threads,
-// each with its own column buffer and weight-gradient accumulator (summed in thread order, so
-// results repeat for a given thread count), each GEMM on its own thread; with a single
-// image the GEMMs themselves are split over the threads (core/math.h).
+// Cost: per image and group one product (M/g × K × ∏out, K = C/g·∏k) run by core/small_gemm.h
+// (register-blocked, operands read in place). 2-D layers whose vector axis is whole 16-lane
+// vectors take the gather path: the products read the zero-padded image through offset
+// tables (small_gemm_gather) instead of an im2col copy, with output channels as the vector
+// axis (forward, weight gradient: M/g % 16 == 0) or input channels (data gradient, stride 1,
+// pad <= dilation·(k−1), C/g % 16 == 0: a correlation of the padded output gradient with the
+// flipped kernel, no col2im). Other layers unfold with im2col/col2im; 1×1 kernels with stride
+// 1 and no padding read the image as its own column matrix. Images are spread over OpenMP
+// threads, each with its own workspace; weight-gradient accumulators are summed in thread
+// order, so results repeat for a given thread count.
+// Code: convolution.cc (parameters, shapes, layers), convolution_products.cc (the products).
 // Tests: tests/layers/test_convolution.py (+ the golden nets in tests/net/).
 #pragma once
 
 #include <vector>
 
+#include "core/aligned_vector.h"
 #include "core/im2col.h"
 #include "layers/layer.h"
 
@@ -45,42 +52,65 @@ class BaseConvolutionLayer : public Layer {
   // Spatial extent of the top from the bottom's (`in`), axis by axis.
   virtual int OutputExtent(int axis, int in) const = 0;
 
-  // Per-image primitives in the convolution's own direction ("input" = what is unfolded).
-  // output (conv_out × ∏out) = W · im2col(input).
-  void ForwardGemm(const float* input, const float* weights, float* output, float* col) const;
-  // input_grad (overwritten) = col2im(Wᵀ · output_grad).
-  void BackwardGemm(const float* output_grad, const float* weights, float* input_grad, float* col) const;
-  // weight_grad_t += im2col(input) · output_gradᵀ: the weight gradient transposed per group,
-  // (K × conv_out/group) — faster in BLAS for these shapes than the (M × K) product.
-  void WeightGemm(const float* input, const float* output_grad, float* weight_grad_t, float* col) const;
-  void AddBias(float* output, const float* bias) const;          // output[o, :] += bias[o]
-  // bias_grad[o] += Σ_{n, p} output_grad[n, o, p] over the whole batch (threads over o).
-  void BiasGrad(const float* output_grad, float* bias_grad) const;
+  // One thread's scratch, 64-byte aligned: im2col columns, the zero-padded input (gather
+  // path), the zero-padded output gradient (gather data path), a channel-minor product before
+  // its transposition, the output gradient transposed per group (∏out × padded_out_), the
+  // thread's transposed weight gradient (group × K × padded_out_) and bias gradient (double).
+  struct Workspace {
+    AlignedVector<float> col, padded, padded_grad, product_t, grad_t, weight_grad;
+    std::vector<double> bias_grad;
+  };
 
-  // Runs fn(n, col_buffer, weight_grad_t) for every image n in [0, num_), the images spread
-  // over OpenMP threads. Each thread has its own column
-  // buffer and, when accumulate_weights, its own zeroed transposed weight gradient; these
-  // are summed in thread order and added into blobs_[0]'s diff at the end.
+  // Packs blobs_[0] for the gather products about to run (forward: Wᵀ per group, K ×
+  // padded_out_; data: the flipped kernel per group, (M/g)·∏k × padded_in_); call before
+  // ForEachImage when the weights may have changed.
+  void PackWeights(bool forward, bool data);
+
+  // Per-image primitives in the convolution's own direction ("input" = what is unfolded).
+  // output (conv_out × ∏out) = W · im2col(input) (+ bias[o] per output channel, when given:
+  // added to the finished sum, as a separate pass would).
+  void ForwardGemm(const float* input, float* output, const float* bias, Workspace& ws) const;
+  // input_grad (overwritten) = col2im(Wᵀ · output_grad) (+ bias per channel, when given).
+  void BackwardGemm(const float* output_grad, float* input_grad, const float* bias,
+                    Workspace& ws) const;
+  // ws.weight_grad += im2col(input) · output_gradᵀ: the weight gradient transposed per group,
+  // (K × padded_out_), the output channel as the vector axis.
+  void WeightGemm(const float* input, const float* output_grad, Workspace& ws) const;
+  void AddBias(float* output, const float* bias) const;          // output[o, :] += bias[o]
+  // ws.bias_grad[o] += Σ_p output_grad[o, p] for one image (in double), while that image's
+  // gradient is in cache for the other products.
+  void BiasGrad(const float* output_grad, Workspace& ws) const;
+
+  // Runs fn(n, workspace) for every image n in [0, num_), the images spread over OpenMP
+  // threads, each with its own workspace; when accumulate_weights (accumulate_bias), the
+  // workspaces' weight (bias) gradients start at zero and are summed in thread order into
+  // blobs_[0]'s (blobs_[1]'s) diff at the end.
   template <typename Fn>
-  void ForEachImage(bool accumulate_weights, Fn fn);
+  void ForEachImage(bool accumulate_weights, bool accumulate_bias, Fn fn);
 
   int num_ = 0;                       // images: product of the axes before the channel axis
   int channel_axis_ = 1, num_spatial_axes_ = 0;
   int channels_ = 0, num_output_ = 0, group_ = 1;
   bool bias_term_ = true, force_nd_im2col_ = false, is_1x1_ = false;
   std::vector<int> kernel_, pad_, stride_, dilation_;
-  ConvGeometry geom_;                 // the unfolding: conv input channels / extent → output
+  ConvGeometry geom_;                 // the unfolding of one group: its channels, extents
   int conv_out_channels_ = 0, conv_in_channels_ = 0;
   long kernel_dim_ = 0;               // K = conv_in_channels / group · ∏kernel
   long bottom_dim_ = 0, top_dim_ = 0;          // per image, in the layer's own direction
+  long padded_out_ = 0, padded_in_ = 0;        // conv_out/group, conv_in/group rounded up to 16
 
  private:
   void ParseGeometry(const Params& p);
-  void Unfold(const float* input, float* col) const;
-  void Fold(const float* col, float* input) const;
+  // Chooses the paths and builds the gather tables for the current shapes.
+  void PlanProducts();
 
-  std::vector<std::vector<float>> col_buffers_;     // one per thread
-  std::vector<std::vector<float>> weight_grads_;    // one per thread, transposed per group
+  // Gather paths and their offset tables (one group; see the file comment).
+  bool gather_forward_ = false, gather_data_ = false;
+  std::vector<int> positions_, taps_;            // into the padded input: ∏out and K entries
+  std::vector<int> data_positions_, data_taps_;  // into the padded output gradient
+  std::vector<int> grad_pad_;                    // its padding: dilation·(k−1) − pad per axis
+  AlignedVector<float> packed_forward_, packed_data_;
+  std::vector<Workspace> workspaces_;  // one per thread
 };
 
 class ConvolutionLayer : public BaseConvolutionLayer {

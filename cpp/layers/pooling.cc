@@ -108,12 +108,155 @@ void PoolingLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   pooled_w_ = out[1];
   for (Tensor* t : top) t->Reshape({num_, channels_, pooled_h_, pooled_w_});
   if (method_ == Method::kMax) argmax_.resize(top[0]->count());
+  // Columns whose window lies inside [0, width): start >= 0 and start + kernel <= width.
+  interior_lo_ = std::min((pad_[1] + stride_[1] - 1) / stride_[1], pooled_w_);
+  const int last = width_ + pad_[1] - kernel_[1];
+  interior_hi_ = last < 0 ? 0 : std::min(last / stride_[1] + 1, pooled_w_);
+  interior_hi_ = std::max(interior_hi_, interior_lo_);
 }
 
 PoolingLayer::Window PoolingLayer::Span(int out_index, int axis) const {
   const int start = out_index * stride_[axis] - pad_[axis];
   const int limit = (axis == 0 ? height_ : width_) + pad_[axis];
   return {start, std::min(start + kernel_[axis], limit)};
+}
+
+namespace {
+
+// Interior output columns are processed kChunk at a time in vector registers (GCC/Clang vector
+// extensions: one AVX-512 register, two AVX2 ones): every lane runs the scalar loop's exact
+// sequence of compares or adds, so results are bitwise those of the per-window loop.
+constexpr int kChunk = 16;
+typedef float Floats __attribute__((vector_size(kChunk * sizeof(float))));
+typedef int Ints __attribute__((vector_size(kChunk * sizeof(int))));
+typedef float UnalignedFloats
+    __attribute__((vector_size(kChunk * sizeof(float)), aligned(alignof(float)), may_alias));
+typedef int UnalignedInts
+    __attribute__((vector_size(kChunk * sizeof(int)), aligned(alignof(int)), may_alias));
+
+inline Floats Load(const float* p) { return *reinterpret_cast<const UnalignedFloats*>(p); }
+
+// x[j·step] for j < kChunk; reads x[0 .. kChunk·step) (one float more than used for step 2).
+template <int kStep>
+Floats Strided(const float* x, int step) {
+  if constexpr (kStep == 1) {
+    return Load(x);
+  } else if constexpr (kStep == 2) {
+    const Ints even = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+    return __builtin_shuffle(Load(x), Load(x + kChunk), even);
+  } else {
+    Floats v;
+    for (int j = 0; j < kChunk; ++j) v[j] = x[j * step];
+    return v;
+  }
+}
+
+// One chunk of interior outputs of one row: window j starts at column first + j·step, rows
+// [h0, h1), kernel_w columns. MAX: strict > in row-major order (the first maximum wins) with
+// the winner's index h·width + w; AVE: the sum in row-major order divided by divisor.
+// Stores the first `valid` lanes, or all kChunk when `room` (outputs left in the row) allows:
+// the spare lanes then land on outputs computed later.
+template <int kStep>
+void MaxChunk(const float* src, int width, int h0, int h1, int kernel_w, int first, int step,
+              int valid, int room, float* y, int* argmax) {
+  Ints lane;
+  for (int j = 0; j < kChunk; ++j) lane[j] = j * step;
+  Floats best = Floats{} - FLT_MAX;
+  Ints index = Ints{} - 1;
+  for (int h = h0; h < h1; ++h) {
+    for (int kw = 0; kw < kernel_w; ++kw) {
+      const int offset = h * width + first + kw;
+      const Floats v = Strided<kStep>(src + offset, step);
+      const Ints better = v > best;
+      best = better ? v : best;
+      index = better ? lane + offset : index;
+    }
+  }
+  if (room >= kChunk) {
+    *reinterpret_cast<UnalignedFloats*>(y) = best;
+    *reinterpret_cast<UnalignedInts*>(argmax) = index;
+    return;
+  }
+  for (int j = 0; j < valid; ++j) {
+    y[j] = best[j];
+    argmax[j] = index[j];
+  }
+}
+
+template <int kStep>
+void AveChunk(const float* src, int width, int h0, int h1, int kernel_w, int first, int step,
+              int valid, int room, int divisor, float* y) {
+  Floats sum = {};
+  for (int h = h0; h < h1; ++h) {
+    for (int kw = 0; kw < kernel_w; ++kw) sum += Strided<kStep>(src + h * width + first + kw, step);
+  }
+  const Floats mean = sum / static_cast<float>(divisor);
+  if (room >= kChunk) {
+    *reinterpret_cast<UnalignedFloats*>(y) = mean;
+    return;
+  }
+  for (int j = 0; j < valid; ++j) y[j] = mean[j];
+}
+
+}  // namespace
+
+// Output row ph of one plane. Edge columns (window clipped by the image) run the per-window
+// loop; the interior columns [interior_lo_, interior_hi_) run in chunks of kChunk lanes, whose
+// spare lanes read up to kChunk·stride floats past the row: src must allow that (the caller
+// hands a padded copy for the tensor's last plane).
+void PoolingLayer::ForwardRow(const float* src, int ph, float* y, int* argmax) const {
+  const Window wh = Span(ph, 0);
+  const int h0 = std::max(wh.start, 0), h1 = std::min(wh.end, height_);
+  const bool is_max = method_ == Method::kMax;
+  auto window = [&](int pw) {
+    const Window ww = Span(pw, 1);
+    const int w0 = std::max(ww.start, 0), w1 = std::min(ww.end, width_);
+    if (is_max) {
+      float best = -FLT_MAX;
+      int best_index = -1;
+      for (int h = h0; h < h1; ++h) {
+        for (int w = w0; w < w1; ++w) {
+          const float v = src[h * width_ + w];
+          const bool better = v > best;  // strict: the first maximum wins
+          best = better ? v : best;
+          best_index = better ? h * width_ + w : best_index;
+        }
+      }
+      y[pw] = best;
+      argmax[pw] = best_index;
+    } else {
+      const int divisor = (wh.end - wh.start) * (ww.end - ww.start);
+      float sum = 0;
+      for (int h = h0; h < h1; ++h) {
+        for (int w = w0; w < w1; ++w) sum += src[h * width_ + w];
+      }
+      y[pw] = sum / divisor;
+    }
+  };
+  const int lo = interior_lo_, hi = interior_hi_;
+  const int sw = stride_[1], kw = kernel_[1];
+  const int divisor = (wh.end - wh.start) * kw;  // interior: the full kernel width
+  for (int c = lo; c < hi; c += kChunk) {
+    const int valid = std::min(kChunk, hi - c), room = pooled_w_ - c, first = c * sw - pad_[1];
+    if (is_max) {
+      if (sw == 1) {
+        MaxChunk<1>(src, width_, h0, h1, kw, first, sw, valid, room, y + c, argmax + c);
+      } else if (sw == 2) {
+        MaxChunk<2>(src, width_, h0, h1, kw, first, sw, valid, room, y + c, argmax + c);
+      } else {
+        MaxChunk<0>(src, width_, h0, h1, kw, first, sw, valid, room, y + c, argmax + c);
+      }
+    } else if (sw == 1) {
+      AveChunk<1>(src, width_, h0, h1, kw, first, sw, valid, room, divisor, y + c);
+    } else if (sw == 2) {
+      AveChunk<2>(src, width_, h0, h1, kw, first, sw, valid, room, divisor, y + c);
+    } else {
+      AveChunk<0>(src, width_, h0, h1, kw, first, sw, valid, room, divisor, y + c);
+    }
+  }
+  // The edge columns last: they overwrite what the chunks' spare lanes stored there.
+  for (int pw = 0; pw < lo; ++pw) window(pw);
+  for (int pw = hi; pw < pooled_w_; ++pw) window(pw);
 }
 
 void PoolingLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
@@ -123,42 +266,45 @@ void PoolingLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const long planes = static_cast<long>(num_) * channels_;
   const long in_plane = static_cast<long>(height_) * width_;
   const long out_plane = static_cast<long>(pooled_h_) * pooled_w_;
-  const bool is_max = method_ == Method::kMax;
-  int* argmax = is_max ? argmax_.data() : nullptr;
+  int* argmax = method_ == Method::kMax ? argmax_.data() : nullptr;
 #pragma omp parallel for if (planes * in_plane > kParallelMin)
   for (long plane = 0; plane < planes; ++plane) {
     const float* src = x + plane * in_plane;
+    if (plane == planes - 1) {
+      // The chunks' spare lanes read past the plane: inside the tensor except for the last.
+      thread_local std::vector<float> padded;
+      padded.assign(in_plane + (kChunk + 1) * stride_[1] + kernel_[1], 0.0f);
+      std::copy(src, src + in_plane, padded.begin());
+      src = padded.data();
+    }
     for (int ph = 0; ph < pooled_h_; ++ph) {
-      const Window wh = Span(ph, 0);
-      const int h0 = std::max(wh.start, 0), h1 = std::min(wh.end, height_);
-      for (int pw = 0; pw < pooled_w_; ++pw) {
-        const Window ww = Span(pw, 1);
-        const int w0 = std::max(ww.start, 0), w1 = std::min(ww.end, width_);
-        const long at = plane * out_plane + ph * pooled_w_ + pw;
-        if (is_max) {
-          float best = -FLT_MAX;
-          int best_index = -1;
-          for (int h = h0; h < h1; ++h) {
-            for (int w = w0; w < w1; ++w) {
-              const float v = src[h * width_ + w];
-              const bool better = v > best;  // strict: the first maximum wins
-              best = better ? v : best;
-              best_index = better ? h * width_ + w : best_index;
-            }
-          }
-          y[at] = best;
-          argmax[at] = best_index;
-          if (mask_top) mask_top[at] = static_cast<float>(best_index);
-        } else {
-          const int divisor = (wh.end - wh.start) * (ww.end - ww.start);
-          float sum = 0;
-          for (int h = h0; h < h1; ++h) {
-            for (int w = w0; w < w1; ++w) sum += src[h * width_ + w];
-          }
-          y[at] = sum / divisor;
-        }
+      const long at = plane * out_plane + ph * pooled_w_;
+      ForwardRow(src, ph, y + at, argmax ? argmax + at : nullptr);
+    }
+    if (mask_top) {
+      for (long i = plane * out_plane; i < (plane + 1) * out_plane; ++i) {
+        mask_top[i] = static_cast<float>(argmax[i]);
       }
     }
+  }
+}
+
+// AVE, output row ph of one plane: every window spreads dy / divisor over its part inside the
+// image. The windows of one output row cover the same input rows, so their shares are summed
+// into one input-width line (pw ascending), which is then added to rows h0 .. h1-1.
+void PoolingLayer::BackwardAveRow(const float* dy, int ph, float* dst, float* line) const {
+  const Window wh = Span(ph, 0);
+  const int h0 = std::max(wh.start, 0), h1 = std::min(wh.end, height_);
+  std::fill(line, line + width_, 0.0f);
+  for (int pw = 0; pw < pooled_w_; ++pw) {
+    const Window ww = Span(pw, 1);
+    const int w0 = std::max(ww.start, 0), w1 = std::min(ww.end, width_);
+    const float share = dy[pw] / ((wh.end - wh.start) * (ww.end - ww.start));
+    for (int w = w0; w < w1; ++w) line[w] += share;
+  }
+  for (int h = h0; h < h1; ++h) {
+    float* row = dst + h * width_;
+    for (int w = 0; w < width_; ++w) row[w] += line[w];
   }
 }
 
@@ -172,26 +318,23 @@ void PoolingLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& pro
   const long out_plane = static_cast<long>(pooled_h_) * pooled_w_;
   const bool is_max = method_ == Method::kMax;
   const int* argmax = is_max ? argmax_.data() : nullptr;
-#pragma omp parallel for if (planes * in_plane > kParallelMin)
-  for (long plane = 0; plane < planes; ++plane) {
-    float* dst = dx + plane * in_plane;
-    std::fill(dst, dst + in_plane, 0.0f);
-    const float* grad = dy + plane * out_plane;
-    for (int ph = 0; ph < pooled_h_; ++ph) {
-      const Window wh = Span(ph, 0);
-      const int h0 = std::max(wh.start, 0), h1 = std::min(wh.end, height_);
-      for (int pw = 0; pw < pooled_w_; ++pw) {
-        const long at = ph * pooled_w_ + pw;
-        if (is_max) {
-          const int index = argmax[plane * out_plane + at];
-          if (index >= 0) dst[index] += grad[at];
-          continue;
+#pragma omp parallel if (planes * in_plane > kParallelMin)
+  {
+    std::vector<float> line(is_max ? 0 : width_);
+#pragma omp for
+    for (long plane = 0; plane < planes; ++plane) {
+      float* dst = dx + plane * in_plane;
+      std::fill(dst, dst + in_plane, 0.0f);
+      const float* grad = dy + plane * out_plane;
+      if (is_max) {
+        // Each output routes its gradient to its argmax (-1: an empty window), in output order.
+        const int* index = argmax + plane * out_plane;
+        for (long at = 0; at < out_plane; ++at) {
+          if (index[at] >= 0) dst[index[at]] += grad[at];
         }
-        const Window ww = Span(pw, 1);
-        const int w0 = std::max(ww.start, 0), w1 = std::min(ww.end, width_);
-        const float share = grad[at] / ((wh.end - wh.start) * (ww.end - ww.start));
-        for (int h = h0; h < h1; ++h) {
-          for (int w = w0; w < w1; ++w) dst[h * width_ + w] += share;
+      } else {
+        for (int ph = 0; ph < pooled_h_; ++ph) {
+          BackwardAveRow(grad + ph * pooled_w_, ph, dst, line.data());
         }
       }
     }

@@ -12,7 +12,11 @@
 // Parameters: pool (MAX), kernel_size or kernel_h + kernel_w, pad (0) or pad_h/pad_w,
 // stride (1) or stride_h/stride_w, global_pooling (false: kernel = H×W, needs pad 0 and
 // stride 1), round_mode (CEIL). pad must be smaller than the kernel.
-// Planes (n, c) are independent and spread over OpenMP threads.
+// Planes (n, c) are independent and spread over OpenMP threads. Output columns whose window
+// lies inside the image horizontally run 16 at a time in vector lanes (no clipping), each lane
+// repeating the per-window loop's compares/adds in row-major order: same values, ties and
+// argmax as the per-window loop the edge columns keep. AVE backward sums the shares of one
+// output row into a line, then adds it to the rows the windows cover.
 // Tests: tests/layers/test_pooling.py.
 #pragma once
 
@@ -42,11 +46,16 @@ class PoolingLayer : public Layer {
   // Window of output (ph, pw) along one axis: [start, end) before clipping to the image.
   struct Window { int start, end; };
   Window Span(int out_index, int axis) const;
+  // One output row of one plane: src/y/argmax point at the plane's input, the row's outputs
+  // and the row's argmax entries (nullptr for AVE).
+  void ForwardRow(const float* src, int ph, float* y, int* argmax) const;
+  void BackwardAveRow(const float* dy, int ph, float* dst, float* line) const;
 
   Method method_ = Method::kMax;
   bool global_ = false, ceil_mode_ = true;
   int kernel_[2] = {0, 0}, pad_[2] = {0, 0}, stride_[2] = {1, 1};
   int num_ = 0, channels_ = 0, height_ = 0, width_ = 0, pooled_h_ = 0, pooled_w_ = 0;
+  int interior_lo_ = 0, interior_hi_ = 0;  // output columns with unclipped windows
   std::vector<int> argmax_;  // MAX: index into the bottom plane per top element (-1: empty)
 };
 

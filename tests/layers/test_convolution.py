@@ -259,6 +259,85 @@ def test_convolution_threads_and_split_gemms(threads, shape, outputs):
         assert err < 1e-5, f"{label}: relative error {err:.3g}"
 
 
+def _windows(kernel_offset, stride, dilation, out):
+    return tuple(
+        slice(k * d, k * d + s * (o - 1) + 1, s)
+        for k, s, d, o in zip(kernel_offset, stride, dilation, out, strict=True)
+    )
+
+
+def conv_gradients(x, w, dy, stride, pad, dilation, group):
+    """dW and dx of a 2-D convolution from the definition: every kernel tap's window of the
+    zero-padded input times dy (dW), and dy scattered back through the same windows (dx)."""
+    stride, pad, dilation = (_per_axis(v, 2) for v in (stride, pad, dilation))
+    n, c, h, wd = x.shape
+    o = w.shape[0]
+    cg, og = c // group, o // group
+    xp = np.pad(x, [(0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])])
+    dxp = np.zeros_like(xp)
+    dw = np.zeros_like(w)
+    for g in range(group):
+        cs, os_ = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+        for k in itertools.product(*(range(kk) for kk in w.shape[2:])):
+            window = (slice(None), cs, *_windows(k, stride, dilation, dy.shape[2:]))
+            dw[(os_, slice(None), *k)] = np.einsum("nohw,nchw->oc", dy[:, os_], xp[window])
+            dxp[window] += np.einsum("nohw,oc->nchw", dy[:, os_], w[(os_, slice(None), *k)])
+    return dw, dxp[:, :, pad[0] : pad[0] + h, pad[1] : pad[1] + wd]
+
+
+GATHER_CASES = {
+    # Channel counts in multiples of 16 take the gather products (convolution_products.cc):
+    # forward and dW when num_output/group is, dx when channels/group is and stride is 1.
+    "k5_pad2": ((2, 16, 9, 8), "num_output: 16 kernel_size: 5 pad: 2", {"pad": 2}),
+    "stride2_dx_by_col2im": (
+        (2, 16, 9, 9),
+        "num_output: 32 kernel_size: 3 stride: 2 pad: 1",
+        {"stride": 2, "pad": 1},
+    ),
+    "rect_dilated": (
+        (2, 16, 9, 10),
+        "num_output: 16 kernel_h: 3 kernel_w: 2 dilation: 2 pad_h: 2 pad_w: 1",
+        {"dilation": 2, "pad": (2, 1)},
+    ),
+    "group2": ((2, 32, 7, 7), "num_output: 32 kernel_size: 3 pad: 1 group: 2", {"pad": 1, "group": 2}),
+    "pad_past_kernel": ((1, 16, 5, 5), "num_output: 16 kernel_size: 3 pad: 3", {"pad": 3}),
+    "no_pad": ((2, 16, 8, 8), "num_output: 16 kernel_size: 3", {}),
+    "outputs_20_dx_only": ((2, 16, 6, 6), "num_output: 20 kernel_size: 3 pad: 1", {"pad": 1}),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("case", sorted(GATHER_CASES))
+def test_convolution_gather_paths(case, threads):
+    """y, dW, db and dx of shapes that take the gather products, against the definition."""
+    shape, body, kw = GATHER_CASES[case]
+    x = _x(shape, seed=21)
+    try:
+        engine.set_num_threads(threads)
+        net = build_probe(f'type: "Convolution" convolution_param {{ {body} {FILLERS} }}', {"x": x})
+        net.forward()
+        dy = _x(net.blobs["top0"].shape, seed=22)
+        net.blobs["top0"].diff[...] = dy
+        for p in net.params["probe"]:
+            p.diff[...] = 0
+        net.backward()
+    finally:
+        engine.set_num_threads(2)
+    w, bias = (p.data.astype(np.float64) for p in net.params["probe"])
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    dw, dx = conv_gradients(
+        x64, w, dy64, kw.get("stride", 1), kw.get("pad", 0), kw.get("dilation", 1), kw.get("group", 1)
+    )
+    for label, got, want in [
+        ("y", net.blobs["top0"].data, conv_reference(x64, w, bias, **kw)),
+        ("dW", net.params["probe"][0].diff, dw),
+        ("db", net.params["probe"][1].diff, dy64.sum(axis=(0, 2, 3))),
+        ("dx", net.blobs["x"].diff, dx),
+    ]:
+        err = np.max(np.abs(got - want)) / np.max(np.abs(want))
+        assert err < 1e-5, f"{label}: relative error {err:.3g}"
+
+
 def test_convolution_param_gradients_accumulate():
     x = _x((2, 2, 5, 5), seed=9)
     net = build_probe(
@@ -308,6 +387,38 @@ def test_deconvolution(case):
         {"x": _x(shape, seed=11)},
         lambda inp, p: [deconv_reference(inp["x"], p[0], p[1], **kw)],
     )
+
+
+@pytest.mark.parametrize(
+    "shape, body, kw",
+    [
+        # 16 channels each way: the forward is the conv's gather data product (stride 1), the
+        # backward its gather forward and weight products; stride 2 folds with col2im.
+        ((2, 16, 5, 4), "num_output: 16 kernel_size: 3 pad: 1", {"pad": 1}),
+        ((2, 16, 4, 4), "num_output: 32 kernel_size: 4 stride: 2 pad: 1", {"stride": 2, "pad": 1}),
+    ],
+)
+def test_deconvolution_gather_paths(shape, body, kw):
+    """Deconvolution with 16-multiple channels, exactly: y, dx (the convolution of dy) and dW
+    (the convolution's weight gradient with dy as its input and x as its output gradient)."""
+    x = _x(shape, seed=31)
+    net = build_probe(f'type: "Deconvolution" convolution_param {{ {body} {FILLERS} }}', {"x": x})
+    net.forward()
+    dy = _x(net.blobs["top0"].shape, seed=32)
+    net.blobs["top0"].diff[...] = dy
+    for p in net.params["probe"]:
+        p.diff[...] = 0
+    net.backward()
+    w, bias = (p.data.astype(np.float64) for p in net.params["probe"])
+    x64, dy64 = x.astype(np.float64), dy.astype(np.float64)
+    dw, _ = conv_gradients(dy64, w, x64, kw.get("stride", 1), kw.get("pad", 0), 1, 1)
+    for label, got, want in [
+        ("y", net.blobs["top0"].data, deconv_reference(x64, w, bias, **kw)),
+        ("dx", net.blobs["x"].diff, conv_reference(dy64, w, None, **kw)),
+        ("dW", net.params["probe"][0].diff, dw),
+    ]:
+        err = np.max(np.abs(got - want)) / np.max(np.abs(want))
+        assert err < 1e-5, f"{label}: relative error {err:.3g}"
 
 
 def test_deconvolution_3d():

@@ -1,0 +1,200 @@
+// small_gemm (see small_gemm.h): tiles of MR rows × NV vectors of C held in registers, written
+// with GCC/Clang vector extensions so one source serves AVX-512, AVX2 and narrower targets;
+// `acc += s * b` contracts to one FMA per step (GNU C++ contracts by default).
+#include "core/small_gemm.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "core/errors.h"
+
+namespace caffeonspark {
+
+namespace {
+
+#if defined(__AVX512F__)
+constexpr int kLanes = 16, kMaxVectors = 3;  // 32 vector registers
+#elif defined(__AVX__)
+constexpr int kLanes = 8, kMaxVectors = 2;   // 16 vector registers
+#else
+constexpr int kLanes = 4, kMaxVectors = 2;
+#endif
+
+typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
+// The same vector at any float alignment, allowed to alias float storage: loads and stores.
+typedef float UnalignedVec
+    __attribute__((vector_size(kLanes * sizeof(float)), aligned(alignof(float)), may_alias));
+
+inline Vec Load(const float* p) { return *reinterpret_cast<const UnalignedVec*>(p); }
+inline void Store(float* p, const Vec& v) { *reinterpret_cast<UnalignedVec*>(p) = v; }
+
+// Rows of C per tile for NV vectors: enough independent accumulators to hide the FMA latency,
+// few enough that accumulators + B vectors fit the register file.
+template <int NV>
+constexpr int TileRows() {
+  if (kMaxVectors >= 3) return NV >= 4 ? 6 : NV == 3 ? 8 : NV == 2 ? 12 : 16;
+  return NV >= 3 ? 4 : NV == 2 ? 6 : 8;
+}
+
+// How A is addressed: kRows A(m, l) = a[m·a_row + l] (A as stored), kColumns
+// a[m + l·a_col] (Aᵀ stored), kGather a[a_rows[m] + a_cols[l]].
+enum class Form { kRows, kColumns, kGather };
+
+struct Operands {
+  int L;
+  const float* a;
+  long a_row, a_col;
+  const int* a_rows;
+  const int* a_cols;
+  const float* b;
+  long ldb;
+  bool accumulate;
+  float* c;
+  long ldc;
+};
+
+// C rows [m0, m0 + MR) × columns [n0, n0 + NV·kLanes), kept in registers over all of L.
+template <int MR, int NV, Form F>
+void Tile(const Operands& o, int m0, int n0) {
+  const int L = o.L;
+  const float* b = o.b + n0;
+  const long ldb = o.ldb;
+  float* c = o.c + m0 * o.ldc + n0;
+  Vec acc[MR][NV];
+  #pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m) {
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) acc[m][v] = o.accumulate ? Load(c + m * o.ldc + v * kLanes) : Vec{};
+  }
+  if constexpr (F == Form::kColumns) {
+    const long a_col = o.a_col;
+    for (int l = 0; l < L; ++l) {
+      Vec bv[NV];
+      #pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) bv[v] = Load(b + l * ldb + v * kLanes);
+      const float* column = o.a + m0 + l * a_col;
+      #pragma GCC unroll 16
+      for (int m = 0; m < MR; ++m) {
+        const float s = column[m];
+        #pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) acc[m][v] += s * bv[v];
+      }
+    }
+  } else {
+    const float* row[MR];
+    #pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+      row[m] = o.a + (F == Form::kRows ? (m0 + m) * o.a_row : o.a_rows[m0 + m]);
+    }
+    const int* a_cols = o.a_cols;
+    for (int l = 0; l < L; ++l) {
+      Vec bv[NV];
+      #pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) bv[v] = Load(b + l * ldb + v * kLanes);
+      const long at = F == Form::kRows ? l : a_cols[l];
+      #pragma GCC unroll 16
+      for (int m = 0; m < MR; ++m) {
+        const float s = row[m][at];
+        #pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) acc[m][v] += s * bv[v];
+      }
+    }
+  }
+  #pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m) {
+    #pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) Store(c + m * o.ldc + v * kLanes, acc[m][v]);
+  }
+}
+
+// One tile of `rows` rows starting at row m, `rows` chosen at run time among 1 .. R.
+template <int R, int NV, Form F>
+void RowTile(int rows, const Operands& o, int m, int n) {
+  if constexpr (R > 0) {
+    if (rows != R) return RowTile<R - 1, NV, F>(rows, o, m, n);
+    Tile<R, NV, F>(o, m, n);
+  }
+}
+
+// Columns [n, n + NV·kLanes) of C, every row: ceil(M / MR) tiles of nearly equal height (a
+// lone short tile would have too few accumulators to hide the FMA latency).
+template <int NV, Form F>
+void ColumnBlock(int M, const Operands& o, int n) {
+  constexpr int MR = TileRows<NV>();
+  const int tiles = (M + MR - 1) / MR;
+  for (int t = 0, m = 0; t < tiles; ++t) {
+    const int rows = (M - m) / (tiles - t);  // the taller tiles come last
+    RowTile<MR, NV, F>(rows, o, m, n);
+    m += rows;
+  }
+}
+
+template <Form F>
+void ColumnBlocks(int M, int N, const Operands& o) {
+  // Narrow products (N <= kMaxVectors + 1 vectors, e.g. one output-channel block) take one
+  // block of exactly their width; wider ones blocks of kMaxVectors and a narrower last one.
+  int n = 0;
+  const int wide = kMaxVectors * kLanes;
+  if (N % kLanes == 0 && N <= (kMaxVectors + 1) * kLanes && N > wide) {
+    ColumnBlock<kMaxVectors + 1, F>(M, o, 0);
+    return;
+  }
+  for (; n + wide <= N; n += wide) ColumnBlock<kMaxVectors, F>(M, o, n);
+  if constexpr (kMaxVectors >= 3) {
+    if (n + 2 * kLanes <= N) {
+      ColumnBlock<2, F>(M, o, n);
+      n += 2 * kLanes;
+    }
+  }
+  if (n + kLanes <= N) {
+    ColumnBlock<1, F>(M, o, n);
+    n += kLanes;
+  }
+  if (n == N) return;
+  // Ragged edge: the last N - n (< kLanes) columns through zero-padded copies of B and C.
+  const int width = N - n;
+  thread_local std::vector<float> b_edge, c_edge;
+  b_edge.assign(static_cast<size_t>(o.L) * kLanes, 0.0f);
+  c_edge.assign(static_cast<size_t>(M) * kLanes, 0.0f);
+  for (int l = 0; l < o.L; ++l) {
+    std::copy(o.b + l * o.ldb + n, o.b + l * o.ldb + N, b_edge.data() + l * kLanes);
+  }
+  if (o.accumulate) {
+    for (int m = 0; m < M; ++m) {
+      std::copy(o.c + m * o.ldc + n, o.c + m * o.ldc + N, c_edge.data() + m * kLanes);
+    }
+  }
+  Operands edge = o;
+  edge.b = b_edge.data();
+  edge.ldb = kLanes;
+  edge.c = c_edge.data();
+  edge.ldc = kLanes;
+  ColumnBlock<1, F>(M, edge, 0);
+  for (int m = 0; m < M; ++m) {
+    std::copy(c_edge.data() + m * kLanes, c_edge.data() + m * kLanes + width, o.c + m * o.ldc + n);
+  }
+}
+
+}  // namespace
+
+void small_gemm(int M, int N, int L, const float* a, long a_row, long a_col, const float* b,
+                long ldb, bool accumulate, float* c, long ldc) {
+  COS_CHECK(a_row == 1 || a_col == 1, InternalError, "small_gemm reads A with a unit stride on one axis (a_row ",
+            a_row, ", a_col ", a_col, ")");
+  if (M <= 0 || N <= 0) return;
+  const Operands o{L, a, a_row, a_col, nullptr, nullptr, b, ldb, accumulate, c, ldc};
+  if (a_col == 1) {
+    ColumnBlocks<Form::kRows>(M, N, o);
+  } else {
+    ColumnBlocks<Form::kColumns>(M, N, o);
+  }
+}
+
+void small_gemm_gather(int M, int N, int L, const float* a, const int* a_rows, const int* a_cols,
+                       const float* b, long ldb, bool accumulate, float* c, long ldc) {
+  if (M <= 0 || N <= 0) return;
+  const Operands o{L, a, 0, 0, a_rows, a_cols, b, ldb, accumulate, c, ldc};
+  ColumnBlocks<Form::kGather>(M, N, o);
+}
+
+}  // namespace caffeonspark

@@ -1,0 +1,30 @@
+// small_gemm: a single-threaded, register-blocked matrix product for the per-image products of
+// a convolution (core/math.h's gemm() stays the general BLAS entry point).
+//
+//   C[m, n] = (accumulate ? C[m, n] : 0) + Σ_{l = 0 .. L-1} A(m, l) · B[l, n]
+//   for m < M, n < N; A(m, l) = a[m·a_row + l·a_col] with a_row == 1 or a_col == 1 (so A may
+//   be read as stored or transposed, no packing); B and C row-major with leading dims ldb, ldc.
+//
+// Contract: every C element is one running sum over l in ascending order, whatever the
+// blocking, so a given shape always gives the same bits (determinism per thread count is the
+// caller's: it decides which thread computes what). Operands are read in place: the kernel
+// keeps an M-block × N-block tile of C in vector registers, broadcasts A and loads rows of B.
+// Reads stay inside the M×L, L×N and M×N regions (ragged edges go through a zero-padded copy).
+// Cost: 2·M·N·L flops at 130-150 GFLOP/s per AVX-512 core for the conv shapes (OpenBLAS
+// 0.3.x: 75-115; tools/bench_vision.py times the layers that use it).
+// Tests: tests/layers/test_convolution.py (every conv shape and tail through the layer) and
+// tests/test_small_gemm.py (ragged shapes against NumPy, via _engine._small_gemm).
+#pragma once
+
+namespace caffeonspark {
+
+void small_gemm(int M, int N, int L, const float* a, long a_row, long a_col, const float* b,
+                long ldb, bool accumulate, float* c, long ldc);
+
+// The same product with A gathered: A(m, l) = a[a_rows[m] + a_cols[l]]. With a a zero-padded
+// image, a_rows the output positions' offsets and a_cols the kernel taps' offsets (or the
+// other way round), A is the im2col matrix (or its transpose) read without building it.
+void small_gemm_gather(int M, int N, int L, const float* a, const int* a_rows, const int* a_cols,
+                       const float* b, long ldb, bool accumulate, float* c, long ldc);
+
+}  // namespace caffeonspark
