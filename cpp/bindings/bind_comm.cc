@@ -1,14 +1,18 @@
 // caffeonspark._engine comm: listeners, communicators (ring allreduce / broadcast / barrier
-// over TCP) and the SHA-256 / HMAC used by the handshake (exposed for the tests). Every
+// over TCP), DataParallel (a solver's gradients reduced in buckets during backward) and the
+// SHA-256 / HMAC used by the handshake (exposed for the tests). Every
 // blocking call (connecting the ring, each collective) releases the GIL; arrays are
 // reduced in place, so they must be C-contiguous and writable (allreduce: float32).
-// Python wrapper: python/caffeonspark/distributed/comm.py. Tests: tests/comm/.
+// Python wrappers: python/caffeonspark/distributed/{comm,data_parallel}.py.
+// Tests: tests/comm/, tests/distributed/.
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"
 #include "comm/communicator.h"
 #include "comm/sha256.h"
 #include "core/errors.h"
+#include "solver/data_parallel.h"
+#include "solver/solver.h"
 
 namespace caffeonspark::py_bind {
 
@@ -107,6 +111,60 @@ void BindComm(py::module_& m) {
       .def("abort", &Communicator::Abort, py::arg("reason"),
            py::call_guard<py::gil_scoped_release>())
       .def("close", &Communicator::Close, py::call_guard<py::gil_scoped_release>());
+
+  py::class_<DataParallel, std::shared_ptr<DataParallel>>(m, "DataParallel")
+      .def(py::init([](const std::shared_ptr<Solver>& solver,
+                       const std::shared_ptr<Communicator>& communicator,
+                       size_t first_bucket_bytes, size_t bucket_bytes, bool check_params) {
+             DataParallelOptions options;
+             options.first_bucket_bytes = first_bucket_bytes;
+             options.bucket_bytes = bucket_bytes;
+             options.check_params = check_params;
+             auto sync = std::make_shared<DataParallel>(solver->net(), communicator, options);
+             solver->set_gradient_sync(sync);
+             return sync;
+           }),
+           py::arg("solver"), py::arg("communicator"), py::arg("first_bucket_bytes") = 1 << 20,
+           py::arg("bucket_bytes") = 25 << 20, py::arg("check_params") = false,
+           "Attaches to `solver`: its gradients are averaged over the communicator's ranks.")
+      .def(
+          "broadcast_state",
+          [](DataParallel& sync, const std::vector<std::shared_ptr<Tensor>>& extra) {
+            std::vector<Tensor*> tensors;
+            for (const auto& tensor : extra) tensors.push_back(tensor.get());
+            py::gil_scoped_release release;
+            sync.BroadcastState(tensors);
+          },
+          py::arg("extra"), "Rank 0's parameters and `extra` tensors to every rank.")
+      .def(
+          "detach",
+          [](DataParallel& sync, Solver& solver) {
+            if (solver.gradient_sync().get() == &sync) solver.set_gradient_sync(nullptr);
+            py::gil_scoped_release release;
+            sync.Stop();
+          },
+          py::arg("solver"))
+      .def_property_readonly("buckets",
+                             [](const DataParallel& sync) {
+                               py::list out;
+                               for (const GradientBucket& b : sync.buckets()) {
+                                 py::dict d;
+                                 d["params"] = b.params;
+                                 d["count"] = b.count;
+                                 d["ready_layer"] = b.ready_layer;
+                                 out.append(d);
+                               }
+                               return out;
+                             })
+      .def_property_readonly("stats", [](const DataParallel& sync) {
+        const DataParallelStats s = sync.stats();
+        py::dict d;
+        d["iterations"] = s.iterations;
+        d["comm_seconds"] = s.comm_seconds;
+        d["wait_seconds"] = s.wait_seconds;
+        d["check_seconds"] = s.check_seconds;
+        return d;
+      });
 
   m.def(
       "comm_sha256",

@@ -1,6 +1,6 @@
-"""Runs one test scenario as P separate rank processes on loopback (tests/comm/comm_worker.py)
-with the package's own rendezvous, and collects each rank's exit code, last JSON line and
-exit time. Used by every test in tests/comm/."""
+"""Runs one test scenario as P separate rank processes on loopback (tests/comm/comm_worker.py,
+or another worker script) with the package's own rendezvous, and collects each rank's exit
+code, last JSON line and exit time. Used by tests/comm/ and tests/distributed/."""
 
 from __future__ import annotations
 
@@ -55,6 +55,7 @@ class Ranks:
         secret: bytes | None = None,
         stdin_ranks=(),
         timeout: float = 60.0,
+        worker: Path = WORKER,
     ) -> None:
         self.world_size = world_size
         self.secret = secret or os.urandom(16)
@@ -66,7 +67,7 @@ class Ranks:
         self._threads = []
         for rank in ranks if ranks is not None else range(world_size):
             proc = subprocess.Popen(
-                [sys.executable, str(WORKER), scenario, *map(str, args)],
+                [sys.executable, str(worker), scenario, *map(str, args)],
                 env=worker_env(rank, world_size, self.server.address, self.secret, "test-job"),
                 stdin=subprocess.PIPE if rank in stdin_ranks else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -119,9 +120,9 @@ class Ranks:
 
 
 def run_ranks(
-    world_size: int, scenario: str, *args: str, timeout: float = 60.0
+    world_size: int, scenario: str, *args: str, timeout: float = 60.0, worker: Path = WORKER
 ) -> list[RankResult]:
-    return Ranks(world_size, scenario, *args, timeout=timeout).wait()
+    return Ranks(world_size, scenario, *args, timeout=timeout, worker=worker).wait()
 
 
 def describe(results: list[RankResult]) -> str:
