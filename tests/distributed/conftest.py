@@ -52,7 +52,11 @@ def write_lenet(folder: Path, digits, batch: int, max_iter: int, **solver_fields
     solver.snapshot_prefix = str(folder / "snap" / "lenet")
     (folder / "snap").mkdir(exist_ok=True)
     for key, value in solver_fields.items():
-        setattr(solver, key, value)
+        if isinstance(value, list):
+            solver.ClearField(key)
+            getattr(solver, key).extend(value)
+        else:
+            setattr(solver, key, value)
     solver_path = folder / "solver.prototxt"
     model_io.write_prototxt(solver_path, solver)
     return solver_path
