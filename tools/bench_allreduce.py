@@ -15,6 +15,19 @@ plain TCP streams in which each of n processes sends to the next while receiving
 previous (`link ring n`): the same sockets pattern as the ring allreduce without its
 arithmetic, the ceiling for busbw on a machine where every rank's sends and receives share
 the same cores. torch is a benchmark peer only, never a dependency.
+
+    python tools/bench_allreduce.py --overlap [--ranks 2] [--iterations 30]
+
+Overlap: LeNet (batch 64) and CIFAR-10 quick (batch 100) trained data-parallel by 2 rank
+processes (Input layers filled once, so only forward + backward + reduction + update is
+timed), for a few bucket settings. Per iteration: comm in training = the comm thread's
+time inside bucket allreduces (this includes waiting for the other rank to reach the same
+bucket); comm alone = the same allreduces run back to back afterwards with the ranks
+started together (the communication cost); exposed = the solver thread's wait for the
+buckets before the update; hidden = 1 - exposed / comm alone (the share of the
+communication cost that ran while backward was still computing; exposed also holds any
+wait for a slower rank, so this errs low).
+`1 rank` is the same net trained alone, for the iteration time without communication.
 """
 
 from __future__ import annotations
@@ -161,6 +174,66 @@ def ring_link_rank(rank: int, world: int, total: int, buffer_bytes: int) -> floa
     return total / seconds
 
 
+NETS = {"lenet": ("LENET", 64), "cifar10_quick": ("CIFAR_QUICK", 100)}
+BUCKETS = [("1M/25M", 1 << 20, 25 << 20), ("256K/1M", 256 << 10, 1 << 20),
+           ("64K/256K", 64 << 10, 256 << 10)]
+
+
+def overlap_rank(rank: int, world: int, net_name: str, first: int, cap: int,
+                 iterations: int) -> dict:
+    """One rank of the overlap measurement (see the module docstring)."""
+    import bench_train
+    from google.protobuf import text_format
+
+    from caffeonspark import engine
+    from caffeonspark.distributed.comm import CommOptions, connect
+    from caffeonspark.distributed.data_parallel import DataParallel, DataParallelOptions
+    from caffeonspark.distributed.rendezvous import LocalRendezvous
+    from caffeonspark.proto import caffe_pb2
+    from caffeonspark.solver import Solver
+
+    engine.set_num_threads(1)
+    secret = bytes.fromhex(os.environ["BENCH_SECRET"])
+    rendezvous = LocalRendezvous(os.environ["BENCH_RENDEZVOUS"], rank, secret)
+    comm = connect(rank, world, rendezvous.all_gather, secret, "overlap",
+                   options=CommOptions(timeout=120))
+    param = text_format.Parse(bench_train.SOLVER, caffe_pb2.SolverParameter())
+    param.net_param.CopyFrom(
+        text_format.Parse(getattr(bench_train, NETS[net_name][0]), caffe_pb2.NetParameter()))
+    solver = Solver(param)
+    rng = np.random.default_rng(rank)
+    solver.net.blobs["data"].data[...] = rng.standard_normal(solver.net.blobs["data"].shape)
+    solver.net.blobs["label"].data[...] = rng.integers(0, 10, solver.net.blobs["label"].shape)
+    sync = DataParallel(solver, comm, DataParallelOptions(first_bucket_bytes=first,
+                                                          bucket_bytes=cap))
+    solver.step(3)
+    before = sync.stats
+    start = time.perf_counter()
+    solver.step(iterations)
+    seconds = time.perf_counter() - start
+    after = sync.stats
+    sync.detach()
+    # The same bucket allreduces alone, ranks started together: the communication cost
+    # without the waiting for a slower peer that the in-training comm time also contains.
+    buffers = [np.zeros(b["count"], dtype=np.float32) for b in sync.buckets]
+    for buffer in buffers:
+        comm.allreduce(buffer, average=True)
+    comm.barrier()
+    start_alone = time.perf_counter()
+    for _ in range(iterations):
+        for buffer in buffers:
+            comm.allreduce(buffer, average=True)
+    alone = (time.perf_counter() - start_alone) / iterations
+    comm.close()
+    return {
+        "iteration_ms": seconds / iterations * 1e3,
+        "comm_ms": (after["comm_seconds"] - before["comm_seconds"]) / iterations * 1e3,
+        "alone_ms": alone * 1e3,
+        "wait_ms": (after["wait_seconds"] - before["wait_seconds"]) / iterations * 1e3,
+        "buckets": len(sync.buckets),
+    }
+
+
 def worker_main(args: argparse.Namespace) -> None:
     rank, world = args.rank, args.world
     sizes = [int(mb * (1 << 20)) for mb in args.sizes_mb]
@@ -168,6 +241,9 @@ def worker_main(args: argparse.Namespace) -> None:
         rows = run_ours(rank, world, sizes, args)
     elif args.worker == "gloo":
         rows = run_gloo(rank, world, sizes, args)
+    elif args.worker == "overlap":
+        rows = [overlap_rank(rank, world, args.net, args.first_bucket, args.bucket,
+                             args.iterations)]
     elif args.worker == "ring-link":
         rows = [
             {
@@ -187,26 +263,16 @@ def worker_main(args: argparse.Namespace) -> None:
 def spawn(kind: str, world: int, args: argparse.Namespace, env: dict) -> list[list[dict]]:
     procs = []
     for rank in range(world):
-        command = [
-            sys.executable,
-            __file__,
-            "--worker",
-            kind,
-            "--rank",
-            str(rank),
-            "--world",
-            str(world),
-            "--segment-kb",
-            str(args.segment_kb),
-            "--window",
-            str(args.window),
-            "--socket-buffer-kb",
-            str(args.socket_buffer_kb),
-            "--link-bytes",
-            str(args.link_bytes),
-            "--sizes-mb",
-            *map(str, args.sizes_mb),
-        ]
+        options = {
+            "--worker": kind, "--rank": rank, "--world": world, "--segment-kb": args.segment_kb,
+            "--window": args.window, "--socket-buffer-kb": args.socket_buffer_kb,
+            "--link-bytes": args.link_bytes, "--net": args.net,
+            "--first-bucket": args.first_bucket, "--bucket": args.bucket,
+            "--iterations": args.iterations,
+        }
+        command = [sys.executable, __file__, "--sizes-mb", *map(str, args.sizes_mb)]
+        for flag, value in options.items():
+            command += [flag, str(value)]
         procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
     outputs = []
     for proc in procs:
@@ -282,6 +348,47 @@ def ring_stream_speed(world: int, args: argparse.Namespace) -> float:
     return min(output[0]["bytes_per_second"] for output in outputs)
 
 
+def measure_overlap(args: argparse.Namespace) -> None:
+    from caffeonspark.distributed.rendezvous import RendezvousServer
+
+    world = args.ranks[0]
+    print(f"# overlap: {world} ranks, 1 thread each; per iteration, mean over ranks, best of "
+          f"{args.repeats} rounds")
+    print("| net | buckets (first/cap) | # | 1 rank ms | iteration ms | comm in training ms "
+          "| comm alone ms | exposed ms | hidden |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for net in NETS:
+        for label, first, cap in [("1 rank", 1 << 20, 25 << 20), *BUCKETS]:
+            size = 1 if label == "1 rank" else world
+            best = None
+            for _ in range(args.repeats):
+                env = base_env()
+                secret = os.urandom(16)
+                server = RendezvousServer(size, secret).start(120)
+                env.update(BENCH_SECRET=secret.hex(), BENCH_RENDEZVOUS=server.address)
+                env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tools"), env["PYTHONPATH"]])
+                run = argparse.Namespace(**vars(args))
+                run.net, run.first_bucket, run.bucket = net, first, cap
+                try:
+                    rows = [out[0] for out in spawn("overlap", size, run, env)]
+                finally:
+                    server.close()
+                row = {key: sum(r[key] for r in rows) / len(rows) for key in rows[0]}
+                if best is None or row["iteration_ms"] < best["iteration_ms"]:
+                    best = row
+            if label == "1 rank":
+                alone = best["iteration_ms"]
+                continue
+            cost = best["alone_ms"]
+            hidden = min(1.0, max(0.0, 1 - best["wait_ms"] / cost)) if cost > 0 else 0.0
+            print(
+                f"| {net} | {label} | {best['buckets']:.0f} | {alone:.1f} | "
+                f"{best['iteration_ms']:.1f} | {best['comm_ms']:.2f} | {cost:.2f} | "
+                f"{best['wait_ms']:.2f} | {100 * hidden:.0f}% |",
+                flush=True,
+            )
+
+
 def fmt_row(row: dict, world: int) -> tuple[float, float, float, int]:
     algbw = row["size"] / row["seconds"] / 1e9
     busbw = algbw * 2 * (world - 1) / world
@@ -298,12 +405,20 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=4)
     parser.add_argument("--socket-buffer-kb", type=int, default=4096)
     parser.add_argument("--link-bytes", type=int, default=2 << 30)
+    parser.add_argument("--overlap", action="store_true")
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--net", default="lenet")
+    parser.add_argument("--first-bucket", type=int, default=1 << 20)
+    parser.add_argument("--bucket", type=int, default=25 << 20)
     parser.add_argument("--worker", default="")
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--world", type=int, default=1)
     args = parser.parse_args()
     if args.worker:
         worker_main(args)
+        return
+    if args.overlap:
+        measure_overlap(args)
         return
 
     cores = os.cpu_count()

@@ -124,8 +124,8 @@ void BindComm(py::module_& m) {
              solver->set_gradient_sync(sync);
              return sync;
            }),
-           py::arg("solver"), py::arg("communicator"), py::arg("first_bucket_bytes") = 1 << 20,
-           py::arg("bucket_bytes") = 25 << 20, py::arg("check_params") = false,
+           py::arg("solver"), py::arg("communicator"), py::arg("first_bucket_bytes") = 256 << 10,
+           py::arg("bucket_bytes") = 1 << 20, py::arg("check_params") = false,
            "Attaches to `solver`: its gradients are averaged over the communicator's ranks.")
       .def(
           "broadcast_state",

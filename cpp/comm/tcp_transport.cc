@@ -583,6 +583,10 @@ void TcpTransport::RequestAbort(const std::string& reason) {
 
 void TcpTransport::TakeAbortRequest() {
   if (!abort_requested_.load()) return;
+  uint64_t count = 0;
+  if (read(wake_.get(), &count, sizeof(count)) < 0) {
+    // Nothing to drain: the wake-up was consumed already.
+  }
   std::string reason;
   {
     std::lock_guard<std::mutex> lock(abort_mutex_);

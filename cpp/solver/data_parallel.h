@@ -38,8 +38,8 @@
 namespace caffeonspark {
 
 struct DataParallelOptions {
-  size_t first_bucket_bytes = 1 << 20;
-  size_t bucket_bytes = 25 << 20;
+  size_t first_bucket_bytes = 256 << 10;  // tools/bench_allreduce.py --overlap chose these
+  size_t bucket_bytes = 1 << 20;
   bool check_params = false;
 };
 

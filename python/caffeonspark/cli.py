@@ -99,9 +99,13 @@ def train(args: argparse.Namespace) -> int:
     if args.world_size > 1:
         from caffeonspark.distributed.launcher import launch
 
-        result = launch(args.solver, args.world_size, weights=args.weights,
-                        snapshot=args.snapshot, threads=args.threads,
-                        comm_timeout=args.comm_timeout, check_params=args.check_params)
+        try:
+            result = launch(args.solver, args.world_size, weights=args.weights,
+                            snapshot=args.snapshot, threads=args.threads,
+                            comm_timeout=args.comm_timeout, check_params=args.check_params)
+        except KeyboardInterrupt:
+            log.error("interrupted: the ranks were terminated")
+            return 130
         return result.returncode
     solver = Solver(args.solver)
     if args.weights:

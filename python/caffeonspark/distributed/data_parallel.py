@@ -30,8 +30,8 @@ __all__ = ["DataParallelOptions", "DataParallel", "rank_solver_edit"]
 
 @dataclasses.dataclass
 class DataParallelOptions:
-    first_bucket_bytes: int = 1 << 20
-    bucket_bytes: int = 25 << 20
+    first_bucket_bytes: int = 256 << 10
+    bucket_bytes: int = 1 << 20
     check_params: bool = False
 
 
