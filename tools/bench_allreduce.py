@@ -175,12 +175,16 @@ def ring_link_rank(rank: int, world: int, total: int, buffer_bytes: int) -> floa
 
 
 NETS = {"lenet": ("LENET", 64), "cifar10_quick": ("CIFAR_QUICK", 100)}
-BUCKETS = [("1M/25M", 1 << 20, 25 << 20), ("256K/1M", 256 << 10, 1 << 20),
-           ("64K/256K", 64 << 10, 256 << 10)]
+BUCKETS = [
+    ("1M/25M", 1 << 20, 25 << 20),
+    ("256K/1M", 256 << 10, 1 << 20),
+    ("64K/256K", 64 << 10, 256 << 10),
+]
 
 
-def overlap_rank(rank: int, world: int, net_name: str, first: int, cap: int,
-                 iterations: int) -> dict:
+def overlap_rank(
+    rank: int, world: int, net_name: str, first: int, cap: int, iterations: int
+) -> dict:
     """One rank of the overlap measurement (see the module docstring)."""
     import bench_train
     from google.protobuf import text_format
@@ -195,17 +199,20 @@ def overlap_rank(rank: int, world: int, net_name: str, first: int, cap: int,
     engine.set_num_threads(1)
     secret = bytes.fromhex(os.environ["BENCH_SECRET"])
     rendezvous = LocalRendezvous(os.environ["BENCH_RENDEZVOUS"], rank, secret)
-    comm = connect(rank, world, rendezvous.all_gather, secret, "overlap",
-                   options=CommOptions(timeout=120))
+    comm = connect(
+        rank, world, rendezvous.all_gather, secret, "overlap", options=CommOptions(timeout=120)
+    )
     param = text_format.Parse(bench_train.SOLVER, caffe_pb2.SolverParameter())
     param.net_param.CopyFrom(
-        text_format.Parse(getattr(bench_train, NETS[net_name][0]), caffe_pb2.NetParameter()))
+        text_format.Parse(getattr(bench_train, NETS[net_name][0]), caffe_pb2.NetParameter())
+    )
     solver = Solver(param)
     rng = np.random.default_rng(rank)
     solver.net.blobs["data"].data[...] = rng.standard_normal(solver.net.blobs["data"].shape)
     solver.net.blobs["label"].data[...] = rng.integers(0, 10, solver.net.blobs["label"].shape)
-    sync = DataParallel(solver, comm, DataParallelOptions(first_bucket_bytes=first,
-                                                          bucket_bytes=cap))
+    sync = DataParallel(
+        solver, comm, DataParallelOptions(first_bucket_bytes=first, bucket_bytes=cap)
+    )
     solver.step(3)
     before = sync.stats
     start = time.perf_counter()
@@ -242,8 +249,9 @@ def worker_main(args: argparse.Namespace) -> None:
     elif args.worker == "gloo":
         rows = run_gloo(rank, world, sizes, args)
     elif args.worker == "overlap":
-        rows = [overlap_rank(rank, world, args.net, args.first_bucket, args.bucket,
-                             args.iterations)]
+        rows = [
+            overlap_rank(rank, world, args.net, args.first_bucket, args.bucket, args.iterations)
+        ]
     elif args.worker == "ring-link":
         rows = [
             {
@@ -264,15 +272,23 @@ def spawn(kind: str, world: int, args: argparse.Namespace, env: dict) -> list[li
     procs = []
     for rank in range(world):
         options = {
-            "--worker": kind, "--rank": rank, "--world": world, "--segment-kb": args.segment_kb,
-            "--window": args.window, "--socket-buffer-kb": args.socket_buffer_kb,
-            "--link-bytes": args.link_bytes, "--net": args.net,
-            "--first-bucket": args.first_bucket, "--bucket": args.bucket,
+            "--worker": kind,
+            "--rank": rank,
+            "--world": world,
+            "--segment-kb": args.segment_kb,
+            "--window": args.window,
+            "--socket-buffer-kb": args.socket_buffer_kb,
+            "--link-bytes": args.link_bytes,
+            "--net": args.net,
+            "--first-bucket": args.first_bucket,
+            "--bucket": args.bucket,
             "--iterations": args.iterations,
         }
+        if args.no_send_thread:
+            options["--no-send-thread"] = ""
         command = [sys.executable, __file__, "--sizes-mb", *map(str, args.sizes_mb)]
         for flag, value in options.items():
-            command += [flag, str(value)]
+            command += [flag, str(value)] if value != "" else [flag]
         procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
     outputs = []
     for proc in procs:
@@ -352,10 +368,14 @@ def measure_overlap(args: argparse.Namespace) -> None:
     from caffeonspark.distributed.rendezvous import RendezvousServer
 
     world = args.ranks[0]
-    print(f"# overlap: {world} ranks, 1 thread each; per iteration, mean over ranks, best of "
-          f"{args.repeats} rounds")
-    print("| net | buckets (first/cap) | # | 1 rank ms | iteration ms | comm in training ms "
-          "| comm alone ms | exposed ms | hidden |")
+    print(
+        f"# overlap: {world} ranks, 1 thread each; per iteration, mean over ranks, best of "
+        f"{args.repeats} rounds"
+    )
+    print(
+        "| net | buckets (first/cap) | # | 1 rank ms | iteration ms | comm in training ms "
+        "| comm alone ms | exposed ms | hidden |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for net in NETS:
         for label, first, cap in [("1 rank", 1 << 20, 25 << 20), *BUCKETS]:
@@ -389,6 +409,10 @@ def measure_overlap(args: argparse.Namespace) -> None:
             )
 
 
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def fmt_row(row: dict, world: int) -> tuple[float, float, float, int]:
     algbw = row["size"] / row["seconds"] / 1e9
     busbw = algbw * 2 * (world - 1) / world
@@ -404,6 +428,7 @@ def main() -> None:
     parser.add_argument("--segment-kb", type=int, default=512)
     parser.add_argument("--window", type=int, default=4)
     parser.add_argument("--socket-buffer-kb", type=int, default=4096)
+    parser.add_argument("--no-send-thread", action="store_true")
     parser.add_argument("--link-bytes", type=int, default=2 << 30)
     parser.add_argument("--overlap", action="store_true")
     parser.add_argument("--iterations", type=int, default=30)
@@ -426,6 +451,7 @@ def main() -> None:
         f"# {cores} cores; float32 sum; time = slowest rank's mean, best of {args.repeats} "
         "rounds; busbw = algbw*2(n-1)/n"
     )
+    print(f"# load average at start: {load_average()}")
     link = max(single_stream_speed(args.link_bytes) for _ in range(args.repeats)) / 1e9
     print(f"# link 1 stream: {link:.2f} GB/s")
     for world in args.ranks:
@@ -460,6 +486,7 @@ def main() -> None:
             gloo = busbws.get("gloo", float("nan"))
             line += f" {ours / gloo:5.2f} | {ours / link:5.2f} | {ours / ring_link:5.2f} |"
             print(line, flush=True)
+    print(f"\n# load average at end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -50,7 +50,8 @@ void BindComm(py::module_& m) {
       .def(py::init([](Listener& listener, int rank, std::vector<std::string> addresses,
                        const py::bytes& secret, const std::string& job_id, double timeout,
                        double heartbeat, double handshake_timeout, uint32_t max_frame_bytes,
-                       int socket_buffer_bytes, size_t segment_bytes, int window) {
+                       int socket_buffer_bytes, size_t segment_bytes, int window,
+                       bool send_thread) {
              comm::JobIdentity me;
              me.job_id = job_id;
              me.secret = std::string(secret);
@@ -62,6 +63,7 @@ void BindComm(py::module_& m) {
              tcp.handshake_seconds = handshake_timeout;
              tcp.max_frame_bytes = max_frame_bytes;
              tcp.socket_buffer_bytes = socket_buffer_bytes;
+             tcp.send_thread = send_thread;
              comm::CollectiveOptions collective;
              collective.segment_bytes = segment_bytes;
              collective.window = window;
@@ -73,7 +75,7 @@ void BindComm(py::module_& m) {
            py::arg("job_id"), py::arg("timeout") = 60.0, py::arg("heartbeat") = 0.0,
            py::arg("handshake_timeout") = 5.0, py::arg("max_frame_bytes") = 64u << 20,
            py::arg("socket_buffer_bytes") = 4 << 20, py::arg("segment_bytes") = 512 * 1024,
-           py::arg("window") = 4,
+           py::arg("window") = 4, py::arg("send_thread") = true,
            "Joins the ring: accepts rank-1 on `listener` and connects to rank+1 (blocking, "
            "GIL released, up to `timeout` seconds).")
       .def_property_readonly("rank", &Communicator::rank)

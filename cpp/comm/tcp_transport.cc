@@ -44,7 +44,9 @@ TcpTransport::TcpTransport(Listener listener, JobIdentity me, std::vector<std::s
   COS_CHECK(options_.max_frame_bytes >= 1024, ConfigError,
             "comm: max_frame_bytes must be at least 1024, got ", options_.max_frame_bytes);
   wake_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  COS_CHECK(wake_.valid(), CommError, "eventfd(): ", ErrnoText(errno));
+  sent_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  COS_CHECK(wake_.valid() && sent_.valid(), CommError, "eventfd(): ", ErrnoText(errno));
+  for (Link& link : links_) link.writer = std::make_unique<FrameWriter>(-1, false, -1);
   heartbeat_ = options_.heartbeat_seconds > 0 ? options_.heartbeat_seconds
                                               : std::min(1.0, options_.timeout_seconds / 4);
   for (const std::string& address : addresses_) Address::Parse(address);
@@ -130,7 +132,9 @@ void TcpTransport::ConnectRing(Listener& listener) {
     ConfigureStream(fds[side]->get(), options_.socket_buffer_bytes);
     link.fd = std::move(*fds[side]);
     link.peer = peers[side];
-    link.last_heard = link.last_sent = link.interest_since = now;
+    link.writer = std::make_unique<FrameWriter>(
+        link.fd.get(), side == kRight && options_.send_thread, sent_.get());
+    link.last_heard = link.interest_since = now;
   }
 }
 
@@ -152,7 +156,7 @@ void TcpTransport::BeginCollective(Op op) {
 }
 
 bool TcpTransport::HasUserWork(const Link& link) const {
-  return !link.in.empty() || link.user_sends_posted > link.user_sends_done;
+  return !link.in.empty() || link.user_sends_posted > link.writer->user_done();
 }
 
 std::string TcpTransport::During() const {
@@ -165,17 +169,6 @@ std::string TcpTransport::When() const {
   return Msg(busy ? "during " : "after ", During());
 }
 
-void TcpTransport::Enqueue(Link& link, FrameKind kind, std::string payload) {
-  OutFrame frame;
-  FrameHeader header;
-  header.kind = static_cast<uint16_t>(kind);
-  header.length = static_cast<uint32_t>(payload.size());
-  EncodeHeader(header, frame.header);
-  frame.payload_bytes = payload.size();
-  frame.owned = std::move(payload);
-  link.out.push_back(std::move(frame));
-}
-
 Transport::Request TcpTransport::PostSend(int peer, const void* data, size_t bytes) {
   CheckUsable();
   Link& link = links_[kRight];
@@ -185,20 +178,9 @@ Transport::Request TcpTransport::PostSend(int peer, const void* data, size_t byt
             " bytes exceeds the frame limit of ", options_.max_frame_bytes);
   if (!link.fd.valid()) Fail(false, Msg(PeerName(peer), " left the job before ", During()), me_.rank, nullptr);
   if (!HasUserWork(link)) link.interest_since = Clock::now();
-  OutFrame frame;
-  FrameHeader header;
-  header.kind = static_cast<uint16_t>(FrameKind::kData);
-  header.op = static_cast<uint16_t>(op_);
-  header.seq = seq_;
-  header.length = static_cast<uint32_t>(bytes);
-  EncodeHeader(header, frame.header);
-  frame.payload = static_cast<const uint8_t*>(data);
-  frame.payload_bytes = bytes;
-  frame.user = true;
-  link.out.push_back(std::move(frame));
   ++link.user_sends_posted;
-  int error = 0;
-  if (!WriteSome(link, &error)) LinkBroke(link, error);
+  link.writer->Push(OutFrame::Data(static_cast<uint16_t>(op_), seq_, data, bytes));
+  if (!link.writer->threaded() && link.writer->error() != 0) LinkBroke(link, link.writer->error());
   return 2 * sends_posted_++;
 }
 
@@ -219,7 +201,7 @@ void TcpTransport::Wait(Request request) {
   const uint64_t index = request / 2;
   const bool is_send = request % 2 == 0;
   for (;;) {
-    const bool done = is_send ? links_[kRight].user_sends_done > index
+    const bool done = is_send ? links_[kRight].writer->user_done() > index
                               : links_[kLeft].user_recvs_done > index;
     if (done) return;
     Progress(Clock::time_point::max());
@@ -260,18 +242,18 @@ void TcpTransport::Progress(Clock::time_point wake_by) {
            me_.rank, nullptr);
     }
   }
-  pollfd entries[3];
-  Link* polled[3];
-  int count = 0;
-  entries[count] = pollfd{wake_.get(), POLLIN, 0};
-  polled[count++] = nullptr;
+  CheckWriters();
+  // entries[0]: abort requests, entries[1]: writer-thread progress, then the links.
+  pollfd entries[4] = {{wake_.get(), POLLIN, 0}, {sent_.get(), POLLIN, 0}, {}, {}};
+  Link* polled[4] = {nullptr, nullptr, nullptr, nullptr};
+  int count = 2;
   Clock::time_point next = wake_by;
   for (Link& link : links_) {
     if (!link.fd.valid()) continue;
     short events = 0;
     if (WantsRead(link)) events |= POLLIN;
-    if (!link.out.empty()) events |= POLLOUT;
-    next = std::min(next, link.last_sent + Seconds(heartbeat_));
+    if (!link.writer->threaded() && !link.writer->empty()) events |= POLLOUT;
+    next = std::min(next, link.writer->last_sent() + Seconds(heartbeat_));
     if (HasUserWork(link)) {
       next = std::min(next, std::max(link.last_heard, link.interest_since) +
                                 Seconds(options_.timeout_seconds));
@@ -285,14 +267,22 @@ void TcpTransport::Progress(Clock::time_point wake_by) {
   for (int i = 0; i < count && ready > 0; ++i) {
     const short got = entries[i].revents;
     if (got == 0) continue;
-    if (polled[i] == nullptr) {
+    if (i == 0) {
       TakeAbortRequest();
       continue;
     }
+    if (i == 1) {
+      uint64_t drained = 0;
+      if (read(sent_.get(), &drained, sizeof(drained)) < 0) {
+        // Drained by an earlier pass.
+      }
+      CheckWriters();
+      continue;
+    }
     Link& link = *polled[i];
-    if ((got & (POLLOUT | POLLERR | POLLHUP)) && !link.out.empty()) {
-      int error = 0;
-      if (!WriteSome(link, &error)) LinkBroke(link, error);
+    if ((got & (POLLOUT | POLLERR | POLLHUP)) && !link.writer->threaded() &&
+        !link.writer->empty() && !link.writer->WriteNow()) {
+      LinkBroke(link, link.writer->error());
     }
     if ((got & (POLLIN | POLLERR | POLLHUP)) && link.fd.valid() && WantsRead(link)) ReadSome(link);
   }
@@ -301,41 +291,10 @@ void TcpTransport::Progress(Clock::time_point wake_by) {
   CheckLinks(now);
 }
 
-bool TcpTransport::WriteSome(Link& link, int* error) {
-  while (!link.out.empty() && link.fd.valid()) {
-    OutFrame& frame = link.out.front();
-    const uint8_t* payload = frame.user ? frame.payload
-                                        : reinterpret_cast<const uint8_t*>(frame.owned.data());
-    iovec parts[2];
-    int count = 0;
-    if (frame.written < kFrameHeaderBytes) {
-      parts[count++] = iovec{frame.header + frame.written, kFrameHeaderBytes - frame.written};
-    }
-    const size_t payload_done = frame.written > kFrameHeaderBytes ? frame.written - kFrameHeaderBytes : 0;
-    if (payload_done < frame.payload_bytes) {
-      parts[count++] = iovec{const_cast<uint8_t*>(payload + payload_done),
-                             frame.payload_bytes - payload_done};
-    }
-    if (count > 0) {
-      msghdr message{};
-      message.msg_iov = parts;
-      message.msg_iovlen = static_cast<size_t>(count);
-      const ssize_t sent = sendmsg(link.fd.get(), &message, MSG_NOSIGNAL);
-      if (sent < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-        *error = errno;
-        return false;
-      }
-      frame.written += static_cast<size_t>(sent);
-      link.last_sent = Clock::now();
-    }
-    if (frame.written == kFrameHeaderBytes + frame.payload_bytes) {
-      if (frame.user) ++link.user_sends_done;
-      link.out.pop_front();
-    }
+void TcpTransport::CheckWriters() {
+  for (Link& link : links_) {
+    if (link.fd.valid() && link.writer->error() != 0) LinkBroke(link, link.writer->error());
   }
-  return true;
 }
 
 void TcpTransport::ReadSome(Link& link) {
@@ -398,9 +357,10 @@ bool TcpTransport::RecvEnded(Link& link, ssize_t result) {
 }
 
 void TcpTransport::LinkBroke(Link& link, int error) {
+  link.writer->Stop();
+  link.writer->Clear();
   if (link.said_bye) {
     link.fd.Reset();  // the peer left on purpose; only a later use of this link is an error
-    link.out.clear();
     return;
   }
   const std::string how =
@@ -409,7 +369,6 @@ void TcpTransport::LinkBroke(Link& link, int error) {
       Msg(PeerName(link.peer), " ", how, " without saying goodbye, ", When(),
           " (its process died or was killed?)");
   link.fd.Reset();
-  link.out.clear();
   // The peer may have closed because it failed first: give its notice, already on the way
   // round the ring from the other side, a moment to arrive so every rank names the same
   // culprit. An abort notice read here fails with its own text.
@@ -493,11 +452,10 @@ void TcpTransport::HandleAbort(Link& link) {
 
 void TcpTransport::SendHeartbeats(Clock::time_point now) {
   for (Link& link : links_) {
-    if (!link.fd.valid() || !link.out.empty()) continue;
-    if (SecondsBetween(link.last_sent, now) < heartbeat_) continue;
-    Enqueue(link, FrameKind::kHeartbeat, std::string());
-    int error = 0;
-    if (!WriteSome(link, &error)) LinkBroke(link, error);
+    if (!link.fd.valid() || !link.writer->empty()) continue;
+    if (SecondsBetween(link.writer->last_sent(), now) < heartbeat_) continue;
+    link.writer->Push(OutFrame::Control(FrameKind::kHeartbeat, std::string()));
+    if (!link.writer->threaded() && link.writer->error() != 0) LinkBroke(link, link.writer->error());
   }
 }
 
@@ -540,24 +498,18 @@ void TcpTransport::NotifyPeers(bool timeout, const std::string& text, int report
   notice.String(text.substr(0, kMaxNoticeText));
   const Deadline linger = Deadline::After(std::min(1.0, options_.timeout_seconds / 2));
   for (Link& link : links_) {
+    link.writer->Stop();
     if (&link == except || !link.fd.valid() || link.said_bye) continue;
-    // Finish a frame that is partly on the wire (the receiver could not parse past it),
-    // drop the rest, then the notice.
-    while (link.out.size() > 1) link.out.pop_back();
-    if (!link.out.empty() && link.out.front().written == 0) link.out.clear();
-    Enqueue(link, FrameKind::kAbort, notice.data());
-    int error = 0;
-    while (!link.out.empty() && WriteSome(link, &error) && !link.out.empty()) {
-      pollfd entry{link.fd.get(), POLLOUT, 0};
-      if (poll(&entry, 1, linger.PollMillis()) <= 0 && linger.Expired()) break;
-    }
+    // A frame partly on the wire is finished first (the receiver could not parse past it).
+    link.writer->FinishWith(OutFrame::Control(FrameKind::kAbort, notice.data()), linger);
   }
 }
 
 void TcpTransport::CloseLinks() {
   for (Link& link : links_) {
+    link.writer->Stop();
+    link.writer->Clear();
     link.fd.Reset();
-    link.out.clear();
   }
 }
 
@@ -605,14 +557,10 @@ void TcpTransport::Close() {
   }
   const Deadline linger = Deadline::After(std::min(0.2, options_.timeout_seconds / 2));
   for (Link& link : links_) {
+    link.writer->Stop();
     if (!link.fd.valid()) continue;
-    link.out.clear();
-    Enqueue(link, FrameKind::kBye, std::string());
-    int error = 0;
-    while (!link.out.empty() && WriteSome(link, &error) && !link.out.empty()) {
-      pollfd entry{link.fd.get(), POLLOUT, 0};
-      if (poll(&entry, 1, linger.PollMillis()) <= 0 && linger.Expired()) break;
-    }
+    link.writer->Clear();
+    link.writer->FinishWith(OutFrame::Control(FrameKind::kBye, std::string()), linger);
     shutdown(link.fd.get(), SHUT_WR);
     // Read what already arrived so close() ends the connection with a FIN, not a reset.
     char sink[4096];

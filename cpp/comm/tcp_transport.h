@@ -11,7 +11,8 @@
 // Progress: one poll() over both sockets, TCP_NODELAY, large socket buffers; payload bytes
 // move straight between the socket and the caller's buffer (writev of header + payload on
 // send, recv into the posted buffer). poll() sleeps until a socket is ready, a heartbeat is
-// due or a deadline passes: no busy waiting.
+// due or a deadline passes: no busy waiting. With send_thread (the default) the data sends
+// run on a FrameWriter thread, overlapping the receives and the reduction.
 //
 // Deadlines: every rank sends a heartbeat on each link every `heartbeat_seconds` while it
 // runs a collective or Idle. A link this rank is waiting on (posted receive, or send the
@@ -27,11 +28,13 @@
 #include <atomic>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "comm/deadline.h"
+#include "comm/frame_writer.h"
 #include "comm/handshake.h"
 #include "comm/socket.h"
 #include "comm/transport.h"
@@ -44,6 +47,7 @@ struct TcpOptions {
   double handshake_seconds = 5;     // one incoming connection's handshake (capped by timeout)
   uint32_t max_frame_bytes = 64u << 20;
   int socket_buffer_bytes = 4 << 20;  // SO_SNDBUF / SO_RCVBUF; 0 = kernel autotuning
+  bool send_thread = true;          // data sends on a writer thread (FrameWriter)
 };
 
 class TcpTransport final : public Transport {
@@ -72,14 +76,6 @@ class TcpTransport final : public Transport {
   bool failed() const override { return failed_; }
 
  private:
-  struct OutFrame {
-    uint8_t header[kFrameHeaderBytes];
-    const uint8_t* payload = nullptr;  // caller's bytes (data) ...
-    std::string owned;                 // ... or our own (control frames)
-    size_t payload_bytes = 0;
-    size_t written = 0;                // header and payload bytes written so far
-    bool user = false;                 // a posted send (counts toward requests)
-  };
   struct InRecv {
     uint8_t* buffer;
     size_t bytes;
@@ -89,8 +85,8 @@ class TcpTransport final : public Transport {
   struct Link {
     int peer = -1;
     Fd fd;
-    std::deque<OutFrame> out;
-    uint64_t user_sends_posted = 0, user_sends_done = 0;
+    std::unique_ptr<FrameWriter> writer;  // after fd: destroyed (stopped) before it
+    uint64_t user_sends_posted = 0;
     std::deque<InRecv> in;
     uint64_t user_recvs_done = 0;
     // The incoming frame being read.
@@ -100,7 +96,7 @@ class TcpTransport final : public Transport {
     FrameHeader current;
     size_t payload_got = 0;
     std::string control;
-    Clock::time_point last_heard, last_sent, interest_since;
+    Clock::time_point last_heard, interest_since;
     bool said_bye = false;             // the peer closed its communicator normally
   };
   enum Side { kLeft = 0, kRight = 1 };
@@ -109,9 +105,6 @@ class TcpTransport final : public Transport {
   bool HasUserWork(const Link& link) const;
   bool WantsRead(const Link& link) const;
   void Progress(Clock::time_point wake_by);
-  // Writes queued frames until the socket would block; false (with errno in *error) when
-  // the connection broke.
-  bool WriteSome(Link& link, int* error);
   void ReadSome(Link& link);
   // Handles a recv() result <= 0; true to retry, false to stop reading this link.
   bool RecvEnded(Link& link, ssize_t result);
@@ -121,7 +114,7 @@ class TcpTransport final : public Transport {
   void LinkBroke(Link& link, int error);
   void SendHeartbeats(Clock::time_point now);
   void CheckLinks(Clock::time_point now);
-  void Enqueue(Link& link, FrameKind kind, std::string payload);
+  void CheckWriters();
   std::string During() const;   // "allreduce #12"
   std::string When() const;     // "during allreduce #12" / "after ..."
   [[noreturn]] void Fail(bool timeout, const std::string& text, int reporter, const Link* from);
@@ -141,6 +134,7 @@ class TcpTransport final : public Transport {
   bool failed_ = false, closed_ = false, error_is_timeout_ = false;
   std::string error_;
   Fd wake_;                              // eventfd: RequestAbort wakes the progress loop
+  Fd sent_;                              // eventfd: a writer thread finished a frame / broke
   std::atomic<bool> abort_requested_{false};
   std::mutex abort_mutex_;
   std::string abort_reason_;

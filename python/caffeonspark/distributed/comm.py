@@ -43,6 +43,7 @@ class CommOptions:
     socket_buffer_bytes: int = 4 << 20  # SO_SNDBUF / SO_RCVBUF (0: kernel autotuning)
     segment_bytes: int = 512 << 10  # pipelining unit of the ring
     window: int = 4  # receives posted ahead
+    send_thread: bool = True  # data sends on a writer thread of their own
 
     def native_kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
