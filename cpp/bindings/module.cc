@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 
 namespace caffeonspark::py_bind {
+void BindComm(pybind11::module_& m);
 void BindCore(pybind11::module_& m);
 void BindData(pybind11::module_& m);
 void BindNet(pybind11::module_& m);
@@ -14,4 +15,5 @@ PYBIND11_MODULE(_engine, m) {
   caffeonspark::py_bind::BindData(m);
   caffeonspark::py_bind::BindNet(m);
   caffeonspark::py_bind::BindSolver(m);
+  caffeonspark::py_bind::BindComm(m);
 }

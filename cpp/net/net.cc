@@ -225,6 +225,7 @@ void Net::BackwardFromTo(int start, int end) {
   for (int i = start; i >= end; --i) {
     if (layer_need_backward_[i])
       layers_[i]->Backward(top_vecs_[i], bottom_need_backward_[i], bottom_vecs_[i]);
+    if (after_layer_backward_) after_layer_backward_(i);
   }
 }
 

@@ -4,6 +4,7 @@
 // force_backward), and forward/backward/update. Tests: tests/net/test_net.py.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -27,6 +28,9 @@ class Net {
   void Reshape();
   void ClearParamDiffs();
   void Update();                        // w -= diff for every owned learnable param
+  // Called inside BackwardFromTo after each layer index (even one that needs no backward),
+  // so data-parallel training can reduce finished gradients while backward goes on.
+  void set_after_layer_backward(std::function<void(int)> hook) { after_layer_backward_ = std::move(hook); }
   // Test nets share the train net's weights by layer name (data only, not diffs).
   void ShareTrainedLayersWith(const Net& other);
 
@@ -90,6 +94,7 @@ class Net {
   std::vector<std::shared_ptr<Tensor>> learnable_owned_;
   std::vector<float> params_lr_, params_weight_decay_;
   std::vector<bool> has_params_lr_, has_params_decay_;
+  std::function<void(int)> after_layer_backward_;
 };
 
 }  // namespace caffeonspark

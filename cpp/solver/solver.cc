@@ -87,6 +87,7 @@ void Solver::Step(int iters) {
     float loss = 0;
     for (int i = 0; i < iter_size_; ++i) {
       if (on_before_forward) on_before_forward(-1);
+      if (sync_) sync_->BeforePass(i + 1 == iter_size_);
       loss += net_->ForwardBackward();
     }
     loss /= static_cast<float>(iter_size_);
@@ -105,8 +106,10 @@ void Solver::Step(int iters) {
       display_clock_ = now;
       iters_at_display_ = iter_;
     }
+    if (sync_) sync_->FinishGradients();
     if (on_gradients_ready) on_gradients_ready();
     info.rate = ApplyUpdate();
+    if (sync_) sync_->AfterUpdate(iter_);
     if (display && on_display) on_display(info);
     ++iter_;
 

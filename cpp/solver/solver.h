@@ -7,8 +7,9 @@
 //   zero the param diffs; test every test net when test_interval > 0,
 //   iter % test_interval == 0 and (iter > 0 || test_initialization); on_start;
 //   iter_size x (on_before_forward(-1); forward; backward) summing the loss; loss /= iter_size;
-//   smoothed loss over the last average_loss losses; on_gradients_ready (the hook where a
-//   gradient allreduce plugs in); ApplyUpdate (rate, clip, normalize, regularize, update
+//   smoothed loss over the last average_loss losses; the GradientSync (when attached: the
+//   gradient allreduce of data-parallel training) finishes the gradients; on_gradients_ready;
+//   ApplyUpdate (rate, clip, normalize, regularize, update
 //   value, Net::Update); on_display when display > 0 and iter % display == 0 (before ++iter,
 //   with the rate just used); ++iter; on_snapshot when snapshot > 0 and iter % snapshot == 0
 //   or when one was requested. A stop request ends the loop after the current iteration.
@@ -56,6 +57,20 @@ struct DisplayInfo {
   std::vector<OutputValues> outputs;
 };
 
+// Data-parallel training plugs in here (cpp/solver/data_parallel.h): the loop tells it
+// which pass completes an iteration's gradients and waits for it before the update.
+class GradientSync {
+ public:
+  virtual ~GradientSync() = default;
+  // Before each of the iter_size forward/backward passes; `last` for the one that makes
+  // the gradients final.
+  virtual void BeforePass(bool last) = 0;
+  // After the passes, before on_gradients_ready and ApplyUpdate: gradients final here.
+  virtual void FinishGradients() = 0;
+  // After Net::Update of iteration `iter`.
+  virtual void AfterUpdate(int iter) = 0;
+};
+
 struct TestResult {
   int test_net = 0;
   int iter = 0;
@@ -96,6 +111,10 @@ class Solver {
   const std::vector<float>& recent_losses() const { return losses_; }
   float last_loss() const { return last_loss_; }
   int max_iter() const { return max_iter_; }
+
+  // Null detaches. The solver keeps a reference while attached.
+  void set_gradient_sync(std::shared_ptr<GradientSync> sync) { sync_ = std::move(sync); }
+  const std::shared_ptr<GradientSync>& gradient_sync() const { return sync_; }
 
   // Thread- and signal-safe: the loop stops after the current iteration (or test forward).
   void RequestStop() { stop_requested_.store(true); }
@@ -143,6 +162,7 @@ class Solver {
   int iters_at_display_ = 0;
   std::atomic<bool> stop_requested_{false}, snapshot_requested_{false};
   bool stopped_early_ = false;
+  std::shared_ptr<GradientSync> sync_;
 };
 
 }  // namespace caffeonspark

@@ -4,8 +4,9 @@ caffeonspark's native engine: tensors, layers, nets and solvers (float32, C++17)
 from __future__ import annotations
 import collections.abc
 import numpy
+import numpy.typing
 import typing
-__all__: list[str] = ['BatchQueue', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TestResult', 'data_layer_queues', 'has_cuda', 'layer_types', 'num_threads', 'set_num_threads', 'set_random_seed', 'update_rule_types']
+__all__: list[str] = ['BatchQueue', 'CommListener', 'Communicator', 'DataParallel', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'has_cuda', 'layer_types', 'num_threads', 'set_num_threads', 'set_random_seed', 'update_rule_types']
 class Tensor:
     @typing.overload
     def __init__(self) -> None:
@@ -285,6 +286,83 @@ class Solver:
     @property
     def type(self) -> str:
         ...
+class CommListener:
+    """
+    A bound TCP listener for one rank's ring link.
+    """
+    def __init__(self, host: str = '127.0.0.1', port: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        ...
+    def close(self) -> None:
+        ...
+    @property
+    def address(self) -> str:
+        ...
+class Communicator:
+    def __init__(self, listener: CommListener, rank: typing.SupportsInt | typing.SupportsIndex, addresses: collections.abc.Sequence[str], secret: bytes, job_id: str, timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, heartbeat: typing.SupportsFloat | typing.SupportsIndex = 0.0, handshake_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, max_frame_bytes: typing.SupportsInt | typing.SupportsIndex = 67108864, socket_buffer_bytes: typing.SupportsInt | typing.SupportsIndex = 4194304, segment_bytes: typing.SupportsInt | typing.SupportsIndex = 524288, window: typing.SupportsInt | typing.SupportsIndex = 4, send_thread: bool = True) -> None:
+        """
+        Joins the ring: accepts rank-1 on `listener` and connects to rank+1 (blocking, GIL released, up to `timeout` seconds).
+        """
+    def abort(self, reason: str) -> None:
+        ...
+    def allreduce(self, array: numpy.ndarray, average: bool = False) -> None:
+        """
+        In place: array = sum over ranks (average=True: the mean).
+        """
+    def barrier(self) -> None:
+        ...
+    def broadcast(self, array: numpy.ndarray, root: typing.SupportsInt | typing.SupportsIndex = 0) -> None:
+        """
+        In place: every rank receives root's bytes.
+        """
+    def close(self) -> None:
+        ...
+    def idle(self, seconds: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    def peer_name(self, rank: typing.SupportsInt | typing.SupportsIndex) -> str:
+        ...
+    @property
+    def failed(self) -> bool:
+        ...
+    @property
+    def heartbeat_seconds(self) -> float:
+        ...
+    @property
+    def rank(self) -> int:
+        ...
+    @property
+    def world_size(self) -> int:
+        ...
+class DataParallel:
+    def __init__(self, solver: Solver, communicator: Communicator, first_bucket_bytes: typing.SupportsInt | typing.SupportsIndex = 262144, bucket_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, check_params: bool = False) -> None:
+        """
+        Attaches to `solver`: its gradients are averaged over the communicator's ranks.
+        """
+    def broadcast_state(self, extra: collections.abc.Sequence[Tensor]) -> None:
+        """
+        Rank 0's parameters and `extra` tensors to every rank.
+        """
+    def detach(self, solver: Solver) -> None:
+        ...
+    @property
+    def buckets(self) -> list:
+        ...
+    @property
+    def stats(self) -> dict:
+        ...
+def _small_gemm(a: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], transpose_a: bool, b: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], c: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], accumulate: bool) -> None:
+    ...
+def _small_gemm_gather(a: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], a_rows: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], a_cols: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], b: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], c: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], accumulate: bool) -> None:
+    ...
+def _transpose(arg0: typing.Annotated[numpy.typing.ArrayLike, numpy.float32]) -> numpy.typing.NDArray[numpy.float32]:
+    ...
+def comm_hmac_sha256(key: bytes, message: bytes) -> bytes:
+    """
+    HMAC-SHA256 (the comm layer's own, for tests).
+    """
+def comm_sha256(data: bytes) -> bytes:
+    """
+    SHA-256 (the comm layer's own, for tests).
+    """
 def data_layer_queues(net: ..., layer_index: typing.SupportsInt | typing.SupportsIndex) -> tuple[BatchQueue, BatchQueue]:
     """
     (feed queue, ready queue) of a MemoryData or Data layer: feeders push into the first, Forward pops the second (its timeout and wait statistics).

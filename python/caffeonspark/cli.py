@@ -1,12 +1,17 @@
 """The `caffeonspark` command: Caffe's tool verbs without Spark.
 
     caffeonspark train -solver S [-weights W | -snapshot S.solverstate] [-threads N] [-resize]
+                       [-world_size N [-comm_timeout SECONDS] [-check_params]]
     caffeonspark test  -model NET -weights W [-iterations 50] [-resize]
     caffeonspark time  -model NET [-iterations 50] [-phase TRAIN]
     caffeonspark prepare-mnist OUT_DIR [--idx DIR]
     caffeonspark convert-imageset | convert-cifar10 | compute-image-mean | lmdb-to-parquet |
                  parquet-to-lmdb | lmdb-to-seq | seq-to-lmdb ...   (python/caffeonspark/cli_data.py)
 
+With -world_size N > 1, train starts N engine processes on this machine that average their
+gradients over a TCP ring (python/caffeonspark/distributed/launcher.py): each reads its own
+shard of the training data, rank 0 displays, tests and snapshots; -threads is per rank
+(default: cores / N). The command exits non-zero with the first rank's error.
 Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` or
 `--solver`), as Caffe's gflags do. CaffeOnSpark's own single-dash mode flags (`-train
 -conf ...`) belong to the Spark driver and are recognised separately.
@@ -53,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="resize source images to the MemoryData layers' size (CaffeOnSpark's -resize)",
     )
+    _flag(train, "world_size", type=int, default=1,
+          help="engine processes on this machine, data-parallel (default 1)")
+    _flag(train, "comm_timeout", type=float, default=60.0,
+          help="seconds a silent or unreachable rank is waited for (default 60)")
+    _flag(train, "check_params", action="store_true",
+          help="debug: compare a checksum of the parameters across ranks every iteration")
 
     test = verbs.add_parser("test", help="score a model: average each output over iterations")
     _flag(test, "model", required=True, help="net prototxt")
@@ -85,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "use `caffeonspark train -solver ...` to train locally"
         )
     args = build_parser().parse_args(args_list)
-    if getattr(args, "threads", None):
+    if getattr(args, "threads", None) and getattr(args, "world_size", 1) <= 1:
         from caffeonspark import engine
 
         engine.set_num_threads(args.threads)
@@ -103,6 +114,17 @@ def train(args: argparse.Namespace) -> int:
 
     if args.weights and args.snapshot:
         raise SystemExit("give -weights or -snapshot, not both")
+    if args.world_size > 1:
+        from caffeonspark.distributed.launcher import launch
+
+        try:
+            result = launch(args.solver, args.world_size, weights=args.weights,
+                            snapshot=args.snapshot, threads=args.threads,
+                            comm_timeout=args.comm_timeout, check_params=args.check_params)
+        except KeyboardInterrupt:
+            log.error("interrupted: the ranks were terminated")
+            return 130
+        return result.returncode
     solver = Solver(args.solver)
     if args.weights:
         for path in args.weights.split(","):

@@ -89,14 +89,21 @@ def _fmt(value: float) -> str:
 
 
 class Solver:
-    """A Caffe solver: Solver(solver_prototxt_path or SolverParameter)."""
+    """A Caffe solver: Solver(solver_prototxt_path or SolverParameter[, edit]); `edit(param)`
+    may change the SolverParameter after it is read and before anything is built."""
 
     _forced_type: str | None = None
 
-    def __init__(self, solver: str | os.PathLike[str] | caffe_pb2.SolverParameter) -> None:
+    def __init__(
+        self,
+        solver: str | os.PathLike[str] | caffe_pb2.SolverParameter,
+        edit: Callable[[caffe_pb2.SolverParameter], None] | None = None,
+    ) -> None:
         self.param, self._source = _read_solver(solver)
         if self._forced_type is not None:
             self.param.type = self._forced_type
+        if edit is not None:  # e.g. data-parallel ranks > 0 turn display/test/snapshot off
+            edit(self.param)
         self._base_dir = os.path.dirname(os.path.abspath(self._source)) if self._source else None
         if self.param.random_seed >= 0:
             _engine.set_random_seed(int(self.param.random_seed))

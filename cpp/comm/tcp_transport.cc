@@ -1,0 +1,573 @@
+#include "comm/tcp_transport.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+#include "core/errors.h"
+
+namespace caffeonspark::comm {
+
+namespace {
+
+constexpr uint32_t kAbortTimeoutFlag = 1;
+constexpr size_t kMaxControlPayload = 64 * 1024;
+constexpr size_t kMaxNoticeText = 4000;
+
+double SecondsBetween(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+Clock::duration Seconds(double seconds) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+
+}  // namespace
+
+TcpTransport::TcpTransport(Listener listener, JobIdentity me, std::vector<std::string> addresses,
+                           TcpOptions options)
+    : me_(std::move(me)), addresses_(std::move(addresses)), options_(options) {
+  COS_CHECK(me_.world_size >= 1 && me_.rank >= 0 && me_.rank < me_.world_size, ConfigError,
+            "comm: rank ", me_.rank, " is not in [0, world_size=", me_.world_size, ")");
+  COS_CHECK(static_cast<int>(addresses_.size()) == me_.world_size, ConfigError, "comm: ",
+            addresses_.size(), " addresses for a world of ", me_.world_size, " ranks");
+  COS_CHECK(!me_.secret.empty(), ConfigError, "comm: the job secret is empty");
+  COS_CHECK(options_.timeout_seconds > 0, ConfigError, "comm: timeout must be positive, got ",
+            options_.timeout_seconds);
+  COS_CHECK(options_.max_frame_bytes >= 1024, ConfigError,
+            "comm: max_frame_bytes must be at least 1024, got ", options_.max_frame_bytes);
+  wake_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  sent_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  COS_CHECK(wake_.valid() && sent_.valid(), CommError, "eventfd(): ", ErrnoText(errno));
+  for (Link& link : links_) link.writer = std::make_unique<FrameWriter>(-1, false, -1);
+  heartbeat_ = options_.heartbeat_seconds > 0 ? options_.heartbeat_seconds
+                                              : std::min(1.0, options_.timeout_seconds / 4);
+  for (const std::string& address : addresses_) Address::Parse(address);
+  ConnectRing(listener);
+}
+
+TcpTransport::~TcpTransport() {
+  try {
+    Close();
+  } catch (const std::exception&) {
+    // A destructor must not throw; the peers see the connections close.
+  }
+}
+
+std::string TcpTransport::PeerName(int rank) const {
+  if (rank < 0 || rank >= me_.world_size) return Msg("rank ", rank);
+  return Msg("rank ", rank, " (", addresses_[rank], ")");
+}
+
+void TcpTransport::ConnectRing(Listener& listener) {
+  if (me_.world_size == 1) {
+    listener.Close();
+    return;
+  }
+  const int left = this->left(), right = this->right();
+  const Deadline deadline = Deadline::After(options_.timeout_seconds);
+  Fd cancel(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  COS_CHECK(cancel.valid(), CommError, "eventfd(): ", ErrnoText(errno));
+
+  Fd left_fd;
+  std::string accept_error;
+  std::vector<std::string> rejected;
+  std::thread acceptor([&] {
+    try {
+      for (;;) {
+        std::string from;
+        Fd fd = AcceptBefore(listener, deadline, &from, cancel.get());
+        if (!fd.valid()) return;  // deadline or cancelled
+        ConfigureStream(fd.get(), 0);
+        const Deadline handshake = deadline.Earlier(Deadline::After(options_.handshake_seconds));
+        std::string why;
+        if (HandshakeAsAcceptor(fd.get(), me_, left, from, handshake, &why)) {
+          left_fd = std::move(fd);
+          return;
+        }
+        rejected.push_back(why);
+      }
+    } catch (const std::exception& error) {
+      accept_error = error.what();
+    }
+  });
+
+  Fd right_fd;
+  std::exception_ptr connect_error;
+  try {
+    right_fd = ConnectBefore(Address::Parse(addresses_[right]), PeerName(right), deadline);
+    ConfigureStream(right_fd.get(), 0);
+    HandshakeAsConnector(right_fd.get(), me_, right, PeerName(right), deadline);
+  } catch (...) {
+    connect_error = std::current_exception();
+    const uint64_t one = 1;
+    if (write(cancel.get(), &one, sizeof(one)) < 0) {
+      // The acceptor then stops at the deadline instead.
+    }
+  }
+  acceptor.join();
+  listener.Close();
+  if (connect_error) std::rethrow_exception(connect_error);
+  if (!accept_error.empty())
+    throw CommError(Msg("waiting for ", PeerName(left), " to connect: ", accept_error));
+  if (!left_fd.valid()) {
+    std::string note;
+    for (const std::string& why : rejected) note += "; rejected " + why;
+    throw PeerTimeout(Msg(PeerName(left), " did not connect to ", PeerName(me_.rank), " within ",
+                          options_.timeout_seconds, " s", note));
+  }
+
+  const Clock::time_point now = Clock::now();
+  Fd* fds[2] = {&left_fd, &right_fd};
+  const int peers[2] = {left, right};
+  for (int side = 0; side < 2; ++side) {
+    Link& link = links_[side];
+    ConfigureStream(fds[side]->get(), options_.socket_buffer_bytes);
+    link.fd = std::move(*fds[side]);
+    link.peer = peers[side];
+    link.writer = std::make_unique<FrameWriter>(
+        link.fd.get(), side == kRight && options_.send_thread, sent_.get());
+    link.last_heard = link.interest_since = now;
+  }
+}
+
+// ---- posting and waiting -------------------------------------------------------------
+
+void TcpTransport::CheckUsable() const {
+  if (failed_) {
+    if (error_is_timeout_) throw PeerTimeout(error_);
+    throw CommError(error_);
+  }
+  COS_CHECK(!closed_, CommError, PeerName(me_.rank), ": the communicator is closed");
+}
+
+void TcpTransport::BeginCollective(Op op) {
+  TakeAbortRequest();
+  CheckUsable();
+  op_ = op;
+  ++seq_;
+}
+
+bool TcpTransport::HasUserWork(const Link& link) const {
+  return !link.in.empty() || link.user_sends_posted > link.writer->user_done();
+}
+
+std::string TcpTransport::During() const {
+  return Msg(OpName(op_), " #", seq_);
+}
+
+std::string TcpTransport::When() const {
+  if (seq_ == 0) return "before the first collective";
+  const bool busy = HasUserWork(links_[kLeft]) || HasUserWork(links_[kRight]);
+  return Msg(busy ? "during " : "after ", During());
+}
+
+Transport::Request TcpTransport::PostSend(int peer, const void* data, size_t bytes) {
+  CheckUsable();
+  Link& link = links_[kRight];
+  COS_CHECK(me_.world_size > 1 && peer == link.peer, InternalError, "TcpTransport sends to ",
+            "the right neighbour only (rank ", right(), "), not to rank ", peer);
+  COS_CHECK(bytes <= options_.max_frame_bytes, InternalError, "a send of ", bytes,
+            " bytes exceeds the frame limit of ", options_.max_frame_bytes);
+  if (!link.fd.valid()) Fail(false, Msg(PeerName(peer), " left the job before ", During()), me_.rank, nullptr);
+  if (!HasUserWork(link)) link.interest_since = Clock::now();
+  ++link.user_sends_posted;
+  link.writer->Push(OutFrame::Data(static_cast<uint16_t>(op_), seq_, data, bytes));
+  if (!link.writer->threaded() && link.writer->error() != 0) LinkBroke(link, link.writer->error());
+  return 2 * sends_posted_++;
+}
+
+Transport::Request TcpTransport::PostRecv(int peer, void* data, size_t bytes) {
+  CheckUsable();
+  Link& link = links_[kLeft];
+  COS_CHECK(me_.world_size > 1 && peer == link.peer, InternalError, "TcpTransport receives ",
+            "from the left neighbour only (rank ", left(), "), not from rank ", peer);
+  COS_CHECK(bytes <= options_.max_frame_bytes, InternalError, "a receive of ", bytes,
+            " bytes exceeds the frame limit of ", options_.max_frame_bytes);
+  if (!HasUserWork(link)) link.interest_since = Clock::now();
+  link.in.push_back(InRecv{static_cast<uint8_t*>(data), bytes, static_cast<uint16_t>(op_), seq_});
+  return 2 * recvs_posted_++ + 1;
+}
+
+void TcpTransport::Wait(Request request) {
+  CheckUsable();
+  const uint64_t index = request / 2;
+  const bool is_send = request % 2 == 0;
+  for (;;) {
+    const bool done = is_send ? links_[kRight].writer->user_done() > index
+                              : links_[kLeft].user_recvs_done > index;
+    if (done) return;
+    Progress(Clock::time_point::max());
+  }
+}
+
+void TcpTransport::WaitAll() {
+  CheckUsable();
+  while (HasUserWork(links_[kLeft]) || HasUserWork(links_[kRight]))
+    Progress(Clock::time_point::max());
+}
+
+void TcpTransport::Idle(double seconds) {
+  if (failed_ || closed_) return;
+  try {
+    Progress(Clock::now() + Seconds(seconds));
+  } catch (const CommError&) {
+    // Stored in error_; the next collective throws it.
+  }
+}
+
+// ---- the progress loop ---------------------------------------------------------------
+
+bool TcpTransport::WantsRead(const Link& link) const {
+  // A data frame whose receive is not posted yet stays in the kernel until it is.
+  const bool stalled = link.have_header &&
+                       link.current.kind == static_cast<uint16_t>(FrameKind::kData) &&
+                       link.in.empty();
+  return !stalled;
+}
+
+void TcpTransport::Progress(Clock::time_point wake_by) {
+  TakeAbortRequest();
+  for (Link& link : links_) {
+    if (HasUserWork(link) && !link.fd.valid()) {
+      Fail(false, Msg(PeerName(link.peer), " left the job (closed its communicator) while this ",
+                      "rank needs it for ", During()),
+           me_.rank, nullptr);
+    }
+  }
+  CheckWriters();
+  // entries[0]: abort requests, entries[1]: writer-thread progress, then the links.
+  pollfd entries[4] = {{wake_.get(), POLLIN, 0}, {sent_.get(), POLLIN, 0}, {}, {}};
+  Link* polled[4] = {nullptr, nullptr, nullptr, nullptr};
+  int count = 2;
+  Clock::time_point next = wake_by;
+  for (Link& link : links_) {
+    if (!link.fd.valid()) continue;
+    short events = 0;
+    if (WantsRead(link)) events |= POLLIN;
+    if (!link.writer->threaded() && !link.writer->empty()) events |= POLLOUT;
+    next = std::min(next, link.writer->last_sent() + Seconds(heartbeat_));
+    if (HasUserWork(link)) {
+      next = std::min(next, std::max(link.last_heard, link.interest_since) +
+                                Seconds(options_.timeout_seconds));
+    }
+    if (events == 0) continue;
+    entries[count] = pollfd{link.fd.get(), events, 0};
+    polled[count++] = &link;
+  }
+  const int ready = poll(entries, count, Deadline::MillisUntil(next));
+  if (ready < 0 && errno != EINTR) Fail(false, Msg("poll(): ", ErrnoText(errno)), me_.rank, nullptr);
+  for (int i = 0; i < count && ready > 0; ++i) {
+    const short got = entries[i].revents;
+    if (got == 0) continue;
+    if (i == 0) {
+      TakeAbortRequest();
+      continue;
+    }
+    if (i == 1) {
+      uint64_t drained = 0;
+      if (read(sent_.get(), &drained, sizeof(drained)) < 0) {
+        // Drained by an earlier pass.
+      }
+      CheckWriters();
+      continue;
+    }
+    Link& link = *polled[i];
+    if ((got & (POLLOUT | POLLERR | POLLHUP)) && !link.writer->threaded() &&
+        !link.writer->empty() && !link.writer->WriteNow()) {
+      LinkBroke(link, link.writer->error());
+    }
+    if ((got & (POLLIN | POLLERR | POLLHUP)) && link.fd.valid() && WantsRead(link)) ReadSome(link);
+  }
+  const Clock::time_point now = Clock::now();
+  SendHeartbeats(now);
+  CheckLinks(now);
+}
+
+void TcpTransport::CheckWriters() {
+  for (Link& link : links_) {
+    if (link.fd.valid() && link.writer->error() != 0) LinkBroke(link, link.writer->error());
+  }
+}
+
+void TcpTransport::ReadSome(Link& link) {
+  while (link.fd.valid()) {
+    if (!link.have_header) {
+      const ssize_t got = recv(link.fd.get(), link.header + link.header_got,
+                               kFrameHeaderBytes - link.header_got, 0);
+      if (got <= 0) {
+        if (RecvEnded(link, got)) continue;
+        return;
+      }
+      link.last_heard = Clock::now();
+      link.header_got += static_cast<size_t>(got);
+      if (link.header_got == kFrameHeaderBytes) StartFrame(link);
+      continue;
+    }
+    if (link.current.kind == static_cast<uint16_t>(FrameKind::kAbort)) {
+      const size_t want = link.current.length - link.payload_got;
+      if (want > 0) {
+        link.control.resize(link.current.length);
+        const ssize_t got = recv(link.fd.get(), link.control.data() + link.payload_got, want, 0);
+        if (got <= 0) {
+          if (RecvEnded(link, got)) continue;
+          return;
+        }
+        link.last_heard = Clock::now();
+        link.payload_got += static_cast<size_t>(got);
+      }
+      if (link.payload_got == link.current.length) HandleAbort(link);
+      continue;
+    }
+    // A data frame.
+    if (link.in.empty()) return;
+    if (!link.matched) MatchData(link);
+    InRecv& target = link.in.front();
+    if (link.payload_got < target.bytes) {
+      const ssize_t got = recv(link.fd.get(), target.buffer + link.payload_got,
+                               target.bytes - link.payload_got, 0);
+      if (got <= 0) {
+        if (RecvEnded(link, got)) continue;
+        return;
+      }
+      link.last_heard = Clock::now();
+      link.payload_got += static_cast<size_t>(got);
+    }
+    if (link.payload_got == target.bytes) {
+      link.in.pop_front();
+      ++link.user_recvs_done;
+      link.have_header = link.matched = false;
+      link.header_got = link.payload_got = 0;
+    }
+  }
+}
+
+bool TcpTransport::RecvEnded(Link& link, ssize_t result) {
+  if (result < 0 && errno == EINTR) return true;
+  if (result < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+  LinkBroke(link, result == 0 ? 0 : errno);
+  return false;
+}
+
+void TcpTransport::LinkBroke(Link& link, int error) {
+  link.writer->Stop();
+  link.writer->Clear();
+  if (link.said_bye) {
+    link.fd.Reset();  // the peer left on purpose; only a later use of this link is an error
+    return;
+  }
+  const std::string how =
+      error == 0 ? "closed the connection" : Msg("broke the connection (", ErrnoText(error), ")");
+  const std::string text =
+      Msg(PeerName(link.peer), " ", how, " without saying goodbye, ", When(),
+          " (its process died or was killed?)");
+  link.fd.Reset();
+  // The peer may have closed because it failed first: give its notice, already on the way
+  // round the ring from the other side, a moment to arrive so every rank names the same
+  // culprit. An abort notice read here fails with its own text.
+  Link& other = &link == &links_[kLeft] ? links_[kRight] : links_[kLeft];
+  const Deadline grace = Deadline::After(std::min(0.25, options_.timeout_seconds / 4));
+  while (other.fd.valid() && WantsRead(other) && !grace.Expired()) {
+    pollfd entry{other.fd.get(), POLLIN, 0};
+    if (poll(&entry, 1, grace.PollMillis()) > 0) ReadSome(other);
+  }
+  Fail(false, text, me_.rank, &link);
+}
+
+void TcpTransport::StartFrame(Link& link) {
+  link.current = DecodeHeader(link.header);
+  const FrameHeader& header = link.current;
+  const std::string peer = PeerName(link.peer);
+  if (header.magic != kFrameMagic)
+    Fail(false, Msg(peer, " sent bytes that are not a caffeonspark frame (bad magic)"), me_.rank, &link);
+  if (header.length > options_.max_frame_bytes) {
+    Fail(false, Msg(peer, " sent a ", KindName(header.kind), " frame of ", header.length,
+                    " bytes, over the limit of ", options_.max_frame_bytes, " bytes"),
+         me_.rank, &link);
+  }
+  switch (static_cast<FrameKind>(header.kind)) {
+    case FrameKind::kHeartbeat:
+    case FrameKind::kBye:
+      if (header.kind == static_cast<uint16_t>(FrameKind::kBye)) link.said_bye = true;
+      link.header_got = 0;
+      return;
+    case FrameKind::kAbort:
+      if (header.length > kMaxControlPayload)
+        Fail(false, Msg(peer, " sent an abort notice of ", header.length, " bytes"), me_.rank, &link);
+      link.have_header = true;
+      link.payload_got = 0;
+      return;
+    case FrameKind::kData:
+      if (&link != &links_[kLeft])
+        Fail(false, Msg(peer, " sent data on the connection that carries data to it"), me_.rank, &link);
+      link.have_header = true;
+      link.matched = false;
+      link.payload_got = 0;
+      return;
+    default:
+      Fail(false, Msg(peer, " sent an unexpected ", KindName(header.kind), " frame (kind ",
+                      header.kind, ")"),
+           me_.rank, &link);
+  }
+}
+
+void TcpTransport::MatchData(Link& link) {
+  const InRecv& target = link.in.front();
+  const FrameHeader& header = link.current;
+  if (header.op != target.op || header.seq != target.seq) {
+    Fail(false, Msg(PeerName(link.peer), " is in ", OpName(static_cast<Op>(header.op)), " #",
+                    header.seq, " while this rank is in ", OpName(static_cast<Op>(target.op)),
+                    " #", target.seq, ": every rank must call the same collectives in the same "
+                    "order"),
+         me_.rank, &link);
+  }
+  if (header.length != target.bytes) {
+    Fail(false, Msg(PeerName(link.peer), " sent ", header.length, " bytes where this rank expects ",
+                    target.bytes, " in ", During(), ": the buffers differ in size across ranks"),
+         me_.rank, &link);
+  }
+  link.matched = true;
+}
+
+void TcpTransport::HandleAbort(Link& link) {
+  uint32_t flags = 0, reporter = 0;
+  std::string text;
+  try {
+    PayloadReader reader(link.control, PeerName(link.peer) + " abort notice");
+    flags = reader.U32();
+    reporter = reader.U32();
+    text = reader.String(kMaxControlPayload);
+  } catch (const CommError& error) {
+    Fail(false, error.what(), me_.rank, &link);
+  }
+  Fail((flags & kAbortTimeoutFlag) != 0, text, static_cast<int>(reporter), &link);
+}
+
+void TcpTransport::SendHeartbeats(Clock::time_point now) {
+  for (Link& link : links_) {
+    if (!link.fd.valid() || !link.writer->empty()) continue;
+    if (SecondsBetween(link.writer->last_sent(), now) < heartbeat_) continue;
+    link.writer->Push(OutFrame::Control(FrameKind::kHeartbeat, std::string()));
+    if (!link.writer->threaded() && link.writer->error() != 0) LinkBroke(link, link.writer->error());
+  }
+}
+
+void TcpTransport::CheckLinks(Clock::time_point now) {
+  for (Link& link : links_) {
+    if (!HasUserWork(link)) continue;
+    if (!link.fd.valid()) {
+      Fail(false, Msg(PeerName(link.peer), " left the job (closed its communicator) while this ",
+                      "rank needs it for ", During()),
+           me_.rank, nullptr);
+    }
+    const Clock::time_point since = std::max(link.last_heard, link.interest_since);
+    if (SecondsBetween(since, now) >= options_.timeout_seconds) {
+      Fail(true, Msg(PeerName(link.peer), " sent nothing for ", SecondsBetween(since, now),
+                     " s while ", PeerName(me_.rank), " waited for it in ", During(),
+                     " (stalled, or unreachable; deadline ", options_.timeout_seconds, " s)"),
+           me_.rank, nullptr);
+    }
+  }
+}
+
+// ---- failure, abort and close --------------------------------------------------------
+
+void TcpTransport::Fail(bool timeout, const std::string& text, int reporter, const Link* from) {
+  if (!failed_) {
+    failed_ = true;
+    error_is_timeout_ = timeout;
+    error_ = reporter == me_.rank ? text : Msg(text, " [reported by ", PeerName(reporter), "]");
+    NotifyPeers(timeout, text, reporter, from);
+    CloseLinks();
+  }
+  CheckUsable();
+  throw InternalError("unreachable");
+}
+
+void TcpTransport::NotifyPeers(bool timeout, const std::string& text, int reporter,
+                               const Link* except) {
+  PayloadWriter notice;
+  notice.U32(timeout ? kAbortTimeoutFlag : 0).U32(static_cast<uint32_t>(reporter));
+  notice.String(text.substr(0, kMaxNoticeText));
+  const Deadline linger = Deadline::After(std::min(1.0, options_.timeout_seconds / 2));
+  for (Link& link : links_) {
+    link.writer->Stop();
+    if (&link == except || !link.fd.valid() || link.said_bye) continue;
+    // A frame partly on the wire is finished first (the receiver could not parse past it).
+    link.writer->FinishWith(OutFrame::Control(FrameKind::kAbort, notice.data()), linger);
+  }
+}
+
+void TcpTransport::CloseLinks() {
+  for (Link& link : links_) {
+    link.writer->Stop();
+    link.writer->Clear();
+    link.fd.Reset();
+  }
+}
+
+void TcpTransport::Abort(const std::string& reason) {
+  if (failed_ || closed_) return;
+  failed_ = true;
+  error_ = Msg(PeerName(me_.rank), " aborted: ", reason);
+  NotifyPeers(false, error_, me_.rank, nullptr);
+  CloseLinks();
+}
+
+void TcpTransport::RequestAbort(const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(abort_mutex_);
+    if (abort_reason_.empty()) abort_reason_ = reason.empty() ? "abort requested" : reason;
+  }
+  abort_requested_.store(true);
+  const uint64_t one = 1;
+  if (write(wake_.get(), &one, sizeof(one)) < 0) {
+    // The counter is saturated: a wake-up is pending anyway.
+  }
+}
+
+void TcpTransport::TakeAbortRequest() {
+  if (!abort_requested_.load()) return;
+  uint64_t count = 0;
+  if (read(wake_.get(), &count, sizeof(count)) < 0) {
+    // Nothing to drain: the wake-up was consumed already.
+  }
+  std::string reason;
+  {
+    std::lock_guard<std::mutex> lock(abort_mutex_);
+    reason = abort_reason_;
+  }
+  Abort(reason);
+  CheckUsable();
+}
+
+void TcpTransport::Close() {
+  if (closed_) return;
+  closed_ = true;
+  if (failed_ || me_.world_size == 1) {
+    CloseLinks();
+    return;
+  }
+  const Deadline linger = Deadline::After(std::min(0.2, options_.timeout_seconds / 2));
+  for (Link& link : links_) {
+    link.writer->Stop();
+    if (!link.fd.valid()) continue;
+    link.writer->Clear();
+    link.writer->FinishWith(OutFrame::Control(FrameKind::kBye, std::string()), linger);
+    shutdown(link.fd.get(), SHUT_WR);
+    // Read what already arrived so close() ends the connection with a FIN, not a reset.
+    char sink[4096];
+    while (recv(link.fd.get(), sink, sizeof(sink), 0) > 0) {
+    }
+  }
+  CloseLinks();
+}
+
+}  // namespace caffeonspark::comm

@@ -1,0 +1,160 @@
+"""Ranks talking to each other: a thin Python face over the engine's Communicator.
+
+    listener = listen("127.0.0.1")                   # bind first: its address is published
+    addresses = all_gather(listener.address)          # any rendezvous: Spark's allGather, ...
+    comm = Communicator(listener, rank, addresses, secret=key, job_id="job-7")
+    comm.allreduce(grads, average=True)                # in place, float32, bit-identical
+    comm.broadcast(weights, root=0); comm.barrier(); comm.close()
+
+or in one call, `connect(rank, world_size, all_gather, secret, job_id)`.
+
+The ring is built by the engine (cpp/comm/): rank r accepts rank r-1 and connects to rank
+r+1, each side proving the job secret (HMAC-SHA256 over fresh nonces) before any tensor
+moves. Collectives release the GIL. Failures are caffeonspark.errors.CommError or
+PeerTimeout naming the peer's rank and address, on every rank (the first failure travels
+round the ring). Every rank must call the same collectives, in the same order, with arrays
+of the same size. Tests: tests/comm/.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from caffeonspark._native import _engine
+from caffeonspark.errors import ConfigError
+
+__all__ = ["CommOptions", "Communicator", "listen", "connect"]
+
+AllGather = Callable[[str], Sequence[str]]
+
+
+@dataclasses.dataclass
+class CommOptions:
+    """Transport and algorithm settings (every rank should use the same)."""
+
+    timeout: float = 60.0  # connect deadline; a link silent this long is a PeerTimeout
+    heartbeat: float = 0.0  # seconds between heartbeats; 0 = min(1, timeout / 4)
+    handshake_timeout: float = 5.0  # one incoming connection's handshake
+    max_frame_bytes: int = 64 << 20  # larger incoming frames are refused
+    socket_buffer_bytes: int = 4 << 20  # SO_SNDBUF / SO_RCVBUF (0: kernel autotuning)
+    segment_bytes: int = 512 << 10  # pipelining unit of the ring
+    window: int = 4  # receives posted ahead
+    send_thread: bool = True  # data sends on a writer thread of their own
+
+    def native_kwargs(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def listen(host: str = "127.0.0.1", port: int = 0) -> Any:
+    """A bound listener for this rank's incoming ring link; `.address` is "host:port"."""
+    return _engine.CommListener(host, int(port))
+
+
+class Communicator:
+    """One rank's membership of a job (see the module docstring)."""
+
+    def __init__(
+        self,
+        listener: Any,
+        rank: int,
+        addresses: Sequence[str],
+        secret: bytes | str,
+        job_id: str,
+        options: CommOptions | None = None,
+    ) -> None:
+        addresses = [str(a) for a in addresses]
+        if not 0 <= rank < len(addresses):
+            raise ConfigError(f"rank {rank} is not in [0, {len(addresses)}) (one address per rank)")
+        if isinstance(secret, str):
+            secret = secret.encode()
+        if not secret:
+            raise ConfigError("the job secret is empty: every rank needs the same non-empty secret")
+        self.options = options or CommOptions()
+        self.addresses = list(addresses)
+        self.job_id = job_id
+        self._native = _engine.Communicator(
+            listener,
+            int(rank),
+            self.addresses,
+            bytes(secret),
+            str(job_id),
+            **self.options.native_kwargs(),
+        )
+
+    @property
+    def native(self) -> Any:
+        return self._native
+
+    @property
+    def rank(self) -> int:
+        return int(self._native.rank)
+
+    @property
+    def world_size(self) -> int:
+        return int(self._native.world_size)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self._native.failed)
+
+    def peer_name(self, rank: int) -> str:
+        return str(self._native.peer_name(int(rank)))
+
+    def allreduce(self, array: np.ndarray, average: bool = False) -> np.ndarray:
+        """In place: the element-wise sum over ranks (or mean); returns `array`."""
+        self._native.allreduce(array, bool(average))
+        return array
+
+    def broadcast(self, array: np.ndarray, root: int = 0) -> np.ndarray:
+        """In place: every rank ends with root's bytes; returns `array`."""
+        self._native.broadcast(array, int(root))
+        return array
+
+    def barrier(self) -> None:
+        self._native.barrier()
+
+    def abort(self, reason: str) -> None:
+        """Give up: the other ranks fail with `reason`, naming this rank. Thread-safe."""
+        self._native.abort(str(reason))
+
+    def close(self) -> None:
+        """Leave the job normally (peers learn it was on purpose)."""
+        self._native.close()
+
+    def __enter__(self) -> Communicator:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        if error is not None and not isinstance(error, KeyboardInterrupt):
+            self.abort(f"{type(error).__name__}: {error}")
+        self.close()
+
+
+def connect(
+    rank: int,
+    world_size: int,
+    all_gather: AllGather,
+    secret: bytes | str,
+    job_id: str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    options: CommOptions | None = None,
+) -> Communicator:
+    """Bind, exchange addresses with `all_gather(my_address) -> every rank's address in rank
+    order` (Spark: BarrierTaskContext.allGather), and join the ring."""
+    listener = listen(host, port)
+    addresses = [str(a) for a in all_gather(listener.address)]
+    if len(addresses) != world_size:
+        raise ConfigError(
+            f"the rendezvous returned {len(addresses)} addresses for a world of {world_size}"
+        )
+    if addresses[rank] != listener.address:
+        raise ConfigError(
+            f"the rendezvous put {addresses[rank]} at rank {rank}, but this rank listens at "
+            f"{listener.address}"
+        )
+    return Communicator(listener, rank, addresses, secret, job_id, options)

@@ -1,0 +1,133 @@
+"""One rank of a tests/comm scenario (started by ranks.py as its own process).
+
+    python comm_worker.py <scenario> [options]
+
+Joins the ring through the test's rendezvous (environment TEST_*), runs the scenario, and
+prints one JSON line: {"ok": true, ...} or {"error": <class name>, "message": ...} (exit 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+import numpy as np
+
+from caffeonspark.distributed.comm import CommOptions, connect
+from caffeonspark.distributed.rendezvous import LocalRendezvous
+from caffeonspark.errors import CommError
+
+
+def rank_data(seed: int, rank: int, length: int) -> np.ndarray:
+    """Rank `rank`'s input for one grid case (the test recomputes it)."""
+    return np.random.default_rng([seed, rank, length]).standard_normal(length).astype(np.float32)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario")
+    parser.add_argument("--out", default="")
+    parser.add_argument("--lengths", default="")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--average", action="store_true")
+    parser.add_argument("--root", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--segment-bytes", type=int, default=512 << 10)
+    parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--fault-rank", type=int, default=-1)
+    parser.add_argument("--fault-at", type=int, default=10)
+    parser.add_argument("--fault", default="")
+    parser.add_argument("--secret", default="")
+    parser.add_argument("--wait-stdin-rank", type=int, default=-1)
+    args = parser.parse_args()
+
+    rank = int(os.environ["TEST_RANK"])
+    world = int(os.environ["TEST_WORLD_SIZE"])
+    secret = bytes.fromhex(os.environ["TEST_SECRET"])
+    rendezvous = LocalRendezvous(os.environ["TEST_RENDEZVOUS"], rank, secret, args.timeout)
+    options = CommOptions(
+        timeout=args.timeout, segment_bytes=args.segment_bytes, window=args.window
+    )
+    report: dict = {"rank": rank}
+    try:
+        if rank == args.wait_stdin_rank:
+            from caffeonspark.distributed.comm import Communicator, listen
+
+            listener = listen()
+            addresses = rendezvous.all_gather(listener.address)
+            sys.stdin.readline()  # the test says when to connect
+            comm = Communicator(listener, rank, addresses, secret, "test-job", options)
+        else:
+            ring_secret = args.secret.encode() if args.secret else secret
+            comm = connect(
+                rank, world, rendezvous.all_gather, ring_secret, "test-job", options=options
+            )
+        SCENARIOS[args.scenario](comm, args, report)
+        comm.close()
+    except CommError as error:
+        report.update(error=type(error).__name__, message=str(error), at=time.monotonic())
+        print(json.dumps(report), flush=True)
+        return 3
+    report["ok"] = True
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+def grid(comm, args, report) -> None:
+    for length in (int(n) for n in args.lengths.split(",")):
+        data = rank_data(args.seed, comm.rank, length)
+        comm.allreduce(data, average=args.average)
+        np.save(os.path.join(args.out, f"r{comm.rank}_n{length}.npy"), data)
+
+
+def broadcast(comm, args, report) -> None:
+    for length in (int(n) for n in args.lengths.split(",")):
+        data = rank_data(args.seed, comm.rank, length)
+        comm.broadcast(data, root=args.root)
+        np.save(os.path.join(args.out, f"r{comm.rank}_n{length}.npy"), data)
+
+
+def barrier(comm, args, report) -> None:
+    """Rank r arrives r * 0.2 s late; nobody may leave before the last one arrived."""
+    time.sleep(0.2 * comm.rank)  # the staggered arrival is the thing under test
+    report["arrived"] = time.monotonic()
+    comm.barrier()
+    report["left"] = time.monotonic()
+
+
+def loop(comm, args, report) -> None:
+    """Repeated allreduces; --fault-rank misbehaves at iteration --fault-at."""
+    data = np.ones(args.count, dtype=np.float32)
+    for i in range(args.iterations):
+        if comm.rank == args.fault_rank and i == args.fault_at:
+            report["fault_at"] = time.monotonic()
+            print(json.dumps(report), flush=True)
+            if args.fault == "kill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            elif args.fault == "stop":
+                os.kill(os.getpid(), signal.SIGSTOP)
+            elif args.fault == "abort":
+                comm.abort("the test aborts this rank")
+            elif args.fault == "exit":
+                os._exit(7)
+            elif args.fault == "mismatch":
+                data = np.ones(args.count + 1, dtype=np.float32)
+            elif args.fault == "barrier":
+                comm.barrier()
+        data[:] = 1
+        comm.allreduce(data)
+        if data[0] != comm.world_size:
+            raise AssertionError(f"iteration {i}: {data[0]} != {comm.world_size}")
+    report["iterations"] = args.iterations
+
+
+SCENARIOS = {"grid": grid, "broadcast": broadcast, "barrier": barrier, "loop": loop}
+
+if __name__ == "__main__":
+    sys.exit(main())

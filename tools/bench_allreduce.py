@@ -1,0 +1,493 @@
+"""Allreduce bandwidth across rank processes on this machine, nccl-tests style: our ring
+(caffeonspark.distributed, TCP over loopback) and torch.distributed's Gloo backend in the
+same run, and the loopback link speed as the ceiling.
+
+    python tools/bench_allreduce.py [--ranks 2 4] [--sizes-mb 1 16 64 256] [--backends ours gloo]
+                                    [--repeats 2] [--segment-kb 512] [--window 4]
+
+For each world size and buffer size (float32, sum): time = mean seconds per allreduce over
+the timed iterations (the slowest rank's mean), algbw = bytes / time, busbw = algbw *
+2(n-1)/n (what each rank's link carries), #wrong = elements differing from the exact sum
+in a separate checked run (rank r contributes r + 1 everywhere).
+
+Link speed: one plain TCP stream between two processes (`link 1 stream`), and a ring of
+plain TCP streams in which each of n processes sends to the next while receiving from the
+previous (`link ring n`): the same sockets pattern as the ring allreduce without its
+arithmetic, the ceiling for busbw on a machine where every rank's sends and receives share
+the same cores. torch is a benchmark peer only, never a dependency.
+
+    python tools/bench_allreduce.py --overlap [--ranks 2] [--iterations 30]
+
+Overlap: LeNet (batch 64) and CIFAR-10 quick (batch 100) trained data-parallel by 2 rank
+processes (Input layers filled once, so only forward + backward + reduction + update is
+timed), for a few bucket settings. Per iteration: comm in training = the comm thread's
+time inside bucket allreduces (this includes waiting for the other rank to reach the same
+bucket); comm alone = the same allreduces run back to back afterwards with the ranks
+started together (the communication cost); exposed = the solver thread's wait for the
+buckets before the update; hidden = 1 - exposed / comm alone (the share of the
+communication cost that ran while backward was still computing; exposed also holds any
+wait for a slower rank, so this errs low).
+`1 rank` is the same net trained alone, for the iteration time without communication.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+CHUNK = 4 << 20
+
+
+def iterations_for(size_bytes: int) -> int:
+    return max(3, min(50, int(1.5e9 / max(size_bytes, 1))))
+
+
+# ---- rank processes ----------------------------------------------------------------------
+
+
+def run_ours(rank: int, world: int, sizes: list[int], args: argparse.Namespace) -> list[dict]:
+    from caffeonspark.distributed.comm import CommOptions, connect
+    from caffeonspark.distributed.rendezvous import LocalRendezvous
+
+    secret = bytes.fromhex(os.environ["BENCH_SECRET"])
+    rendezvous = LocalRendezvous(os.environ["BENCH_RENDEZVOUS"], rank, secret)
+    options = CommOptions(
+        timeout=120,
+        segment_bytes=args.segment_kb << 10,
+        window=args.window,
+        socket_buffer_bytes=args.socket_buffer_kb << 10,
+    )
+    comm = connect(rank, world, rendezvous.all_gather, secret, "bench", options=options)
+    rows = []
+    for size in sizes:
+        rows.append(time_allreduce(size, rank, world, comm.allreduce, comm.barrier))
+    comm.close()
+    return rows
+
+
+def run_gloo(rank: int, world: int, sizes: list[int], args: argparse.Namespace) -> list[dict]:
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=os.environ["BENCH_STORE"], rank=rank, world_size=world
+    )
+
+    def allreduce(array: np.ndarray) -> None:
+        dist.all_reduce(torch.from_numpy(array))
+
+    rows = [time_allreduce(size, rank, world, allreduce, dist.barrier) for size in sizes]
+    dist.destroy_process_group()
+    return rows
+
+
+def time_allreduce(size: int, rank: int, world: int, allreduce, barrier) -> dict:
+    count = size // 4
+    data = np.full(count, rank + 1, dtype=np.float32)
+    allreduce(data)  # the checked run (also the warm-up)
+    wrong = int(np.count_nonzero(data != world * (world + 1) / 2))
+    data[:] = 1e-3
+    allreduce(data)
+    iterations = iterations_for(size)
+    barrier()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        allreduce(data)
+    seconds = (time.perf_counter() - start) / iterations
+    return {"size": size, "count": count, "seconds": seconds, "wrong": wrong}
+
+
+def link_worker(role: str, address: str, total: int) -> float:
+    """Plain TCP: 'send' pushes `total` bytes to address; 'recv' listens there and returns
+    the receive throughput (bytes/s)."""
+    buffer = bytearray(CHUNK)
+    host, port = address.rsplit(":", 1)
+    if role == "send":
+        with socket.create_connection((host, int(port))) as conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sent = 0
+            view = memoryview(buffer)
+            while sent < total:
+                conn.sendall(view[: min(CHUNK, total - sent)])
+                sent += min(CHUNK, total - sent)
+        return 0.0
+    raise ValueError(role)
+
+
+def ring_link_rank(rank: int, world: int, total: int, buffer_bytes: int) -> float:
+    """Rank `rank` of a ring of plain streams: send `total` bytes right while receiving
+    `total` bytes from the left, cycling through buffers of `buffer_bytes` (as large as the
+    allreduce buffers, so memory traffic is alike); returns this rank's bytes/s."""
+    listen_port = int(os.environ["BENCH_BASE_PORT"]) + rank
+    right_port = int(os.environ["BENCH_BASE_PORT"]) + (rank + 1) % world
+    server = socket.create_server(("127.0.0.1", listen_port))
+    right = None
+    while right is None:
+        try:
+            right = socket.create_connection(("127.0.0.1", right_port))
+        except ConnectionRefusedError:
+            time.sleep(0.01)  # the neighbour is still starting: retry the connect
+    left, _ = server.accept()
+    for conn in (left, right):
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # Start together: one byte round the ring.
+    right.sendall(b"s")
+    left.recv(1)
+    span = max(CHUNK, buffer_bytes // CHUNK * CHUNK)
+    outgoing = memoryview(bytearray(span))
+    incoming = memoryview(bytearray(span))
+    received = [0]
+
+    def receive() -> None:
+        while received[0] < total:
+            at = received[0] % span
+            n = left.recv_into(incoming[at:], min(CHUNK, total - received[0], span - at))
+            if n == 0:
+                break
+            received[0] += n
+
+    start = time.perf_counter()
+    reader = threading.Thread(target=receive)
+    reader.start()
+    sent = 0
+    while sent < total:
+        at = sent % span
+        right.sendall(outgoing[at : at + min(CHUNK, total - sent)])
+        sent += min(CHUNK, total - sent)
+    reader.join()
+    seconds = time.perf_counter() - start
+    for conn in (left, right, server):
+        conn.close()
+    return total / seconds
+
+
+NETS = {"lenet": ("LENET", 64), "cifar10_quick": ("CIFAR_QUICK", 100)}
+BUCKETS = [
+    ("1M/25M", 1 << 20, 25 << 20),
+    ("256K/1M", 256 << 10, 1 << 20),
+    ("64K/256K", 64 << 10, 256 << 10),
+]
+
+
+def overlap_rank(
+    rank: int, world: int, net_name: str, first: int, cap: int, iterations: int
+) -> dict:
+    """One rank of the overlap measurement (see the module docstring)."""
+    import bench_train
+    from google.protobuf import text_format
+
+    from caffeonspark import engine
+    from caffeonspark.distributed.comm import CommOptions, connect
+    from caffeonspark.distributed.data_parallel import DataParallel, DataParallelOptions
+    from caffeonspark.distributed.rendezvous import LocalRendezvous
+    from caffeonspark.proto import caffe_pb2
+    from caffeonspark.solver import Solver
+
+    engine.set_num_threads(1)
+    secret = bytes.fromhex(os.environ["BENCH_SECRET"])
+    rendezvous = LocalRendezvous(os.environ["BENCH_RENDEZVOUS"], rank, secret)
+    comm = connect(
+        rank, world, rendezvous.all_gather, secret, "overlap", options=CommOptions(timeout=120)
+    )
+    param = text_format.Parse(bench_train.SOLVER, caffe_pb2.SolverParameter())
+    param.net_param.CopyFrom(
+        text_format.Parse(getattr(bench_train, NETS[net_name][0]), caffe_pb2.NetParameter())
+    )
+    solver = Solver(param)
+    rng = np.random.default_rng(rank)
+    solver.net.blobs["data"].data[...] = rng.standard_normal(solver.net.blobs["data"].shape)
+    solver.net.blobs["label"].data[...] = rng.integers(0, 10, solver.net.blobs["label"].shape)
+    sync = DataParallel(
+        solver, comm, DataParallelOptions(first_bucket_bytes=first, bucket_bytes=cap)
+    )
+    solver.step(3)
+    before = sync.stats
+    start = time.perf_counter()
+    solver.step(iterations)
+    seconds = time.perf_counter() - start
+    after = sync.stats
+    sync.detach()
+    # The same bucket allreduces alone, ranks started together: the communication cost
+    # without the waiting for a slower peer that the in-training comm time also contains.
+    buffers = [np.zeros(b["count"], dtype=np.float32) for b in sync.buckets]
+    for buffer in buffers:
+        comm.allreduce(buffer, average=True)
+    comm.barrier()
+    start_alone = time.perf_counter()
+    for _ in range(iterations):
+        for buffer in buffers:
+            comm.allreduce(buffer, average=True)
+    alone = (time.perf_counter() - start_alone) / iterations
+    comm.close()
+    return {
+        "iteration_ms": seconds / iterations * 1e3,
+        "comm_ms": (after["comm_seconds"] - before["comm_seconds"]) / iterations * 1e3,
+        "alone_ms": alone * 1e3,
+        "wait_ms": (after["wait_seconds"] - before["wait_seconds"]) / iterations * 1e3,
+        "buckets": len(sync.buckets),
+    }
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    rank, world = args.rank, args.world
+    sizes = [int(mb * (1 << 20)) for mb in args.sizes_mb]
+    if args.worker == "ours":
+        rows = run_ours(rank, world, sizes, args)
+    elif args.worker == "gloo":
+        rows = run_gloo(rank, world, sizes, args)
+    elif args.worker == "overlap":
+        rows = [
+            overlap_rank(rank, world, args.net, args.first_bucket, args.bucket, args.iterations)
+        ]
+    elif args.worker == "ring-link":
+        rows = [
+            {
+                "bytes_per_second": ring_link_rank(
+                    rank, world, args.link_bytes, int(max(args.sizes_mb) * (1 << 20))
+                )
+            }
+        ]
+    else:
+        raise ValueError(args.worker)
+    print(json.dumps(rows), flush=True)
+
+
+# ---- the driver --------------------------------------------------------------------------
+
+
+def spawn(kind: str, world: int, args: argparse.Namespace, env: dict) -> list[list[dict]]:
+    procs = []
+    for rank in range(world):
+        options = {
+            "--worker": kind,
+            "--rank": rank,
+            "--world": world,
+            "--segment-kb": args.segment_kb,
+            "--window": args.window,
+            "--socket-buffer-kb": args.socket_buffer_kb,
+            "--link-bytes": args.link_bytes,
+            "--net": args.net,
+            "--first-bucket": args.first_bucket,
+            "--bucket": args.bucket,
+            "--iterations": args.iterations,
+        }
+        if args.no_send_thread:
+            options["--no-send-thread"] = ""
+        command = [sys.executable, __file__, "--sizes-mb", *map(str, args.sizes_mb)]
+        for flag, value in options.items():
+            command += [flag, str(value)] if value != "" else [flag]
+        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
+    outputs = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"{kind} rank failed with exit code {proc.returncode}")
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    return outputs
+
+
+def base_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "python"), env.get("PYTHONPATH", "")])
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def measure_backend(kind: str, world: int, args: argparse.Namespace) -> list[dict]:
+    env = base_env()
+    if kind == "ours":
+        from caffeonspark.distributed.rendezvous import RendezvousServer
+
+        secret = os.urandom(16)
+        server = RendezvousServer(world, secret).start(120)
+        env.update(BENCH_SECRET=secret.hex(), BENCH_RENDEZVOUS=server.address)
+        try:
+            outputs = spawn(kind, world, args, env)
+        finally:
+            server.close()
+    else:
+        with tempfile.TemporaryDirectory() as folder:
+            env["BENCH_STORE"] = f"file://{folder}/store"
+            outputs = spawn(kind, world, args, env)
+    rows = []
+    for index, row in enumerate(outputs[0]):
+        slowest = max(output[index]["seconds"] for output in outputs)
+        wrong = sum(output[index]["wrong"] for output in outputs)
+        rows.append(dict(row, seconds=slowest, wrong=wrong))
+    return rows
+
+
+def single_stream_speed(total: int) -> float:
+    server = socket.create_server(("127.0.0.1", 0))
+    address = f"127.0.0.1:{server.getsockname()[1]}"
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'tools')!r}); "
+        f"import bench_allreduce as b; b.link_worker('send', {address!r}, {total})"
+    )
+    sender = subprocess.Popen([sys.executable, "-c", code])
+    conn, _ = server.accept()
+    buffer = bytearray(CHUNK)
+    received = 0
+    start = time.perf_counter()
+    while received < total:
+        n = conn.recv_into(buffer)
+        if n == 0:
+            break
+        received += n
+    seconds = time.perf_counter() - start
+    sender.wait()
+    conn.close()
+    server.close()
+    return received / seconds
+
+
+def ring_stream_speed(world: int, args: argparse.Namespace) -> float:
+    env = base_env()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1]
+    env["BENCH_BASE_PORT"] = str(max(20000, min(base, 60000 - world)))
+    outputs = spawn("ring-link", world, args, env)
+    return min(output[0]["bytes_per_second"] for output in outputs)
+
+
+def measure_overlap(args: argparse.Namespace) -> None:
+    from caffeonspark.distributed.rendezvous import RendezvousServer
+
+    world = args.ranks[0]
+    print(
+        f"# overlap: {world} ranks, 1 thread each; per iteration, mean over ranks, best of "
+        f"{args.repeats} rounds"
+    )
+    print(
+        "| net | buckets (first/cap) | # | 1 rank ms | iteration ms | comm in training ms "
+        "| comm alone ms | exposed ms | hidden |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for net in NETS:
+        for label, first, cap in [("1 rank", 1 << 20, 25 << 20), *BUCKETS]:
+            size = 1 if label == "1 rank" else world
+            best = None
+            for _ in range(args.repeats):
+                env = base_env()
+                secret = os.urandom(16)
+                server = RendezvousServer(size, secret).start(120)
+                env.update(BENCH_SECRET=secret.hex(), BENCH_RENDEZVOUS=server.address)
+                env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tools"), env["PYTHONPATH"]])
+                run = argparse.Namespace(**vars(args))
+                run.net, run.first_bucket, run.bucket = net, first, cap
+                try:
+                    rows = [out[0] for out in spawn("overlap", size, run, env)]
+                finally:
+                    server.close()
+                row = {key: sum(r[key] for r in rows) / len(rows) for key in rows[0]}
+                if best is None or row["iteration_ms"] < best["iteration_ms"]:
+                    best = row
+            if label == "1 rank":
+                alone = best["iteration_ms"]
+                continue
+            cost = best["alone_ms"]
+            hidden = min(1.0, max(0.0, 1 - best["wait_ms"] / cost)) if cost > 0 else 0.0
+            print(
+                f"| {net} | {label} | {best['buckets']:.0f} | {alone:.1f} | "
+                f"{best['iteration_ms']:.1f} | {best['comm_ms']:.2f} | {cost:.2f} | "
+                f"{best['wait_ms']:.2f} | {100 * hidden:.0f}% |",
+                flush=True,
+            )
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def fmt_row(row: dict, world: int) -> tuple[float, float, float, int]:
+    algbw = row["size"] / row["seconds"] / 1e9
+    busbw = algbw * 2 * (world - 1) / world
+    return row["seconds"] * 1e3, algbw, busbw, row["wrong"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ranks", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--sizes-mb", type=float, nargs="+", default=[1, 16, 64, 256])
+    parser.add_argument("--backends", nargs="+", default=["ours", "gloo"])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--segment-kb", type=int, default=512)
+    parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--socket-buffer-kb", type=int, default=4096)
+    parser.add_argument("--no-send-thread", action="store_true")
+    parser.add_argument("--link-bytes", type=int, default=2 << 30)
+    parser.add_argument("--overlap", action="store_true")
+    parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--net", default="lenet")
+    parser.add_argument("--first-bucket", type=int, default=1 << 20)
+    parser.add_argument("--bucket", type=int, default=25 << 20)
+    parser.add_argument("--worker", default="")
+    parser.add_argument("--rank", type=int, default=0)
+    parser.add_argument("--world", type=int, default=1)
+    args = parser.parse_args()
+    if args.worker:
+        worker_main(args)
+        return
+    if args.overlap:
+        measure_overlap(args)
+        return
+
+    cores = os.cpu_count()
+    print(
+        f"# {cores} cores; float32 sum; time = slowest rank's mean, best of {args.repeats} "
+        "rounds; busbw = algbw*2(n-1)/n"
+    )
+    print(f"# load average at start: {load_average()}")
+    link = max(single_stream_speed(args.link_bytes) for _ in range(args.repeats)) / 1e9
+    print(f"# link 1 stream: {link:.2f} GB/s")
+    for world in args.ranks:
+        ring_link = max(ring_stream_speed(world, args) for _ in range(args.repeats)) / 1e9
+        print(f"\n## {world} ranks   link ring {world}: {ring_link:.2f} GB/s per rank")
+        # Backends alternate, `repeats` rounds; each size keeps its best round (the machine
+        # may be shared: the best round is the least disturbed one).
+        results: dict[str, list[dict]] = {}
+        for _ in range(args.repeats):
+            for kind in args.backends:
+                rows = measure_backend(kind, world, args)
+                best = results.setdefault(kind, rows)
+                for index, row in enumerate(rows):
+                    if row["seconds"] < best[index]["seconds"]:
+                        best[index] = dict(row, wrong=max(row["wrong"], best[index]["wrong"]))
+                    else:
+                        best[index]["wrong"] = max(row["wrong"], best[index]["wrong"])
+        header = f"| {'size':>8} | {'count':>10} |"
+        for kind in args.backends:
+            header += f" {kind} ms | algbw | busbw | #wrong |"
+        header += " busbw ours/gloo | ours/link 1 | ours/link ring |"
+        print(header)
+        print("|" + "---|" * (header.count("|") - 1))
+        for index, size in enumerate(args.sizes_mb):
+            line = f"| {size:>6g}MB | {results[args.backends[0]][index]['count']:>10} |"
+            busbws = {}
+            for kind in args.backends:
+                ms, algbw, busbw, wrong = fmt_row(results[kind][index], world)
+                busbws[kind] = busbw
+                line += f" {ms:8.2f} | {algbw:5.2f} | {busbw:5.2f} | {wrong} |"
+            ours = busbws.get("ours", float("nan"))
+            gloo = busbws.get("gloo", float("nan"))
+            line += f" {ours / gloo:5.2f} | {ours / link:5.2f} | {ours / ring_link:5.2f} |"
+            print(line, flush=True)
+    print(f"\n# load average at end: {load_average()}")
+
+
+if __name__ == "__main__":
+    main()
