@@ -1,5 +1,6 @@
 """Fixture of the Spark tests: one local[2] SparkSession per module (skipped without pyspark
-or Java); its Python workers import this checkout's caffeonspark."""
+or Java); its Python workers import this checkout's caffeonspark and tests/spark (for the
+stand-in allreduce trainer, fake_comm.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import shutil
 
 import pytest
-from spark_util import PYTHON_DIR
+from spark_util import PYTHON_DIR, TESTS_DIR
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def spark():
         .appName("caffeonspark-tests")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.executorEnv.PYTHONPATH", str(PYTHON_DIR))
+        .config("spark.executorEnv.PYTHONPATH", f"{PYTHON_DIR}{os.pathsep}{TESTS_DIR}")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

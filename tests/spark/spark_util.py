@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
+TESTS_DIR = Path(__file__).resolve().parent
 
 
 def write_lenet(

@@ -202,6 +202,23 @@ def test_cluster_too_small_or_allreduce_missing_fail_before_any_stage(trained, s
     assert not (root / "x.model").exists()
 
 
+def test_two_ranks_meet_through_the_allreduce_seam(spark, digits, anchors, tmp_path):
+    # fake_comm.train_rank stands in for caffeonspark.distributed.train_rank: it checks the
+    # addresses, listeners and secret each barrier task gets, then trains its rank alone.
+    solver = write_lenet(
+        tmp_path, anchors, "memory", f"file:{digits.train}", f"file:{digits.test}",
+        max_iter=10, display=0,
+    )
+    conf = Config(spark, ["-train", "-conf", str(solver), "-model", str(tmp_path / "two.model"),
+                          "-clusterSize", "2", "-connection", "ethernet"])
+    cos = CaffeOnSpark(spark, trainer="fake_comm:train_rank")
+    summaries = cos.train(DataSource.getSource(conf, True))
+    assert [(s["rank"], s["iter"], s["rows"]) for s in summaries] == [
+        (0, 10, N_TRAIN // 2), (1, 10, N_TRAIN // 2)
+    ]
+    assert (tmp_path / "two.model").is_file()
+
+
 def test_unreadable_source_or_missing_solver_stop_before_training(spark, anchors, tmp_path):
     missing = tmp_path / "no_such_lmdb"
     solver = write_lenet(tmp_path / "a", anchors, "memory", f"file:{missing}", f"file:{missing}")
@@ -217,6 +234,28 @@ def test_unreadable_source_or_missing_solver_stop_before_training(spark, anchors
     with pytest.raises(errors.IoError, match="-conf: solver file '.*nowhere.prototxt'"):
         Config(spark, ["-train", "-conf", str(tmp_path / "nowhere.prototxt"), "-model", "m"])
     assert not (tmp_path / "m").exists()
+
+
+def test_data_layer_source_reads_the_same_rows(trained, digits, tmp_path, spark):
+    # Caffe's own LeNet (Data layers, backend LMDB) scores the model exactly as the
+    # MemoryData net does on the same rows.
+    root, conf, cos, _ = trained
+    examples = PYTHON_DIR.parent / "examples" / "mnist"
+    net = (examples / "lenet_train_test.prototxt").read_text()
+    net = net.replace("data/mnist/mnist_train_lmdb", str(digits.train))
+    net = net.replace("data/mnist/mnist_test_lmdb", str(digits.test))
+    (tmp_path / "net.prototxt").write_text(net)
+    (tmp_path / "solver.prototxt").write_text(
+        'net: "net.prototxt"\ntest_iter: 1\nbase_lr: 0.01\nmax_iter: 1\nlr_policy: "fixed"\n'
+    )
+    data_conf = Config(["-test", "-conf", str(tmp_path / "solver.prototxt"), "-model",
+                        str(root / "lenet.caffemodel"), "-output", str(tmp_path / "out")])
+    source = DataSource.getSource(data_conf, False)
+    assert type(source).__name__ == "FileSource" and source.item_shape == (1, 28, 28)
+    expected = cos.test(DataSource.getSource(conf, False))
+    got = cos.test(source)
+    np.testing.assert_allclose(got["accuracy"], expected["accuracy"], rtol=1e-6)
+    np.testing.assert_allclose(got["loss"], expected["loss"], rtol=1e-5)
 
 
 def test_command_line_trains_then_extracts_features(spark, digits, anchors, tmp_path):
@@ -240,4 +279,5 @@ def test_python_m_driver_checks_flags_before_spark(tmp_path):
     )
     assert result.returncode == 2
     assert "-clusterSize wants an integer, got 'x'" in result.stderr
+    assert "Warning" not in result.stderr  # the module runs once, not imported twice
     assert time.perf_counter() - started < 30  # no JVM was started

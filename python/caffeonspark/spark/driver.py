@@ -79,9 +79,13 @@ def _phase_data_layer(net: caffe_pb2.NetParameter, state: caffe_pb2.NetState) ->
 
 
 class CaffeOnSpark:
-    """The driver: one engine per Spark task. `spark` is a SparkSession (or SparkContext)."""
+    """The driver: one engine per Spark task. `spark` is a SparkSession (or SparkContext);
+    `timeout` bounds each blocking wait between ranks; `trainer` ("module:function") is the
+    allreduce trainer used with -clusterSize > 1 (seam.py has its contract)."""
 
-    def __init__(self, spark: Any, timeout: float = 300.0) -> None:
+    def __init__(
+        self, spark: Any, timeout: float = 300.0, trainer: str = seam.DEFAULT_TRAINER
+    ) -> None:
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
 
@@ -89,6 +93,7 @@ class CaffeOnSpark:
             spark = SparkSession.builder.getOrCreate()
         self.spark = spark
         self.timeout = float(timeout)
+        self.trainer = trainer  # the allreduce trainer with -clusterSize > 1 (seam.py)
 
     # -- training --------------------------------------------------------------------------
 
@@ -123,7 +128,7 @@ class CaffeOnSpark:
         n = placement.cluster_size(conf, self.spark)
         placement.check_slots(self.spark, n)
         if n > 1:
-            seam.distributed_trainer()  # fails fast while the allreduce is missing
+            seam.distributed_trainer(self.trainer)  # fails fast while it is missing
         if conf.devices > 1:
             log.warning("-devices %d: this build runs one CPU engine per rank", conf.devices)
         plan = self._train_plan(source, n, validation)
@@ -191,6 +196,7 @@ class CaffeOnSpark:
             seed=int(param.random_seed) if param.random_seed >= 0 else 0,
             connection=conf.connection,
             timeout=self.timeout,
+            trainer=self.trainer,
         )
 
     def _validation_frame(self, rows: list[Any]) -> Any:

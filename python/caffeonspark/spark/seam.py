@@ -22,12 +22,16 @@ The contract the comm side implements (one function):
     # the gradients summed over ranks before each update; return when done. Failures raise
     # caffeonspark.errors.CommError / PeerTimeout naming the peer's rank and address.
 
-`distributed_trainer()` finds that function (NotImplementedError naming the missing allreduce
-while the comm branch is not merged; the driver calls it before any stage starts).
+`distributed_trainer(spec)` finds that function ("module:function", default
+DEFAULT_TRAINER; CaffeOnSpark(spark, trainer=...) names another, e.g. the tests' stand-in):
+NotImplementedError naming the missing allreduce while the comm branch is not merged; the
+driver calls it before any stage starts, each task again before training.
 `rendezvous(ctx)` runs in the barrier task: it binds the listener, and every rank learns
 all addresses and rank 0's secret through BarrierTaskContext.allGather (the coordinator's
 channel, inside Spark's own RPC; the secret is never part of the serialised task).
-Tests: tests/spark/test_spark.py (the NotImplementedError), the comm branch's own tests.
+Tests: tests/spark/test_spark.py (the NotImplementedError; two ranks through a stand-in
+trainer, tests/spark/fake_comm.py, that checks addresses, listener and secret and trains
+each rank alone), the comm branch's own tests.
 """
 
 from __future__ import annotations
@@ -39,7 +43,15 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["distributed_trainer", "rendezvous", "train_distributed", "MISSING_ALLREDUCE"]
+__all__ = [
+    "DEFAULT_TRAINER",
+    "MISSING_ALLREDUCE",
+    "distributed_trainer",
+    "rendezvous",
+    "train_distributed",
+]
+
+DEFAULT_TRAINER = "caffeonspark.distributed:train_rank"
 
 MISSING_ALLREDUCE = (
     "-clusterSize > 1 needs the ring allreduce between engines "
@@ -48,17 +60,23 @@ MISSING_ALLREDUCE = (
 )
 
 
-def distributed_trainer() -> Callable[..., None]:
-    """caffeonspark.distributed.train_rank, or NotImplementedError saying what is missing."""
+def distributed_trainer(spec: str = DEFAULT_TRAINER) -> Callable[..., None]:
+    """The function `spec` ("module:function") names, or NotImplementedError saying what is
+    missing (for the default, the allreduce of caffeonspark.distributed)."""
+    module_name, _, name = spec.partition(":")
     try:
-        module = importlib.import_module("caffeonspark.distributed")
+        module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:
-        if err.name not in ("caffeonspark.distributed",):
-            raise
-        raise NotImplementedError(MISSING_ALLREDUCE) from None
-    trainer = getattr(module, "train_rank", None)
+        if err.name is None or not module_name.startswith(err.name):
+            raise  # the module exists but something it imports does not
+        if spec == DEFAULT_TRAINER:
+            raise NotImplementedError(MISSING_ALLREDUCE) from None
+        raise NotImplementedError(f"trainer '{spec}': no module '{module_name}'") from None
+    trainer = getattr(module, name or "train_rank", None)
     if trainer is None:
-        raise NotImplementedError(MISSING_ALLREDUCE)
+        if spec == DEFAULT_TRAINER:
+            raise NotImplementedError(MISSING_ALLREDUCE)
+        raise NotImplementedError(f"trainer '{spec}': '{module_name}' has no '{name}'")
     return trainer
 
 
@@ -88,9 +106,16 @@ def rendezvous(ctx: Any) -> tuple[list[str], socket.socket, bytes]:
     return addresses, listener, secret
 
 
-def train_distributed(solver: Any, ctx: Any, world_size: int, connection: str, timeout: float) -> None:
-    """Rendezvous, then hand the rank's solver to caffeonspark.distributed.train_rank."""
-    train_rank = distributed_trainer()
+def train_distributed(
+    solver: Any,
+    ctx: Any,
+    world_size: int,
+    connection: str,
+    timeout: float,
+    trainer: str = DEFAULT_TRAINER,
+) -> None:
+    """Rendezvous, then hand the rank's solver to the trainer (train_rank)."""
+    train_rank = distributed_trainer(trainer)
     addresses, listener, secret = rendezvous(ctx)
     try:
         train_rank(

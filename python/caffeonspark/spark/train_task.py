@@ -57,6 +57,7 @@ class TrainPlan:
     seed: int
     connection: str
     timeout: float
+    trainer: str  # "module:function" of the allreduce trainer (seam.DEFAULT_TRAINER)
 
 
 def setup_executor(resize: bool, threads: int) -> None:
@@ -165,7 +166,9 @@ class TrainTask:
             else:
                 from caffeonspark.spark.seam import train_distributed
 
-                train_distributed(solver, ctx, plan.world_size, plan.connection, plan.timeout)
+                train_distributed(
+                    solver, ctx, plan.world_size, plan.connection, plan.timeout, plan.trainer
+                )
             if rank == 0:
                 solver.net.save(plan.model_path)
                 log.info("rank 0: model written to %s", plan.model_path)
