@@ -77,8 +77,8 @@ def engine_reference(conf: Config, model: str, test_lmdb) -> tuple[dict, np.ndar
     layer.memory_data_param.batch_size = N_TEST
     net = engine.Net(net_param, phase=engine.TEST)
     net.copy_from(model)
-    with LmdbSource(test_lmdb) as source:
-        (chunk,) = list(source.epoch(0)) if N_TEST <= 256 else None
+    with LmdbSource(test_lmdb, chunk_size=N_TEST) as source:
+        (chunk,) = list(source.epoch(0))
     net.memory_data_feeder(layer.name).push(chunk.data, chunk.labels)
     outputs = net.forward(blobs=["ip2"])
     net.close()

@@ -219,7 +219,9 @@ class Config:
 
     def __repr__(self) -> str:
         given = " ".join(
-            f"-{n}" if FLAGS[n].kind is bool else f"-{n} {self._values[n]}" for n in self.given
+            f"-{n}" if FLAGS[n].kind is bool else f"-{n} {self._values[n]}"
+            for n in FLAGS
+            if n in self.given
         )
         return f"Config({given!r})"
 
