@@ -71,9 +71,12 @@ def test_bad_inputs_name_the_file(tmp_path):
         cli.main(["time", "-model", str(missing)])
 
 
-def test_spark_mode_flags_say_what_is_missing():
-    with pytest.raises(NotImplementedError, match="Spark mode"):
-        cli.main(["-train", "-conf", "solver.prototxt"])
+def test_spark_mode_flags_reach_the_spark_driver_which_checks_them_first(tmp_path, capsys):
+    # Checked before any Spark starts: exit status 2 and the flag at fault on stderr.
+    assert cli.main(["-train", "-conf", str(tmp_path / "solver.prototxt")]) == 2
+    assert "-conf: solver file" in capsys.readouterr().err
+    assert cli.main(["-clusterSize", "2", "-bogus"]) == 2
+    assert "Unrecognized option: -bogus" in capsys.readouterr().err
 
 
 def test_weights_and_snapshot_are_exclusive(small_lenet):

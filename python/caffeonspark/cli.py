@@ -13,9 +13,11 @@ gradients over a TCP ring (python/caffeonspark/distributed/launcher.py): each re
 shard of the training data, rank 0 displays, tests and snapshots; -threads is per rank
 (default: cores / N). The command exits non-zero with the first rank's error.
 Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` or
-`--solver`), as Caffe's gflags do. CaffeOnSpark's own single-dash mode flags (`-train
--conf ...`) belong to the Spark driver and are recognised separately.
-Tests: tests/test_cli.py.
+`--solver`), as Caffe's gflags do. A command line that starts with one of CaffeOnSpark's
+own flags instead of a verb (`caffeonspark -train -conf S -model file:/tmp/m -clusterSize 1`,
+every flag of shared/anchors/caffeonspark/FLAGS.md) runs the Spark driver
+(caffeonspark/spark/driver.py) on an embedded local[clusterSize] Spark.
+Tests: tests/test_cli.py, tests/spark/test_spark.py.
 """
 
 from __future__ import annotations
@@ -33,8 +35,16 @@ from caffeonspark.cli_data import add_data_verbs
 log = logging.getLogger("caffeonspark")
 _DATA_VERBS: dict = {}
 
-# CaffeOnSpark's single-dash mode flags; with one of these first, the Spark driver runs.
-SPARK_MODE_FLAGS = ("-train", "-test", "-features", "-conf")
+
+
+def is_spark_mode(args: Sequence[str]) -> bool:
+    """True when the command line starts with a CaffeOnSpark flag (-train, -conf, ...)."""
+    from caffeonspark.spark.config import FLAGS
+
+    if not args or not args[0].startswith("-"):
+        return False
+    name = args[0].lstrip("-").split("=", 1)[0]
+    return name in FLAGS
 
 
 def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
@@ -90,11 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    if args_list and args_list[0] in SPARK_MODE_FLAGS:
-        raise NotImplementedError(
-            "CaffeOnSpark's Spark mode (-train/-test/-features -conf ...) is not built yet; "
-            "use `caffeonspark train -solver ...` to train locally"
-        )
+    if is_spark_mode(args_list):
+        from caffeonspark.spark.driver import main as spark_main
+
+        return spark_main(args_list)
     args = build_parser().parse_args(args_list)
     if getattr(args, "threads", None) and getattr(args, "world_size", 1) <= 1:
         from caffeonspark import engine

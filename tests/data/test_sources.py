@@ -1,5 +1,5 @@
 """Partitioned sources (python/caffeonspark/data/sources/): for LMDB, Parquet (image schema
-and numeric columns), SequenceFile and NumPy, n readers together see every record exactly
+and numeric columns), SequenceFile, NumPy and Arrow (IPC file or in-memory table), n readers together see every record exactly
 once per epoch (n = 1, 2, 3, 7), with or without the seeded per-epoch shuffle, and get the
 original pixels and labels; the batching rule at epoch boundaries (drop / wrap / partial);
 encoded records with resize; errors naming the source and the key or row."""
@@ -19,6 +19,7 @@ from caffeonspark.data.lmdb_writer import write_lmdb
 from caffeonspark.data.parquet_io import lmdb_to_parquet
 from caffeonspark.data.sources import (
     SOURCE_CLASSES,
+    ArrowSource,
     LmdbSource,
     NumpySource,
     ParquetSource,
@@ -39,6 +40,10 @@ def dataset(tmp_path_factory):
     lmdb_to_parquet(root / "lmdb", root / "parquet", row_group_size=8)
     lmdb_to_seq(root / "lmdb", root / "seq" / "part-00000")
     np.savez(root / "arrays.npz", data=pixels, label=np.arange(N))
+    table = pq.read_table(root / "parquet")
+    with pa.ipc.new_file(root / "table.arrow", table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=9):  # batch edges inside partitions
+            writer.write_batch(batch)
     return root, pixels
 
 
@@ -47,6 +52,7 @@ PATHS = {
     ParquetSource: "parquet",
     SeqFileSource: "seq",
     NumpySource: "arrays.npz",
+    ArrowSource: "table.arrow",
 }
 
 
@@ -246,3 +252,26 @@ def test_uri_paths(dataset):
         assert len(source) == N
     with pytest.raises(errors.IoError, match="not on a local file system"):
         LmdbSource("hdfs:///projects/x_lmdb")
+
+
+def test_arrow_source_reads_tables_in_memory_with_select(dataset):
+    root, pixels = dataset
+    table = pq.read_table(root / "parquet").rename_columns(
+        ["id", "target", "channels", "height", "width", "encoded", "pixels"]
+    )
+    with ArrowSource(
+        table.to_batches(max_chunksize=10), select=["pixels AS data", "target AS label"],
+        partition=1, num_partitions=2, shuffle=True,
+    ) as source:
+        assert source.path == "<Arrow table>" and len(source) == N - N // 2
+        (chunk,) = list(source.epoch(0))
+        index = chunk.labels.astype(int)
+        assert sorted(index.tolist()) == list(range(N // 2, N))
+        np.testing.assert_array_equal(chunk.data, pixels[index])
+        np.testing.assert_array_equal(chunk.ids, index)
+    with pytest.raises(errors.FormatError, match=r"Arrow '<Arrow table>' lacks the column\(s\) \['data', 'label'\]"):
+        ArrowSource(table)
+    (root / "junk.arrow").write_bytes(b"not arrow")
+    with pytest.raises(errors.FormatError, match="junk.arrow' is not an Arrow IPC file"):
+        ArrowSource(root / "junk.arrow")
+    assert source_class("Arrow") is ArrowSource

@@ -41,7 +41,7 @@ from caffeonspark.data.image_codec import decode_mode
 from caffeonspark.data.lmdb_feeder import LmdbFeeder, first_datum
 from caffeonspark.data.native_queue import MemoryDataFeeder, layer_owner
 from caffeonspark.data.source_feeder import SourceFeeder
-from caffeonspark.data.sources import REMAINDER_POLICIES, ParquetSource, source_class
+from caffeonspark.data.sources import REMAINDER_POLICIES, ArrowItems, source_class
 from caffeonspark.errors import ConfigError, FormatError, IoError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
@@ -268,7 +268,7 @@ class NetFeeds:
             "decode_threads": decode_threads(),
             "owner": owner,
         }
-        if cls is ParquetSource:
+        if issubclass(cls, ArrowItems):
             options.update(
                 select=list(p.dataframe_column_select),
                 default_shape=(channels, height, width),

@@ -53,16 +53,17 @@ class SourceFeeder:
             )
         return self._transformer.transform(data)[0]
 
+    def push(self, data: np.ndarray, labels: np.ndarray) -> bool:
+        """One batch into the layer: uint8 images as they are (transformed by the layer),
+        float items through the layer's transform here. False once the layer is closed."""
+        if data.dtype == np.uint8 or self.feeder.identity_transform:
+            return self.feeder.push(data, labels)
+        return self.feeder.push_transformed(self._floats(data), labels)
+
     def run(self) -> None:
         try:
             for batch in self.source.batches(self.feeder.batch_size, remainder=self.remainder):
-                if batch.data.dtype == np.uint8:
-                    pushed = self.feeder.push(batch.data, batch.labels)
-                elif self.feeder.identity_transform:
-                    pushed = self.feeder.push(batch.data, batch.labels)
-                else:
-                    pushed = self.feeder.push_transformed(self._floats(batch.data), batch.labels)
-                if not pushed:
+                if not self.push(batch.data, batch.labels):
                     return
         except BaseException as err:  # surfaces in Forward, on the solver's thread
             self.feeder.close(err)

@@ -6,6 +6,7 @@ the contract and the batching rule), and the registry that MemoryData layers nam
     SequenceFile  SeqFileSource   alias com.yahoo.ml.caffe.SeqImageDataSource
     Parquet       ParquetSource   alias com.yahoo.ml.caffe.ImageDataFrame
     NumPy         NumpySource     (.npz with `data` and `label`)
+    Arrow         ArrowSource     (an Arrow IPC file, or a table in memory: Spark partitions)
 
 `source_class(name, owner)` resolves a name (ConfigError naming the owner and the known
 classes otherwise). Tests: tests/data/test_sources.py, tests/layers/test_memory_data_source.py.
@@ -13,6 +14,8 @@ classes otherwise). Tests: tests/data/test_sources.py, tests/layers/test_memory_
 
 from __future__ import annotations
 
+from caffeonspark.data.sources.arrow_items import ArrowItems
+from caffeonspark.data.sources.arrow_source import ArrowSource
 from caffeonspark.data.sources.base import REMAINDER_POLICIES, Batch, Chunk, Source
 from caffeonspark.data.sources.lmdb_source import LmdbSource
 from caffeonspark.data.sources.numpy_source import NumpySource
@@ -26,6 +29,8 @@ __all__ = [
     "Batch",
     "Chunk",
     "Source",
+    "ArrowItems",
+    "ArrowSource",
     "LmdbSource",
     "NumpySource",
     "ParquetSource",
@@ -38,6 +43,7 @@ SOURCE_CLASSES: dict[str, type[Source]] = {
     "SequenceFile": SeqFileSource,
     "Parquet": ParquetSource,
     "NumPy": NumpySource,
+    "Arrow": ArrowSource,
     "com.yahoo.ml.caffe.LMDB": LmdbSource,
     "com.yahoo.ml.caffe.SeqImageDataSource": SeqFileSource,
     "com.yahoo.ml.caffe.ImageDataFrame": ParquetSource,

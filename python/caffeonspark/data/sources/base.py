@@ -192,6 +192,10 @@ class Source:
             labels[i] = label
         return data, labels
 
+    def record_keys(self, ids: np.ndarray) -> list[str]:
+        """Names of records by id, for outputs keyed by sample (default: the id as text)."""
+        return [str(int(i)) for i in ids]
+
     def epoch(self, epoch: int) -> Iterator[Chunk]:
         """The local share once, as Chunks, in this epoch's order."""
         for refs in self._epoch_refs(epoch):

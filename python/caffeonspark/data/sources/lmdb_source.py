@@ -58,6 +58,11 @@ class LmdbSource(Source):
             self._index_of = {key: self._lo + i for i, key in enumerate(self.local_refs)}
         return np.fromiter((self._index_of[k] for k in refs), dtype=np.int64, count=len(refs))
 
+    def record_keys(self, ids: np.ndarray) -> list[str]:
+        """The LMDB keys (as text) of records by id."""
+        refs = self.local_refs
+        return [key_text(refs[int(i) - self._lo]) for i in ids]
+
     def _convert(self, record: tuple[bytes, bytes | None]) -> tuple[np.ndarray, float]:
         key, value = record
         where = f"{self.owner}LMDB '{self.path}' key '{key_text(key)}'"

@@ -1,0 +1,374 @@
+"""CaffeOnSpark: train, test and extract features with one engine per Spark task.
+
+    from caffeonspark.spark import CaffeOnSpark, Config, DataSource
+    conf = Config(spark, ["-train", "-conf", "solver.prototxt", "-model", "file:/tmp/m.caffemodel"])
+    cos = CaffeOnSpark(spark)
+    cos.train(DataSource.getSource(conf, True))
+    metrics = cos.test(DataSource.getSource(conf, False))     # {"accuracy": [0.98], ...}
+    df = cos.features(DataSource.getSource(conf, False))     # SampleID, label, blobs
+    validation = cos.trainWithValidation(train_source, validation_source)
+
+Training is one barrier stage (Spark's barrier execution mode, as TorchDistributor does
+it): -clusterSize tasks start together, rank = partition id; before the stage the driver
+checks the application can run them all at once (placement.py) and repartitions the data to
+one partition per rank only when the count differs. With -clusterSize 1 the task trains with
+the engine's Solver directly; with more, each task hands its solver to the ring allreduce
+through seam.py (the only place that knows caffeonspark.distributed). Model bytes never
+travel in a task: rank 0 writes -model (and snapshots, under -model's directory when
+snapshot_prefix is relative) through a temporary name and a rename; -weights / -snapshot /
+-model are read by the tasks from their paths (local paths or file: URIs, visible to every
+executor). `train()` trains only (the solver's test nets are left out); `trainWithValidation`
+materialises the validation DataFrame as Parquet beside -model (removed afterwards) and
+returns one row per test interval: `iter` and each test output as array<double>.
+
+`test()` returns {output: means over every sample} (a dict with `.dataframe`: one row, one
+array<double> column per output); `features()` a DataFrame with one row per input row:
+`SampleID` (the input's `id` column, so the result joins on it), the -label blob as a double
+when -label is given, and each -features blob as array<float>. The UDF helpers
+`floatarray2doubleUDF` (first element as double) and `floatarray2doublevectorUDF` (an MLlib
+DenseVector) are native Spark expressions, called like UDFs on a column or its name.
+
+Command line, under spark-submit or on an embedded local[clusterSize] Spark:
+    spark-submit .../caffeonspark/spark/driver.py -train -conf S -model file:/tmp/m ...
+    python -m caffeonspark.spark.driver -features ip1 -label label -conf S -model M ...
+-test / -features write their result to -output in -outputFormat (json or parquet).
+Tests: tests/spark/test_spark.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from caffeonspark.errors import CaffeOnSparkError, ConfigError
+from caffeonspark.proto import caffe_pb2
+from caffeonspark.spark import placement, seam
+from caffeonspark.spark.config import DATA_LAYER_TYPES, Config, local_path_of
+from caffeonspark.spark.infer_task import TEST_OUTPUT, InferPlan, InferTask
+from caffeonspark.spark.source import DataSource
+from caffeonspark.spark.train_task import TRAIN_OUTPUT, TrainPlan, TrainTask
+
+__all__ = ["CaffeOnSpark", "TestMetrics", "run", "main", "spark_session"]
+
+log = logging.getLogger("caffeonspark")
+
+
+class TestMetrics(dict):
+    """test()'s result: output name -> mean per value; `.dataframe` holds the same as a
+    one-row DataFrame (one array<double> column per output)."""
+
+    __test__ = False  # not a pytest class
+    dataframe: Any = None
+
+
+def _phase_data_layer(net: caffe_pb2.NetParameter, state: caffe_pb2.NetState) -> int:
+    from caffeonspark import netspec
+
+    for index, layer in enumerate(net.layer):
+        if layer.type in DATA_LAYER_TYPES and netspec.layer_included(layer, state):
+            return index
+    raise ConfigError(f"the net has no {caffe_pb2.Phase.Name(state.phase)} data layer")
+
+
+class CaffeOnSpark:
+    """The driver: one engine per Spark task. `spark` is a SparkSession (or SparkContext);
+    `timeout` bounds each blocking wait between ranks; `trainer` ("module:function") is the
+    allreduce trainer used with -clusterSize > 1 (seam.py has its contract)."""
+
+    def __init__(
+        self, spark: Any, timeout: float = 300.0, trainer: str = seam.DEFAULT_TRAINER
+    ) -> None:
+        from pyspark import SparkContext
+        from pyspark.sql import SparkSession
+
+        if isinstance(spark, SparkContext):
+            spark = SparkSession.builder.getOrCreate()
+        self.spark = spark
+        self.timeout = float(timeout)
+        self.trainer = trainer  # the allreduce trainer with -clusterSize > 1 (seam.py)
+
+    # -- training --------------------------------------------------------------------------
+
+    def train(self, source: DataSource) -> list[dict[str, Any]]:
+        """Train to the solver's max_iter; rank 0 writes -model. Returns one summary per rank
+        (rank, iter, smoothed_loss, rows, seconds)."""
+        summaries, _ = self._train(source, None)
+        return summaries
+
+    def trainWithValidation(self, train: DataSource, validation: DataSource) -> Any:  # noqa: N802
+        """Train, testing on `validation` every test_interval; a DataFrame of the tests."""
+        conf = train.conf
+        param = conf.solver_with_net()
+        if not param.test_iter or param.test_interval <= 0:
+            raise ConfigError(
+                f"-conf {conf.solver_path}: trainWithValidation needs test_iter and a positive "
+                "test_interval in the solver"
+            )
+        model = local_path_of(conf.modelPath, "model")
+        scratch = f"{model}.validation-{secrets.token_hex(4)}"
+        try:
+            validation.dataframe(self.spark).write.parquet(scratch)
+            _, rows = self._train(train, (validation, scratch))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return self._validation_frame(rows)
+
+    def _train(self, source: DataSource, validation: Any) -> tuple[list[dict], list[Any]]:
+        conf = source.conf
+        if not source.is_train:
+            raise ConfigError("train() needs the TRAIN source: DataSource.getSource(conf, True)")
+        n = placement.cluster_size(conf, self.spark)
+        placement.check_slots(self.spark, n)
+        if n > 1:
+            seam.distributed_trainer(self.trainer)  # fails fast while it is missing
+        if conf.devices > 1:
+            log.warning("-devices %d: this build runs one CPU engine per rank", conf.devices)
+        plan = self._train_plan(source, n, validation)
+        df = source.dataframe(self.spark)
+        if conf.isRddPersistent:
+            from pyspark import StorageLevel
+
+            df = df.persist(StorageLevel.DISK_ONLY)
+        df = placement.with_partitions(df, n)
+        log.info("training on %d rank(s): model %s", n, plan.model_path)
+        rows = df.mapInArrow(TrainTask(plan), TRAIN_OUTPUT, barrier=True).collect()
+        summaries = [
+            {
+                "rank": r.rank,
+                "iter": r.iter,
+                "smoothed_loss": r.values[0],
+                "rows": r.rows,
+                "seconds": r.seconds,
+            }
+            for r in sorted(rows, key=lambda r: r.rank)
+            if r.kind == "summary"
+        ]
+        if not os.path.isfile(plan.model_path):
+            raise ConfigError(f"training finished but rank 0 wrote no model at {plan.model_path}")
+        for s in summaries:
+            log.info(
+                "rank %d: %d iterations over %d rows in %.1f s, smoothed loss %.6g",
+                s["rank"], s["iter"], s["rows"], s["seconds"], s["smoothed_loss"],
+            )
+        return summaries, [r for r in rows if r.kind == "validation"]
+
+    def _train_plan(self, source: DataSource, n: int, validation: Any) -> TrainPlan:
+        conf = source.conf
+        param = conf.solver_with_net()
+        net = param.net_param
+        model = local_path_of(conf.modelPath, "model")
+        train_index = _phase_data_layer(net, conf.net_state(caffe_pb2.TRAIN))
+        net.layer[train_index].CopyFrom(source.memory_layer(source_class="Arrow"))
+        if validation is None:
+            if param.test_iter or param.test_interval:
+                log.info("train(): the solver's test nets are not run (use trainWithValidation)")
+            del param.test_iter[:]
+            param.test_interval = 0
+        else:
+            val_source, scratch = validation
+            test_index = _phase_data_layer(net, conf.net_state(caffe_pb2.TEST))
+            net.layer[test_index].CopyFrom(
+                val_source.memory_layer(source_class="Parquet", source=scratch)
+            )
+            del param.test_iter[1:]
+        if param.snapshot_prefix:
+            if not os.path.isabs(param.snapshot_prefix):
+                param.snapshot_prefix = os.path.join(os.path.dirname(model), param.snapshot_prefix)
+        else:
+            param.snapshot = 0
+            param.snapshot_after_train = False
+        return TrainPlan(
+            solver=param.SerializeToString(),
+            train_layer=train_index,
+            model_path=model,
+            weights=local_path_of(conf.weights, "weights") if conf.weights else None,
+            snapshot=local_path_of(conf.snapshot, "snapshot") if conf.snapshot else None,
+            world_size=n,
+            resize=source.reader.resize is not None,
+            seed=int(param.random_seed) if param.random_seed >= 0 else 0,
+            connection=conf.connection,
+            timeout=self.timeout,
+            trainer=self.trainer,
+        )
+
+    def _validation_frame(self, rows: list[Any]) -> Any:
+        by_iter: dict[int, dict[str, list[float]]] = {}
+        names: list[str] = []
+        for r in rows:
+            by_iter.setdefault(int(r.iter), {})[r.name] = list(r.values)
+            if r.name not in names:
+                names.append(r.name)
+        iters = sorted(by_iter)
+        columns = {"iter": pa.array(iters, pa.int64())}
+        for name in names:
+            columns[name] = pa.array([by_iter[i].get(name) for i in iters], pa.list_(pa.float64()))
+        return self.spark.createDataFrame(pa.table(columns))
+
+    # -- inference -----------------------------------------------------------------------
+
+    def _infer_plan(self, source: DataSource, features: Sequence[str], label: str | None,
+                    id_column: str | None) -> InferPlan:
+        conf = source.conf
+        net = conf.phase_net(caffe_pb2.TEST)
+        index = _phase_data_layer(net, net.state)
+        net.layer[index].CopyFrom(source.memory_layer())
+        return InferPlan(
+            net=net.SerializeToString(),
+            data_layer=index,
+            model_path=local_path_of(conf.modelPath, "model"),
+            reader=source.reader,
+            features=tuple(features),
+            label=label,
+            id_column=id_column,
+        )
+
+    def features(self, source: DataSource) -> Any:
+        """DataFrame: SampleID, the -label blob (double) if asked, each -features blob as
+        array<float>; one row per input row, joinable on the input's id."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField, StructType
+
+        conf = source.conf
+        if not conf.features:
+            raise ConfigError("features() needs -features: the blob names to extract")
+        if conf.label and conf.label in conf.features:
+            raise ConfigError(f"-label '{conf.label}' is also in -features; name it once")
+        df = source.dataframe(self.spark)
+        if "id" not in df.columns:
+            log.warning("the source has no id column; SampleID numbers its rows instead")
+            df = df.withColumn("id", F.monotonically_increasing_id())
+        fields = [StructField("SampleID", df.schema["id"].dataType)]
+        if conf.label:
+            fields.append(StructField(conf.label, DoubleType()))
+        fields += [StructField(name, ArrayType(FloatType())) for name in conf.features]
+        plan = self._infer_plan(source, conf.features, conf.label, "id")
+        return df.mapInArrow(InferTask(plan), StructType(fields))
+
+    def test(self, source: DataSource) -> TestMetrics:
+        """{output: its mean over every sample of the source}, with `.dataframe`."""
+        plan = self._infer_plan(source, (), None, None)
+        rows = source.dataframe(self.spark).mapInArrow(InferTask(plan), TEST_OUTPUT).collect()
+        sums: dict[str, np.ndarray] = {}
+        counts: dict[str, int] = {}
+        for r in rows:
+            sums[r.name] = sums.get(r.name, 0) + np.asarray(r.sums, dtype=np.float64)
+            counts[r.name] = counts.get(r.name, 0) + int(r.samples)
+        if not sums:
+            raise ConfigError(f"test(): the source {source!r} holds no rows")
+        metrics = TestMetrics({name: (sums[name] / counts[name]).tolist() for name in sums})
+        for name, values in metrics.items():
+            log.info("%s = %s", name, ", ".join(f"{v:.6g}" for v in values))
+        table = pa.table({k: pa.array([v], pa.list_(pa.float64())) for k, v in metrics.items()})
+        metrics.dataframe = self.spark.createDataFrame(table)
+        return metrics
+
+    # -- UDF helpers -------------------------------------------------------------------------
+
+    @property
+    def floatarray2doubleUDF(self) -> Any:  # noqa: N802
+        """column -> its first element as a double (e.g. a scalar feature blob)."""
+        from pyspark.sql import functions as F
+
+        def first(column: Any) -> Any:
+            column = F.col(column) if isinstance(column, str) else column
+            return column.getItem(0).cast("double")
+
+        return first
+
+    @property
+    def floatarray2doublevectorUDF(self) -> Any:  # noqa: N802
+        """column -> an MLlib DenseVector of its values (for pyspark.ml estimators)."""
+        from pyspark.ml.functions import array_to_vector
+
+        return array_to_vector
+
+    train_with_validation = trainWithValidation
+    floatarray2double_udf = floatarray2doubleUDF
+    floatarray2doublevector_udf = floatarray2doublevectorUDF
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def run(conf: Config, spark: Any) -> Any:
+    """What the flags ask: -train, then -test or -features (written to -output)."""
+    if not conf.has_mode:
+        raise ConfigError("nothing to do: give -train, -test or -features (with -conf, -model)")
+    cos = CaffeOnSpark(spark)
+    result: Any = None
+    if conf.isTraining:
+        result = cos.train(DataSource.getSource(conf, True))
+    if conf.isFeature or conf.isTest:
+        source = DataSource.getSource(conf, False)
+        output = local_path_of(conf.outputPath, "output")
+        if conf.isFeature:
+            result = cos.features(source)
+            result.write.format(conf.outputFormat).save(output)
+        else:
+            result = cos.test(source)
+            result.dataframe.coalesce(1).write.format(conf.outputFormat).save(output)
+        log.info("%s written to %s (%s)", "features" if conf.isFeature else "test results",
+                 output, conf.outputFormat)
+    return result
+
+
+def spark_session(cluster_size: int) -> tuple[Any, bool]:
+    """(session, whether we started it): the running or spark-submit one, else an embedded
+    local[cluster_size] Spark whose Python workers import this caffeonspark."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    if "PYSPARK_GATEWAY_PORT" in os.environ:  # launched by spark-submit
+        return SparkSession.builder.appName("caffeonspark").getOrCreate(), True
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    python_path = os.pathsep.join(
+        p for p in (os.path.dirname(package_root), os.environ.get("PYTHONPATH", "")) if p
+    )
+    spark = (
+        SparkSession.builder.master(f"local[{cluster_size}]")
+        .appName("caffeonspark")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", str(cluster_size))
+        .config("spark.executorEnv.PYTHONPATH", python_path)
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("WARN")
+    return spark, True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m caffeonspark.spark.driver FLAGS` / spark-submit driver.py FLAGS."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        conf = Config(args)
+        if not conf.has_mode:
+            raise ConfigError("nothing to do: give -train, -test or -features (with -conf, -model)")
+    except CaffeOnSparkError as err:
+        print(f"caffeonspark: {err}", file=sys.stderr)
+        return 2
+    spark, owned = spark_session(conf.clusterSize)
+    conf.spark = spark
+    try:
+        run(conf, spark)
+    except (CaffeOnSparkError, NotImplementedError) as err:
+        print(f"caffeonspark: {err}", file=sys.stderr)
+        return 1
+    finally:
+        if owned:
+            spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

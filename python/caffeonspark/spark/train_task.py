@@ -1,0 +1,216 @@
+"""The barrier task that trains: one engine per task, rank = partition id (executor side).
+
+    df.mapInArrow(TrainTask(plan), TRAIN_OUTPUT, barrier=True)
+
+Each task:
+1. spools its partition's Arrow record batches to an Arrow IPC file in the executor's local
+   directory (SPARK_LOCAL_DIRS, else the temp dir): the epochs that follow read it
+   memory-mapped, shuffled per epoch, through the MemoryData layer the driver rewrote to
+   `source_class: "Arrow"` (data/sources/arrow_source.py); an empty partition is an error;
+2. builds the engine's Solver from the plan's SolverParameter (net inline; this rank's
+   spool file as the TRAIN source; on ranks other than 0 no snapshots and no test nets);
+   applies -weights, then -snapshot (restored with -weights as its learned net);
+3. trains: with one rank, solver.solve() here; with more, seam.train_distributed (the
+   ring allreduce of caffeonspark.distributed);
+4. rank 0 writes the final weights to -model (temporary name, then rename), and returns one
+   summary row per rank plus, with validation, one row per test output per test interval.
+The spool file is removed when the task ends, whatever happens.
+Tests: tests/spark/test_spark.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from caffeonspark.errors import ConfigError
+from caffeonspark.proto import caffe_pb2
+
+__all__ = ["TrainPlan", "TrainTask", "TRAIN_OUTPUT", "setup_executor"]
+
+TRAIN_OUTPUT = (
+    "rank long, kind string, iter long, name string, values array<double>, rows long, "
+    "seconds double"
+)
+
+log = logging.getLogger("caffeonspark")
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """Everything a training task needs; small (no weights: those are read from paths)."""
+
+    solver: bytes  # serialized SolverParameter, net inline, data layers rewritten
+    train_layer: int  # index in solver.net_param.layer of the TRAIN MemoryData (Arrow)
+    model_path: str  # local path rank 0 writes the final weights to
+    weights: str | None
+    snapshot: str | None
+    world_size: int
+    resize: bool
+    seed: int
+    connection: str
+    timeout: float
+    trainer: str  # "module:function" of the allreduce trainer (seam.DEFAULT_TRAINER)
+
+
+def setup_executor(resize: bool, threads: int) -> None:
+    """Per-task engine settings (Python workers are reused, so set every one)."""
+    from caffeonspark import engine
+    from caffeonspark.data import feeders
+
+    logger = logging.getLogger("caffeonspark")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    engine.set_num_threads(max(1, int(threads)))
+    feeders.set_default_shard(0, 1)  # the partition is this rank's share already
+    feeders.set_default_resize(resize)
+
+
+def local_dir() -> str:
+    dirs = [d for d in os.environ.get("SPARK_LOCAL_DIRS", "").split(",") if d]
+    return dirs[0] if dirs and os.path.isdir(dirs[0]) else tempfile.gettempdir()
+
+
+def spool(batches: Iterator[pa.RecordBatch], path: str) -> int:
+    """Write the batches to an Arrow IPC file; returns the row count."""
+    rows = 0
+    writer = None
+    try:
+        for batch in batches:
+            if writer is None:
+                writer = pa.ipc.new_file(path, batch.schema)
+            if batch.num_rows:
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def _rank_solver(plan: TrainPlan, rank: int, spool_path: str) -> caffe_pb2.SolverParameter:
+    param = caffe_pb2.SolverParameter.FromString(plan.solver)
+    param.net_param.layer[plan.train_layer].memory_data_param.source = spool_path
+    if rank != 0:
+        param.snapshot = 0
+        param.snapshot_after_train = False
+        del param.test_iter[:]
+        param.test_interval = 0
+    return param
+
+
+def _restore(solver, snapshot: str, weights: str, workdir: str) -> None:
+    """-snapshot with -weights: the state's own learned_net is replaced by -weights."""
+    from caffeonspark import hdf5_io, model_io
+
+    if hdf5_io.is_hdf5_path(snapshot):
+        solver.restore(snapshot)
+        solver.net.copy_from(weights)
+        return
+    state = model_io.read_solverstate(snapshot)
+    state.learned_net = weights
+    path = os.path.join(workdir, "resume.solverstate")
+    model_io.write_solverstate(path, state)
+    solver.restore(path)
+
+
+class TrainTask:
+    """mapInArrow function of the training barrier stage."""
+
+    def __init__(self, plan: TrainPlan) -> None:
+        self.plan = plan
+
+    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import BarrierTaskContext
+
+        ctx = BarrierTaskContext.get()
+        rank = ctx.partitionId()
+        plan = self.plan
+        setup_executor(plan.resize, ctx.cpus())
+        with tempfile.TemporaryDirectory(prefix=f"caffeonspark-rank{rank}-", dir=local_dir()) as tmp:
+            spool_path = os.path.join(tmp, "partition.arrow")
+            rows = spool(batches, spool_path)
+            if rows == 0:
+                raise ConfigError(
+                    f"rank {rank} of {plan.world_size}: its partition of the training data is "
+                    "empty; give the source at least -clusterSize rows per rank"
+                )
+            log.info("rank %d: %d training rows spooled to %s", rank, rows, spool_path)
+            yield from self._train(ctx, rank, rows, spool_path, tmp)
+
+    def _train(self, ctx, rank: int, rows: int, spool_path: str, tmp: str):
+        from caffeonspark.data import feeders
+        from caffeonspark.solver import Solver
+
+        plan = self.plan
+        feeders.set_source_defaults(shuffle=True, seed=plan.seed + rank, remainder="drop")
+        start = time.perf_counter()
+        solver = Solver(_rank_solver(plan, rank, spool_path))
+        try:
+            if plan.weights:
+                solver.net.copy_from(plan.weights)
+            if plan.snapshot:
+                _restore(solver, plan.snapshot, plan.weights or "", tmp)
+            if plan.world_size == 1:
+                solver.solve()
+            else:
+                from caffeonspark.spark.seam import train_distributed
+
+                train_distributed(
+                    solver, ctx, plan.world_size, plan.connection, plan.timeout, plan.trainer
+                )
+            if rank == 0:
+                solver.net.save(plan.model_path)
+                log.info("rank 0: model written to %s", plan.model_path)
+            seconds = time.perf_counter() - start
+            yield _summary(rank, solver, rows, seconds)
+            if rank == 0 and solver.test_results:
+                yield _validation(solver.test_results)
+        finally:
+            for net in (solver.net, *solver.test_nets):
+                net.close()
+
+
+def _summary(rank: int, solver, rows: int, seconds: float) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(
+        {
+            "rank": pa.array([rank], pa.int64()),
+            "kind": ["summary"],
+            "iter": pa.array([solver.iter], pa.int64()),
+            "name": ["smoothed_loss"],
+            "values": pa.array([[float(solver.smoothed_loss)]], pa.list_(pa.float64())),
+            "rows": pa.array([rows], pa.int64()),
+            "seconds": pa.array([seconds], pa.float64()),
+        }
+    )
+
+
+def _validation(results: list[dict]) -> pa.RecordBatch:
+    iters, names, values = [], [], []
+    for result in results:
+        for name, vals in result["outputs"].items():
+            iters.append(int(result["iter"]))
+            names.append(name)
+            values.append([float(v) for v in vals])
+    n = len(iters)
+    return pa.RecordBatch.from_pydict(
+        {
+            "rank": pa.array([0] * n, pa.int64()),
+            "kind": ["validation"] * n,
+            "iter": pa.array(iters, pa.int64()),
+            "name": names,
+            "values": pa.array(values, pa.list_(pa.float64())),
+            "rows": pa.array([0] * n, pa.int64()),
+            "seconds": pa.array([0.0] * n, pa.float64()),
+        }
+    )

@@ -1,0 +1,133 @@
+"""Config (python/caffeonspark/spark/config.py): every flag of the original (FLAGS.md) parsed
+like Apache Commons CLI, keywords and snake_case aliases, the original's attribute names, the
+solver and net read and resolved, and each bad input a clear error naming the flag. No Spark
+is started here."""
+
+from __future__ import annotations
+
+import pytest
+from spark_util import write_lenet
+
+from caffeonspark import errors
+from caffeonspark.proto import caffe_pb2
+from caffeonspark.spark.config import FLAGS, Config
+
+ORIGINAL_FLAGS = (
+    "train test features label conf model output devices clusterSize snapshot weights resize "
+    "persistent outputFormat connection lmdb_partitions imageRoot labelFile captionFile "
+    "captionLength vocabSize imageCaptionDFDir vocabDir embeddingDFDir"
+).split()
+
+
+@pytest.fixture
+def lenet(tmp_path, anchors):
+    solver = write_lenet(tmp_path, anchors, "memory", "file:/data/train", "file:/data/test")
+    (tmp_path / "lenet.model").write_bytes(b"")
+    return tmp_path, str(solver)
+
+
+def test_every_original_flag_is_known():
+    assert sorted(FLAGS) == sorted(ORIGINAL_FLAGS)
+
+
+def test_flags_parse_like_commons_cli(lenet):
+    root, solver = lenet
+    conf = Config(
+        f"-train -persistent -resize -conf {solver} -model file:{root}/lenet.model "
+        "-clusterSize 3 --devices 2 -outputFormat=Parquet -connection ethernet "
+        "-lmdb_partitions 6 -features ip1,ip2 -label label -imageRoot /img -captionLength 30"
+    )
+    assert conf.isTraining and not conf.isTest and conf.isFeature
+    assert conf.isRddPersistent and conf.resize
+    assert (conf.clusterSize, conf.cluster_size, conf.devices) == (3, 3, 2)
+    assert conf.outputFormat == conf.output_format == "parquet"
+    assert conf.features == ["ip1", "ip2"] and conf.label == "label"
+    assert conf.lmdb_partitions == conf.lmdbPartitions == 6
+    assert conf.protoFile == conf.proto_file == solver
+    assert conf.modelPath == f"file:{root}/lenet.model"
+    assert (conf.imageRoot, conf.image_root, conf.captionLength) == ("/img", "/img", 30)
+    assert conf.outputPath == "output" and conf.vocabSize == -1
+
+
+def test_defaults_and_keywords(lenet):
+    root, solver = lenet
+    conf = Config(train=True, conf=solver, model=str(root / "m"), cluster_size=2, outputFormat="json")
+    assert conf.clusterSize == 2 and conf.lmdbPartitions == 2
+    assert (conf.devices, conf.connection, conf.outputFormat) == (1, "infiniband", "json")
+    assert not conf.resize and not conf.isRddPersistent and conf.snapshotStateFile is None
+    assert Config(f"-conf {solver}").has_mode is False  # tools use Config without a mode
+
+
+def test_solver_and_net_are_read_and_resolved(lenet, monkeypatch):
+    root, solver = lenet
+    monkeypatch.chdir("/")  # the net is found beside the solver, not in the working directory
+    conf = Config(["-train", "-conf", solver, "-model", str(root / "m")])
+    assert conf.net_path == str(root / "lenet_memory_train_test.prototxt")
+    assert conf.solver_param.max_iter == 2000 and conf.net_param.name == "LeNet"
+    train, test = conf.data_layer(caffe_pb2.TRAIN), conf.data_layer(caffe_pb2.TEST)
+    assert train.memory_data_param.batch_size == 64 and test.memory_data_param.batch_size == 100
+    inline = conf.solver_with_net()
+    assert not inline.HasField("net") and len(inline.net_param.layer) == len(conf.net_param.layer)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "message"),
+    [
+        ("-train -bogus 1", errors.ConfigError, r"Unrecognized option: -bogus"),
+        ("-train -conf", errors.ConfigError, r"Missing argument for option: -conf"),
+        ("-train -model -conf x", errors.ConfigError, r"Missing argument for option: -model"),
+        ("-clusterSize two", errors.ConfigError, r"-clusterSize wants an integer, got 'two'"),
+        ("-clusterSize 0", errors.ConfigError, r"-clusterSize must be at least 1"),
+        ("-train true", errors.ConfigError, r"unexpected argument 'true' \(-train is a switch"),
+        ("-train=yes", errors.ConfigError, r"-train is a switch and takes no value"),
+        ("-model a -model b", errors.ConfigError, r"-model is given twice"),
+        ("-snapshot s.solverstate", errors.ConfigError, r"-snapshot needs -weights"),
+        ("-outputFormat csv", errors.ConfigError, r"-outputFormat must be json or parquet"),
+        ("-connection rdma", errors.ConfigError, r"-connection must be ethernet or infiniband"),
+        ("-features ,", errors.ConfigError, r"-features wants comma-separated blob names"),
+        ("-train -conf /nowhere/s.prototxt", errors.IoError, r"-conf: solver file '/nowhere"),
+    ],
+)
+def test_bad_flags_name_the_flag(args, error, message):
+    with pytest.raises(error, match=message):
+        Config(args)
+
+
+@pytest.mark.parametrize(
+    ("extra", "error", "message"),
+    [
+        ("-train", errors.ConfigError, r"-model is required"),
+        ("-train -model hdfs://nn/m", errors.ConfigError, r"-model: 'hdfs://nn/m' is not a local"),
+        ("-train -model /nowhere/m", errors.IoError, r"-model: directory '/nowhere' does not"),
+        ("-test -model {root}/missing", errors.IoError, r"-model: '.*missing' does not exist"),
+        ("-features ip2 -test -model {root}/lenet.model", errors.ConfigError, "not both"),
+        ("-features nope -model {root}/lenet.model", errors.ConfigError,
+         r"-features: the TEST net has no blob 'nope' \(blobs: accuracy, .*ip2"),
+        ("-features ip2 -label lbl -model {root}/lenet.model", errors.ConfigError,
+         r"-label: the TEST net has no blob 'lbl'"),
+        ("-train -model {root}/m -weights {root}/w.caffemodel", errors.IoError,
+         r"-weights: '.*w.caffemodel' does not exist"),
+        ("-test -model {root}/lenet.model -output {root}", errors.ConfigError,
+         r"-output: '.*' exists"),
+    ],
+)
+def test_mode_checks_name_the_flag(lenet, extra, error, message):
+    root, solver = lenet
+    with pytest.raises(error, match=message):
+        Config(f"-conf {solver} " + extra.format(root=root))
+
+
+def test_solver_problems_name_the_file(tmp_path):
+    solver = tmp_path / "s.prototxt"
+    solver.write_text('net: "absent.prototxt"\n')
+    with pytest.raises(errors.IoError, match=r"its net 'absent.prototxt' exists neither"):
+        Config(["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])
+    solver.write_text('train_net: "a.prototxt"\n')
+    with pytest.raises(errors.ConfigError, match=r"one net: name it with `net`.*`train_net`"):
+        Config(["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])
+    solver.write_text("base_lr: oops\n")
+    with pytest.raises(errors.FormatError, match=r"s.prototxt:1"):
+        Config(["-conf", str(solver)])
+    solver.write_text('net_param { name: "n" layer { name: "ip" type: "InnerProduct" } }\n')
+    with pytest.raises(errors.ConfigError, match=r"the net has no TRAIN data layer"):
+        Config(["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])
