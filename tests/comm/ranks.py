@@ -13,10 +13,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import caffeonspark
 from caffeonspark.distributed.rendezvous import RendezvousServer
 
 WORKER = Path(__file__).with_name("comm_worker.py")
-PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
+# The caffeonspark under test (checkout python/ in development, site-packages after
+# `pip install`): rank processes must import the same one.
+PYTHON_DIR = Path(caffeonspark.__file__).resolve().parents[1]
 
 
 @dataclass

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 
+import caffeonspark
 from caffeonspark import model_io
 from caffeonspark.data.convert_mnist import prepare_mnist_lmdb
 from caffeonspark.proto import caffe_pb2
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "mnist"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "comm"))  # ranks.py
-PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
+# The caffeonspark under test (checkout python/ in development, site-packages after
+# `pip install`): rank processes must import the same one.
+PYTHON_DIR = Path(caffeonspark.__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +28,7 @@ def digits(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def worker_pythonpath(monkeypatch):
-    """Rank processes import caffeonspark from this checkout."""
+    """Rank processes import the caffeonspark under test."""
     path = os.environ.get("PYTHONPATH", "")
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(PYTHON_DIR), path]))
 

@@ -1,6 +1,5 @@
 """Fixture of the Spark tests: one local[2] SparkSession per module (skipped without pyspark
-or Java); its Python workers import this checkout's caffeonspark and tests/spark (for the
-stand-in allreduce trainer, fake_comm.py)."""
+or Java); its Python workers import the caffeonspark under test and tests/spark."""
 
 from __future__ import annotations
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
+import caffeonspark
+
+# Where the caffeonspark under test lives (the checkout's python/ in development, the
+# environment's site-packages after `pip install`): Spark's Python workers import it too.
+PYTHON_DIR = Path(caffeonspark.__file__).resolve().parents[1]
+REPO_DIR = Path(__file__).resolve().parents[2]
 TESTS_DIR = Path(__file__).resolve().parent
 
 

@@ -1,6 +1,6 @@
-"""The one place the Spark driver meets the ring allreduce (caffeonspark.distributed, built on
-branch `comm`). Everything Spark-specific happens here; the allreduce side sees explicit
-addresses, a listening socket and a secret, never Spark.
+"""The one place the Spark driver meets the ring allreduce (caffeonspark.distributed).
+Everything Spark-specific happens here; the allreduce side sees explicit addresses, a
+bound listener and a secret, never Spark.
 
 The contract the comm side implements (one function):
 
@@ -12,7 +12,8 @@ The contract the comm side implements (one function):
         rank: int,         # = the barrier task's partition id
         world_size: int,   # = -clusterSize
         addresses: list[str],        # "host:port" of every rank, index = rank
-        listener: socket.socket,     # this rank's bound, listening TCP socket (addresses[rank])
+        listener,                    # this rank's bound listener (distributed.comm.listen),
+                                     # reachable at addresses[rank]
         secret: bytes,               # per-job random secret, the same on every rank
         connection: str,             # -connection: "ethernet" or "infiniband"
         timeout: float,              # seconds for the rendezvous and every blocking wait
@@ -22,22 +23,24 @@ The contract the comm side implements (one function):
     # the gradients summed over ranks before each update; return when done. Failures raise
     # caffeonspark.errors.CommError / PeerTimeout naming the peer's rank and address.
 
-`distributed_trainer(spec)` finds that function ("module:function", default
-DEFAULT_TRAINER; CaffeOnSpark(spark, trainer=...) names another, e.g. the tests' stand-in):
-NotImplementedError naming the missing allreduce while the comm branch is not merged; the
-driver calls it before any stage starts, each task again before training.
+`train_rank_on_ring` below is that function over caffeonspark.distributed (Communicator +
+DataParallel: gradient buckets reduced during backward, rank 0's state broadcast first).
+`distributed_trainer(spec)` finds a trainer by "module:function" (default DEFAULT_TRAINER;
+CaffeOnSpark(spark, trainer=...) names another); the driver resolves it before any stage
+starts, each task again before training.
 `rendezvous(ctx)` runs in the barrier task: it binds the listener, and every rank learns
 all addresses and rank 0's secret through BarrierTaskContext.allGather (the coordinator's
 channel, inside Spark's own RPC; the secret is never part of the serialised task).
-Tests: tests/spark/test_spark.py (the NotImplementedError; two ranks through a stand-in
-trainer, tests/spark/fake_comm.py, that checks addresses, listener and secret and trains
-each rank alone), the comm branch's own tests.
+Tests: tests/spark/test_spark.py (two barrier tasks training LeNet over the ring),
+tests/comm/ and tests/distributed/ (the allreduce itself).
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
+import logging
 import secrets
 import socket
 from collections.abc import Callable
@@ -49,14 +52,16 @@ __all__ = [
     "distributed_trainer",
     "rendezvous",
     "train_distributed",
+    "train_rank_on_ring",
 ]
 
-DEFAULT_TRAINER = "caffeonspark.distributed:train_rank"
+log = logging.getLogger("caffeonspark")
+
+DEFAULT_TRAINER = "caffeonspark.spark.seam:train_rank_on_ring"
 
 MISSING_ALLREDUCE = (
-    "-clusterSize > 1 needs the ring allreduce between engines "
-    "(caffeonspark.distributed.train_rank, branch `comm`), which this build does not have yet; "
-    "train with -clusterSize 1 for now"
+    "-clusterSize > 1 needs the ring allreduce between engines (caffeonspark.distributed), "
+    "which this installation lacks"
 )
 
 
@@ -86,13 +91,15 @@ def _host(ctx: Any, rank: int) -> str:
     return address.rsplit(":", 1)[0] if address else socket.gethostname()
 
 
-def rendezvous(ctx: Any) -> tuple[list[str], socket.socket, bytes]:
-    """(addresses by rank, this rank's listening socket, the job secret)."""
+def rendezvous(ctx: Any) -> tuple[list[str], Any, bytes]:
+    """(addresses by rank, this rank's bound listener, the job secret)."""
+    from caffeonspark.distributed.comm import listen
+
     rank = ctx.partitionId()
     host = _host(ctx, rank)
-    listener = socket.create_server(("", 0))
+    listener = listen("0.0.0.0", 0)
     try:
-        port = listener.getsockname()[1]
+        port = int(listener.address.rsplit(":", 1)[1])
         message = {"rank": rank, "address": f"{host}:{port}"}
         if rank == 0:
             message["secret"] = secrets.token_hex(32)
@@ -104,6 +111,39 @@ def rendezvous(ctx: Any) -> tuple[list[str], socket.socket, bytes]:
     addresses = [m["address"] for m in by_rank]
     secret = bytes.fromhex(by_rank[0]["secret"])
     return addresses, listener, secret
+
+
+def train_rank_on_ring(
+    solver: Any,
+    *,
+    rank: int,
+    world_size: int,
+    addresses: list[str],
+    listener: Any,
+    secret: bytes,
+    connection: str,
+    timeout: float,
+) -> None:
+    """The default trainer: join the TCP ring, take rank 0's state, train with gradients
+    averaged over ranks (Caffe's multi-GPU rule) until max_iter."""
+    from caffeonspark.distributed.comm import CommOptions, Communicator
+    from caffeonspark.distributed.data_parallel import DataParallel
+
+    if connection != "ethernet":
+        log.warning("-connection %s: RDMA is not built; rank %d uses TCP", connection, rank)
+    job_id = hashlib.sha256(b"caffeonspark job " + secret).hexdigest()[:16]
+    comm = Communicator(listener, rank, addresses, secret, job_id, CommOptions(timeout=timeout))
+    sync = None
+    try:
+        sync = DataParallel(solver, comm)
+        solver.solve()
+        sync.detach()
+    except BaseException as error:
+        if sync is not None:
+            sync.detach()
+        comm.abort(f"{type(error).__name__}: {error}")
+        raise
+    comm.close()
 
 
 def train_distributed(
