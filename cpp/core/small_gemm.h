@@ -6,8 +6,9 @@
 //   be read as stored or transposed, no packing); B and C row-major with leading dims ldb, ldc.
 //
 // Contract: every C element is one running sum over l in ascending order, whatever the
-// blocking, so a given shape always gives the same bits (determinism per thread count is the
-// caller's: it decides which thread computes what). Operands are read in place: the kernel
+// blocking, so a given shape always gives the same bits, whatever the thread count. Called
+// outside an OpenMP parallel region, a large product splits its rows over the engine's
+// threads (core/math.h num_threads); inside one it stays on the calling thread. Operands are read in place: the kernel
 // keeps an M-block × N-block tile of C in vector registers, broadcasts A and loads rows of B.
 // Reads stay inside the M×L, L×N and M×N regions (ragged edges go through a zero-padded copy).
 // Cost: 2·M·N·L flops at 130-150 GFLOP/s per AVX-512 core for the conv shapes (OpenBLAS

@@ -22,9 +22,10 @@
 // forward: M/g % 16 == 0) or input channels (data gradient, stride 1, pad <= dilation·(k−1),
 // C/g % 16 == 0: a correlation of the padded output gradient with the flipped kernel, no
 // col2im). The rest unfolds with im2col/col2im; 1×1 kernels with stride 1 and no padding read
-// the image as its own column matrix. Images are spread over OpenMP
-// threads, each with its own workspace; weight-gradient accumulators are summed in thread
-// order, so results repeat for a given thread count.
+// the image as its own column matrix. Images are spread over OpenMP threads, each with its own
+// workspace (a single image's products split their rows over the threads instead); weight-
+// and bias-gradient accumulators are summed in thread order, so results repeat for a given
+// thread count.
 // Code: convolution.cc (parameters, shapes, layers), convolution_products.cc (the products).
 // Tests: tests/layers/test_convolution.py (+ the golden nets in tests/net/).
 #pragma once
