@@ -7,6 +7,11 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/math.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace caffeonspark {
 
@@ -175,6 +180,56 @@ void ColumnBlocks(int M, int N, const Operands& o) {
   }
 }
 
+// The contraction in nearly equal chunks about kDepth deep: a chunk of B (kDepth rows of a
+// column block) stays in cache while every row tile uses it (AlexNet conv3 forward, L = 2304:
+// 109 -> 129 GFLOP/s; CIFAR shapes unchanged). Later chunks continue each C element's running
+// sum from memory (stores and loads are exact), so the bits are those of one pass.
+constexpr int kDepth = 256;
+
+template <Form F>
+void Chunked(int M, int N, const Operands& o) {
+  const int chunks = std::max(1, (o.L + kDepth / 2) / kDepth);
+  for (int i = 0, l0 = 0; i < chunks; ++i) {
+    Operands chunk = o;
+    chunk.L = (o.L - l0) / (chunks - i);
+    chunk.accumulate = o.accumulate || l0 > 0;
+    if constexpr (F == Form::kRows) chunk.a += l0;
+    if constexpr (F == Form::kColumns) chunk.a += l0 * o.a_col;
+    if constexpr (F == Form::kGather) chunk.a_cols += l0;
+    chunk.b += l0 * o.ldb;
+    ColumnBlocks<F>(M, N, chunk);
+    l0 += chunk.L;
+  }
+}
+
+// Outside a parallel region, large products split their rows over the engine's threads (one
+// image of a convolution, batch 1); each element is still one tile's sum over l in order, so
+// the result does not depend on the split.
+template <Form F>
+void Run(int M, int N, const Operands& o) {
+#ifdef _OPENMP
+  const int threads = omp_in_parallel() ? 1 : num_threads();
+#else
+  const int threads = 1;
+#endif
+  const int parts = std::min(threads, M / 32);
+  if (parts <= 1 || 2.0 * M * N * o.L < 4e6) {
+    Chunked<F>(M, N, o);
+    return;
+  }
+#pragma omp parallel for num_threads(parts) schedule(static)
+  for (int p = 0; p < parts; ++p) {
+    const int m0 = static_cast<int>(static_cast<long>(M) * p / parts);
+    const int m1 = static_cast<int>(static_cast<long>(M) * (p + 1) / parts);
+    Operands rows = o;
+    if constexpr (F == Form::kRows) rows.a += m0 * o.a_row;
+    if constexpr (F == Form::kColumns) rows.a += m0;
+    if constexpr (F == Form::kGather) rows.a_rows += m0;
+    rows.c += m0 * o.ldc;
+    Chunked<F>(m1 - m0, N, rows);
+  }
+}
+
 }  // namespace
 
 void small_gemm(int M, int N, int L, const float* a, long a_row, long a_col, const float* b,
@@ -184,9 +239,9 @@ void small_gemm(int M, int N, int L, const float* a, long a_row, long a_col, con
   if (M <= 0 || N <= 0) return;
   const Operands o{L, a, a_row, a_col, nullptr, nullptr, b, ldb, accumulate, c, ldc};
   if (a_col == 1) {
-    ColumnBlocks<Form::kRows>(M, N, o);
+    Run<Form::kRows>(M, N, o);
   } else {
-    ColumnBlocks<Form::kColumns>(M, N, o);
+    Run<Form::kColumns>(M, N, o);
   }
 }
 
@@ -194,7 +249,7 @@ void small_gemm_gather(int M, int N, int L, const float* a, const int* a_rows, c
                        const float* b, long ldb, bool accumulate, float* c, long ldc) {
   if (M <= 0 || N <= 0) return;
   const Operands o{L, a, 0, 0, a_rows, a_cols, b, ldb, accumulate, c, ldc};
-  ColumnBlocks<Form::kGather>(M, N, o);
+  Run<Form::kGather>(M, N, o);
 }
 
 }  // namespace caffeonspark

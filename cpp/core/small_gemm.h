@@ -1,19 +1,21 @@
-// small_gemm: a single-threaded, register-blocked matrix product for the per-image products of
-// a convolution (core/math.h's gemm() stays the general BLAS entry point).
+// small_gemm: a register-blocked matrix product for the per-image products of a convolution
+// (core/math.h's gemm() stays the general BLAS entry point).
 //
 //   C[m, n] = (accumulate ? C[m, n] : 0) + Σ_{l = 0 .. L-1} A(m, l) · B[l, n]
 //   for m < M, n < N; A(m, l) = a[m·a_row + l·a_col] with a_row == 1 or a_col == 1 (so A may
 //   be read as stored or transposed, no packing); B and C row-major with leading dims ldb, ldc.
 //
 // Contract: every C element is one running sum over l in ascending order, whatever the
-// blocking, so a given shape always gives the same bits (determinism per thread count is the
-// caller's: it decides which thread computes what). Operands are read in place: the kernel
-// keeps an M-block × N-block tile of C in vector registers, broadcasts A and loads rows of B.
-// Reads stay inside the M×L, L×N and M×N regions (ragged edges go through a zero-padded copy).
-// Cost: 2·M·N·L flops at 130-150 GFLOP/s per AVX-512 core for the conv shapes (OpenBLAS
-// 0.3.x: 75-115; tools/bench_vision.py times the layers that use it).
-// Tests: tests/layers/test_convolution.py (every conv shape and tail through the layer) and
-// tests/test_small_gemm.py (ragged shapes against NumPy, via _engine._small_gemm).
+// blocking, so a given shape always gives the same bits, whatever the thread count. Operands
+// are read in place: the kernel keeps a tile of C (up to 16 rows × 64 columns on AVX-512) in
+// vector registers, broadcasts A and loads rows of B. Reads stay inside the M×L, L×N and M×N
+// regions (a ragged last column block goes through a zero-padded copy). Called outside an
+// OpenMP parallel region, a large product splits its rows over the engine's threads
+// (core/math.h num_threads); inside one it stays on the calling thread.
+// Cost: 2·M·N·L flops at 130-165 GFLOP/s per AVX-512 core for the conv shapes (OpenBLAS 0.3.x
+// SkylakeX kernels: 75-115 on the same shapes; tools/bench_vision.py times the layers).
+// Tests: tests/test_small_gemm.py (ragged shapes against NumPy via _engine._small_gemm and
+// _small_gemm_gather) and tests/layers/test_convolution.py (every path through the layer).
 #pragma once
 
 namespace caffeonspark {

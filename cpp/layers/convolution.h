@@ -16,15 +16,16 @@
 // the same shape.
 //
 // Cost: per image and group one product (M/g × K × ∏out, K = C/g·∏k) run by core/small_gemm.h
-// (register-blocked, operands read in place). 2-D layers whose vector axis is whole 16-lane
-// vectors take the gather path: the products read the zero-padded image through offset
-// tables (small_gemm_gather) instead of an im2col copy, with output channels as the vector
-// axis (forward, weight gradient: M/g % 16 == 0) or input channels (data gradient, stride 1,
-// pad <= dilation·(k−1), C/g % 16 == 0: a correlation of the padded output gradient with the
-// flipped kernel, no col2im). Other layers unfold with im2col/col2im; 1×1 kernels with stride
-// 1 and no padding read the image as its own column matrix. Images are spread over OpenMP
-// threads, each with its own workspace; weight-gradient accumulators are summed in thread
-// order, so results repeat for a given thread count.
+// (register-blocked, operands read in place). 2-D layers take gather products where they pay:
+// the products read the zero-padded image through offset tables (small_gemm_gather) instead
+// of an im2col copy, with output channels as the vector axis (weight gradient: always;
+// forward: M/g % 16 == 0) or input channels (data gradient, stride 1, pad <= dilation·(k−1),
+// C/g % 16 == 0: a correlation of the padded output gradient with the flipped kernel, no
+// col2im). The rest unfolds with im2col/col2im; 1×1 kernels with stride 1 and no padding read
+// the image as its own column matrix. Images are spread over OpenMP threads, each with its own
+// workspace (a single image's products split their rows over the threads instead); weight-
+// and bias-gradient accumulators are summed in thread order, so results repeat for a given
+// thread count.
 // Code: convolution.cc (parameters, shapes, layers), convolution_products.cc (the products).
 // Tests: tests/layers/test_convolution.py (+ the golden nets in tests/net/).
 #pragma once
@@ -105,7 +106,7 @@ class BaseConvolutionLayer : public Layer {
   void PlanProducts();
 
   // Gather paths and their offset tables (one group; see the file comment).
-  bool gather_forward_ = false, gather_data_ = false;
+  bool gather_forward_ = false, gather_weights_ = false, gather_data_ = false;
   std::vector<int> positions_, taps_;            // into the padded input: ∏out and K entries
   std::vector<int> data_positions_, data_taps_;  // into the padded output gradient
   std::vector<int> grad_pad_;                    // its padding: dilation·(k−1) − pad per axis

@@ -39,12 +39,16 @@ void BaseConvolutionLayer::PlanProducts() {
   const int M = conv_out_channels_ / group_, C = conv_in_channels_ / group_;
   padded_out_ = RoundUp16(M);
   padded_in_ = RoundUp16(C);
-  gather_forward_ = gather_data_ = false;
+  gather_forward_ = gather_weights_ = gather_data_ = false;
   if (num_spatial_axes_ != 2 || force_nd_im2col_ || is_1x1_) return;
   const int H = geom_.image[0], W = geom_.image[1], OH = geom_.output[0], OW = geom_.output[1];
   const long PH = H + 2L * pad_[0], PW = W + 2L * pad_[1];
-  if (static_cast<long>(conv_in_channels_) * PH * PW < INT_MAX && M % 16 == 0) {
-    gather_forward_ = true;
+  // Output channels are the vector axis of the forward and weight products. The weight
+  // product gains from the gather even with ragged channel counts (LeNet: 1.3-1.4x im2col at
+  // 20 and 50 outputs); the forward, which also pays a transposition, only with whole vectors.
+  if (static_cast<long>(conv_in_channels_) * PH * PW < INT_MAX) {
+    gather_forward_ = M % 16 == 0;
+    gather_weights_ = true;
     taps_.clear();
     for (int c = 0; c < C; ++c) {
       for (int i = 0; i < kernel_[0]; ++i) {
@@ -199,7 +203,7 @@ void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_gr
     transpose(output_grad + static_cast<long>(g) * M * S, S, M, S, grad_t, P);
     for (long s = 0; s < S && M < P; ++s) std::fill(grad_t + s * P + M, grad_t + (s + 1) * P, 0.0f);
   }
-  if (gather_forward_) {
+  if (gather_weights_) {
     const float* x = Padded(input, conv_in_channels_, geom_.image[0], geom_.image[1], pad_[0],
                             pad_[1], ws.padded);
     const long padded_image = (geom_.image[0] + 2L * pad_[0]) * (geom_.image[1] + 2L * pad_[1]);
