@@ -8,7 +8,9 @@ same run, and the loopback link speed as the ceiling.
 For each world size and buffer size (float32, sum): time = mean seconds per allreduce over
 the timed iterations (the slowest rank's mean), algbw = bytes / time, busbw = algbw *
 2(n-1)/n (what each rank's link carries), #wrong = elements differing from the exact sum
-in a separate checked run (rank r contributes r + 1 everywhere).
+in a separate checked run (rank r contributes r + 1 everywhere), cpu = CPU time per
+allreduce summed over all threads of all ranks (what the allreduce costs the machine,
+nearly independent of other load; time is not, on a shared machine).
 
 Link speed: one plain TCP stream between two processes (`link 1 stream`), and a ring of
 plain TCP streams in which each of n processes sends to the next while receiving from the
@@ -103,11 +105,12 @@ def time_allreduce(size: int, rank: int, world: int, allreduce, barrier) -> dict
     allreduce(data)
     iterations = iterations_for(size)
     barrier()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(iterations):
         allreduce(data)
     seconds = (time.perf_counter() - start) / iterations
-    return {"size": size, "count": count, "seconds": seconds, "wrong": wrong}
+    cpu = (time.process_time() - cpu_start) / iterations  # every thread of this rank
+    return {"size": size, "count": count, "seconds": seconds, "cpu": cpu, "wrong": wrong}
 
 
 def link_worker(role: str, address: str, total: int) -> float:
@@ -326,7 +329,8 @@ def measure_backend(kind: str, world: int, args: argparse.Namespace) -> list[dic
     for index, row in enumerate(outputs[0]):
         slowest = max(output[index]["seconds"] for output in outputs)
         wrong = sum(output[index]["wrong"] for output in outputs)
-        rows.append(dict(row, seconds=slowest, wrong=wrong))
+        cpu = sum(output[index]["cpu"] for output in outputs)
+        rows.append(dict(row, seconds=slowest, wrong=wrong, cpu=cpu))
     return rows
 
 
@@ -465,13 +469,14 @@ def main() -> None:
                 rows = measure_backend(kind, world, args)
                 best = results.setdefault(kind, rows)
                 for index, row in enumerate(rows):
+                    wrong = max(row["wrong"], best[index]["wrong"])
+                    cpu = min(row["cpu"], best[index]["cpu"])
                     if row["seconds"] < best[index]["seconds"]:
-                        best[index] = dict(row, wrong=max(row["wrong"], best[index]["wrong"]))
-                    else:
-                        best[index]["wrong"] = max(row["wrong"], best[index]["wrong"])
+                        best[index] = dict(row)
+                    best[index].update(wrong=wrong, cpu=cpu)
         header = f"| {'size':>8} | {'count':>10} |"
         for kind in args.backends:
-            header += f" {kind} ms | algbw | busbw | #wrong |"
+            header += f" {kind} ms | algbw | busbw | #wrong | cpu ms |"
         header += " busbw ours/gloo | ours/link 1 | ours/link ring |"
         print(header)
         print("|" + "---|" * (header.count("|") - 1))
@@ -481,7 +486,8 @@ def main() -> None:
             for kind in args.backends:
                 ms, algbw, busbw, wrong = fmt_row(results[kind][index], world)
                 busbws[kind] = busbw
-                line += f" {ms:8.2f} | {algbw:5.2f} | {busbw:5.2f} | {wrong} |"
+                cpu_ms = results[kind][index]["cpu"] * 1e3
+                line += f" {ms:8.2f} | {algbw:5.2f} | {busbw:5.2f} | {wrong} | {cpu_ms:7.1f} |"
             ours = busbws.get("ours", float("nan"))
             gloo = busbws.get("gloo", float("nan"))
             line += f" {ours / gloo:5.2f} | {ours / link:5.2f} | {ours / ring_link:5.2f} |"

@@ -3,14 +3,13 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
+#include "comm/ring_connect.h"
 #include "core/errors.h"
 
 namespace caffeonspark::comm {
@@ -61,72 +60,18 @@ TcpTransport::~TcpTransport() {
   }
 }
 
-std::string TcpTransport::PeerName(int rank) const {
-  if (rank < 0 || rank >= me_.world_size) return Msg("rank ", rank);
-  return Msg("rank ", rank, " (", addresses_[rank], ")");
-}
+std::string TcpTransport::PeerName(int rank) const { return RankName(rank, addresses_); }
 
 void TcpTransport::ConnectRing(Listener& listener) {
   if (me_.world_size == 1) {
     listener.Close();
     return;
   }
-  const int left = this->left(), right = this->right();
-  const Deadline deadline = Deadline::After(options_.timeout_seconds);
-  Fd cancel(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  COS_CHECK(cancel.valid(), CommError, "eventfd(): ", ErrnoText(errno));
-
-  Fd left_fd;
-  std::string accept_error;
-  std::vector<std::string> rejected;
-  std::thread acceptor([&] {
-    try {
-      for (;;) {
-        std::string from;
-        Fd fd = AcceptBefore(listener, deadline, &from, cancel.get());
-        if (!fd.valid()) return;  // deadline or cancelled
-        ConfigureStream(fd.get(), 0);
-        const Deadline handshake = deadline.Earlier(Deadline::After(options_.handshake_seconds));
-        std::string why;
-        if (HandshakeAsAcceptor(fd.get(), me_, left, from, handshake, &why)) {
-          left_fd = std::move(fd);
-          return;
-        }
-        rejected.push_back(why);
-      }
-    } catch (const std::exception& error) {
-      accept_error = error.what();
-    }
-  });
-
-  Fd right_fd;
-  std::exception_ptr connect_error;
-  try {
-    right_fd = ConnectBefore(Address::Parse(addresses_[right]), PeerName(right), deadline);
-    ConfigureStream(right_fd.get(), 0);
-    HandshakeAsConnector(right_fd.get(), me_, right, PeerName(right), deadline);
-  } catch (...) {
-    connect_error = std::current_exception();
-    const uint64_t one = 1;
-    if (write(cancel.get(), &one, sizeof(one)) < 0) {
-      // The acceptor then stops at the deadline instead.
-    }
-  }
-  acceptor.join();
-  listener.Close();
-  if (connect_error) std::rethrow_exception(connect_error);
-  if (!accept_error.empty())
-    throw CommError(Msg("waiting for ", PeerName(left), " to connect: ", accept_error));
-  if (!left_fd.valid()) {
-    std::string note;
-    for (const std::string& why : rejected) note += "; rejected " + why;
-    throw PeerTimeout(Msg(PeerName(left), " did not connect to ", PeerName(me_.rank), " within ",
-                          options_.timeout_seconds, " s", note));
-  }
-
+  RingSockets ring = comm::ConnectRing(listener, me_, addresses_, options_.timeout_seconds,
+                                       options_.handshake_seconds);
   const Clock::time_point now = Clock::now();
-  Fd* fds[2] = {&left_fd, &right_fd};
-  const int peers[2] = {left, right};
+  Fd* fds[2] = {&ring.left, &ring.right};
+  const int peers[2] = {left(), right()};
   for (int side = 0; side < 2; ++side) {
     Link& link = links_[side];
     ConfigureStream(fds[side]->get(), options_.socket_buffer_bytes);
@@ -176,7 +121,7 @@ Transport::Request TcpTransport::PostSend(int peer, const void* data, size_t byt
             "the right neighbour only (rank ", right(), "), not to rank ", peer);
   COS_CHECK(bytes <= options_.max_frame_bytes, InternalError, "a send of ", bytes,
             " bytes exceeds the frame limit of ", options_.max_frame_bytes);
-  if (!link.fd.valid()) Fail(false, Msg(PeerName(peer), " left the job before ", During()), me_.rank, nullptr);
+  if (!link.fd.valid()) Broken(Msg(PeerName(peer), " left the job before ", During()), nullptr);
   if (!HasUserWork(link)) link.interest_since = Clock::now();
   ++link.user_sends_posted;
   link.writer->Push(OutFrame::Data(static_cast<uint16_t>(op_), seq_, data, bytes));
@@ -263,7 +208,7 @@ void TcpTransport::Progress(Clock::time_point wake_by) {
     polled[count++] = &link;
   }
   const int ready = poll(entries, count, Deadline::MillisUntil(next));
-  if (ready < 0 && errno != EINTR) Fail(false, Msg("poll(): ", ErrnoText(errno)), me_.rank, nullptr);
+  if (ready < 0 && errno != EINTR) Broken(Msg("poll(): ", ErrnoText(errno)), nullptr);
   for (int i = 0; i < count && ready > 0; ++i) {
     const short got = entries[i].revents;
     if (got == 0) continue;
@@ -386,7 +331,7 @@ void TcpTransport::StartFrame(Link& link) {
   const FrameHeader& header = link.current;
   const std::string peer = PeerName(link.peer);
   if (header.magic != kFrameMagic)
-    Fail(false, Msg(peer, " sent bytes that are not a caffeonspark frame (bad magic)"), me_.rank, &link);
+    Broken(Msg(peer, " sent bytes that are not a caffeonspark frame (bad magic)"), &link);
   if (header.length > options_.max_frame_bytes) {
     Fail(false, Msg(peer, " sent a ", KindName(header.kind), " frame of ", header.length,
                     " bytes, over the limit of ", options_.max_frame_bytes, " bytes"),
@@ -400,13 +345,13 @@ void TcpTransport::StartFrame(Link& link) {
       return;
     case FrameKind::kAbort:
       if (header.length > kMaxControlPayload)
-        Fail(false, Msg(peer, " sent an abort notice of ", header.length, " bytes"), me_.rank, &link);
+        Broken(Msg(peer, " sent an abort notice of ", header.length, " bytes"), &link);
       link.have_header = true;
       link.payload_got = 0;
       return;
     case FrameKind::kData:
       if (&link != &links_[kLeft])
-        Fail(false, Msg(peer, " sent data on the connection that carries data to it"), me_.rank, &link);
+        Broken(Msg(peer, " sent data on the connection that carries data to it"), &link);
       link.have_header = true;
       link.matched = false;
       link.payload_got = 0;
@@ -455,7 +400,8 @@ void TcpTransport::SendHeartbeats(Clock::time_point now) {
     if (!link.fd.valid() || !link.writer->empty()) continue;
     if (SecondsBetween(link.writer->last_sent(), now) < heartbeat_) continue;
     link.writer->Push(OutFrame::Control(FrameKind::kHeartbeat, std::string()));
-    if (!link.writer->threaded() && link.writer->error() != 0) LinkBroke(link, link.writer->error());
+    if (!link.writer->threaded() && link.writer->error() != 0)
+      LinkBroke(link, link.writer->error());
   }
 }
 
@@ -478,6 +424,10 @@ void TcpTransport::CheckLinks(Clock::time_point now) {
 }
 
 // ---- failure, abort and close --------------------------------------------------------
+
+void TcpTransport::Broken(const std::string& text, const Link* from) {
+  Fail(false, text, me_.rank, from);
+}
 
 void TcpTransport::Fail(bool timeout, const std::string& text, int reporter, const Link* from) {
   if (!failed_) {

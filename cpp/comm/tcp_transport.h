@@ -3,10 +3,10 @@
 // pair). Data flows only rightwards; the reverse direction of each connection carries
 // heartbeats and failure notices, so a notice can always be sent without cutting a frame.
 //
-// Setup: the listener is bound first (its address goes to the rendezvous), then the accept
-// (on a helper thread) and the connect run together until `timeout_seconds`; each side
-// proves the job secret (handshake.h) before any data frame is read. Connections that fail
-// the handshake are dropped and the wait goes on. The listener closes once the ring stands.
+// Setup (ring_connect.h): the listener is bound first (its address goes to the rendezvous),
+// then the accept and the connect run together until `timeout_seconds`; each side proves
+// the job secret (handshake.h) before any data frame is read. Connections that fail the
+// handshake are dropped and the wait goes on. The listener closes once the ring stands.
 //
 // Progress: one poll() over both sockets, TCP_NODELAY, large socket buffers; payload bytes
 // move straight between the socket and the caller's buffer (writev of header + payload on
@@ -118,6 +118,8 @@ class TcpTransport final : public Transport {
   std::string During() const;   // "allreduce #12"
   std::string When() const;     // "during allreduce #12" / "after ..."
   [[noreturn]] void Fail(bool timeout, const std::string& text, int reporter, const Link* from);
+  // A failure this rank detected itself (not a timeout).
+  [[noreturn]] void Broken(const std::string& text, const Link* from);
   void NotifyPeers(bool timeout, const std::string& text, int reporter, const Link* except);
   void CloseLinks();
   void CheckUsable() const;

@@ -252,10 +252,12 @@ void DataParallel::BroadcastState(const std::vector<Tensor*>& extra) {
     for (const GradientBucket& bucket : buckets_) hash.Update(&bucket.count, sizeof(bucket.count));
     mismatches = CountMismatches(hash.Final());
     if (mismatches > 0) return;
-    for (Tensor* param : net_->learnable_params())
-      comm_->Broadcast(param->mutable_data(), static_cast<size_t>(param->count()) * sizeof(float), 0);
-    for (Tensor* tensor : extra)
-      comm_->Broadcast(tensor->mutable_data(), static_cast<size_t>(tensor->count()) * sizeof(float), 0);
+    auto from_rank0 = [this](Tensor* tensor) {
+      comm_->Broadcast(tensor->mutable_data(), static_cast<size_t>(tensor->count()) * sizeof(float),
+                       0);
+    };
+    for (Tensor* param : net_->learnable_params()) from_rank0(param);
+    for (Tensor* tensor : extra) from_rank0(tensor);
   });
   COS_CHECK(mismatches == 0, ConfigError, "data parallel: ", mismatches,
             " rank(s) built a net whose learnable parameters differ in number or shape from "
