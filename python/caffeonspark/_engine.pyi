@@ -2,13 +2,10 @@
 caffeonspark's native engine: tensors, layers, nets and solvers (float32, C++17)
 """
 from __future__ import annotations
-
 import collections.abc
-import typing
-
 import numpy
 import numpy.typing
-
+import typing
 __all__: list[str] = ['BatchQueue', 'CommListener', 'Communicator', 'DataParallel', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'has_cuda', 'layer_types', 'num_threads', 'set_num_threads', 'set_random_seed', 'update_rule_types']
 class Tensor:
     @typing.overload
