@@ -140,6 +140,7 @@ def time_torch(model, data, labels, iterations: int) -> float:
 
 def main() -> None:
     import torch
+
     from caffeonspark import engine
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
