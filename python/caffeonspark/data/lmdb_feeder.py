@@ -36,6 +36,7 @@ import lmdb
 import numpy as np
 
 from caffeonspark.data.datums import datum_image, key_text, parse_datum
+from caffeonspark.data.feeder_thread import FeederThread
 from caffeonspark.data.image_codec import DecodePool
 from caffeonspark.data.native_queue import close_with_error
 from caffeonspark.errors import FormatError, IoError
@@ -112,7 +113,7 @@ def first_datum_shape(
     return first_datum(source, owner, mode)[0]
 
 
-class LmdbFeeder:
+class LmdbFeeder(FeederThread):
     """Reads `source` in a daemon thread and pushes batches into a native feed queue.
 
     batches() is the reading logic on its own (an endless generator of (data, labels)),
@@ -148,7 +149,6 @@ class LmdbFeeder:
         self.train = bool(train)
         self.rank = int(rank)
         self.world_size = int(world_size)
-        self._thread: threading.Thread | None = None
 
     def records(self) -> Iterator[tuple[bytes, bytes]]:
         """(key, value) of this reader's records, in DB order, wrapping around forever."""
@@ -200,20 +200,8 @@ class LmdbFeeder:
         finally:
             self.pool.close()
 
-    def start(self) -> LmdbFeeder:
-        self._thread = threading.Thread(
-            target=self.run, name=f"lmdb-feeder {self.source}", daemon=True
-        )
-        self._thread.start()
-        return self
+    def thread_name(self) -> str:
+        return f"lmdb-feeder {self.source}"
 
-    def stop(self, timeout: float | None = 10.0) -> None:
-        """Close the queue (a blocked push returns) and join the thread."""
+    def end_stream(self) -> None:
         self.queue.close()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()

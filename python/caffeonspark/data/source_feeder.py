@@ -14,19 +14,19 @@ Tests: tests/layers/test_memory_data_source.py.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
 
 from caffeonspark._native import _engine
+from caffeonspark.data.feeder_thread import FeederThread
 from caffeonspark.data.native_queue import MemoryDataFeeder
 from caffeonspark.data.sources import Source
 
 __all__ = ["SourceFeeder"]
 
 
-class SourceFeeder:
+class SourceFeeder(FeederThread):
     def __init__(
         self,
         source: Source,
@@ -44,7 +44,6 @@ class SourceFeeder:
         self._train = train
         self._seed = seed
         self._transformer: Any = None
-        self._thread: threading.Thread | None = None
 
     def _floats(self, data: np.ndarray) -> np.ndarray:
         if self._transformer is None:
@@ -70,19 +69,8 @@ class SourceFeeder:
         finally:
             self.source.close()
 
-    def start(self) -> SourceFeeder:
-        self._thread = threading.Thread(
-            target=self.run, name=f"source-feeder {self.source.path}", daemon=True
-        )
-        self._thread.start()
-        return self
+    def thread_name(self) -> str:
+        return f"source-feeder {self.source.path}"
 
-    def stop(self, timeout: float | None = 10.0) -> None:
+    def end_stream(self) -> None:
         self.feeder.close()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
