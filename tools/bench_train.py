@@ -3,9 +3,11 @@
 Same nets (Caffe's LeNet, batch 64; CIFAR-10 quick, batch 100), same initial weights, same
 solver (SGD, lr 0.01, momentum 0.9, weight decay 5e-4), same thread count; data held in
 memory on both sides so only forward + backward + update is timed. Prints images/s and the
-ratio ours / PyTorch.
+ratio ours / PyTorch. With --repeats R the two are timed alternately R times and the medians
+are printed (images/s of each, and the median of the R ratios): on a shared machine the
+ratio of back-to-back runs is what stays meaningful.
 
-    python tools/bench_train.py [--threads 1 2] [--iterations 30]
+    python tools/bench_train.py [--threads 1 2] [--iterations 30] [--repeats 1]
 
 PyTorch is a benchmark peer only (`pip install torch`), never a dependency.
 """
@@ -13,6 +15,7 @@ PyTorch is a benchmark peer only (`pip install torch`), never a dependency.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import numpy as np
@@ -146,6 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--iterations", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(f"{'net':<14}{'batch':>6}{'threads':>8}{'ours img/s':>12}{'torch img/s':>13}{'ratio':>8}")
@@ -158,10 +162,13 @@ def main() -> None:
             torch.set_num_threads(threads)
             solver = our_solver(text)
             model = torch_model(name, solver)
-            ours = shape[0] * args.iterations / time_ours(solver, data, labels, args.iterations)
-            peer = shape[0] * args.iterations / time_torch(model, data, labels, args.iterations)
-            print(f"{name:<14}{shape[0]:>6}{threads:>8}{ours:>12.0f}{peer:>13.0f}"
-                  f"{ours / peer:>8.2f}")
+            runs = []
+            for _ in range(args.repeats):
+                ours = shape[0] * args.iterations / time_ours(solver, data, labels, args.iterations)
+                peer = shape[0] * args.iterations / time_torch(model, data, labels, args.iterations)
+                runs.append((ours, peer, ours / peer))
+            ours, peer, ratio = (statistics.median(r[i] for r in runs) for i in range(3))
+            print(f"{name:<14}{shape[0]:>6}{threads:>8}{ours:>12.0f}{peer:>13.0f}{ratio:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@
 // Tests: tests/layers/test_convolution.py (+ the golden nets in tests/net/).
 #pragma once
 
+#include <array>
 #include <vector>
 
 #include "core/aligned_vector.h"
@@ -57,8 +58,13 @@ class BaseConvolutionLayer : public Layer {
   // path), the zero-padded output gradient (gather data path), a channel-minor product before
   // its transposition, the output gradient transposed per group (∏out × padded_out_), the
   // thread's transposed weight gradient (group × K × padded_out_) and bias gradient (double).
+  struct PaddedBuffer {
+    AlignedVector<float> data;
+    std::array<long, 5> shape = {-1, -1, -1, -1, -1};  // channels, H, W, pad_h, pad_w
+  };
   struct Workspace {
-    AlignedVector<float> col, padded, padded_grad, product_t, grad_t, weight_grad;
+    AlignedVector<float> col, product_t, grad_t, weight_grad;
+    PaddedBuffer padded, padded_grad;
     std::vector<double> bias_grad;
   };
 
@@ -102,6 +108,8 @@ class BaseConvolutionLayer : public Layer {
 
  private:
   void ParseGeometry(const Params& p);
+  static const float* Padded(const float* image, long channels, int H, int W, int ph, int pw,
+                             PaddedBuffer& buffer);
   // Chooses the paths and builds the gather tables for the current shapes.
   void PlanProducts();
 

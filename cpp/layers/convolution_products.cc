@@ -1,9 +1,10 @@
 // The per-image products of Convolution/Deconvolution (see convolution.h for the paths and
 // when each is taken). Every product is a core/small_gemm call whose sums run over the kernel
 // taps (or positions) in a fixed order, so an image's result never depends on threads.
-// Tests: tests/layers/test_convolution.py (both paths: shapes with 16-multiple channel counts
-// take the gather path, others im2col).
+// Tests: tests/layers/test_convolution.py (every path: test_convolution_gather_paths and
+// test_deconvolution_gather_paths pick shapes for each; the older cases run the rest).
 #include <algorithm>
+#include <array>
 #include <climits>
 
 #include "core/small_gemm.h"
@@ -16,24 +17,28 @@ namespace {
 
 long RoundUp16(long n) { return (n + 15) / 16 * 16; }
 
-// The image (channels × H × W) zero-padded by (ph, pw) into buffer; the image itself when
-// there is no padding. The buffer keeps its zero border between calls of the same shape:
-// only the interior is rewritten.
-const float* Padded(const float* image, long channels, int H, int W, int ph, int pw,
-                    AlignedVector<float>& buffer) {
+}  // namespace
+
+// The image (channels × H × W) zero-padded by (ph, pw) into the buffer; the image itself when
+// there is no padding. The buffer keeps its zero border while the shape stays the same: only
+// the interior is rewritten.
+const float* BaseConvolutionLayer::Padded(const float* image, long channels, int H, int W,
+                                          int ph, int pw, PaddedBuffer& buffer) {
   if (ph == 0 && pw == 0) return image;
   const long PH = H + 2L * ph, PW = W + 2L * pw;
-  if (static_cast<long>(buffer.size()) != channels * PH * PW) buffer.assign(channels * PH * PW, 0.0f);
+  const std::array<long, 5> shape = {channels, H, W, ph, pw};
+  if (buffer.shape != shape) {
+    buffer.data.assign(channels * PH * PW, 0.0f);
+    buffer.shape = shape;
+  }
   for (long c = 0; c < channels; ++c) {
     for (int h = 0; h < H; ++h) {
       std::copy(image + (c * H + h) * W, image + (c * H + h + 1) * W,
-                buffer.data() + (c * PH + h + ph) * PW + pw);
+                buffer.data.data() + (c * PH + h + ph) * PW + pw);
     }
   }
-  return buffer.data();
+  return buffer.data.data();
 }
-
-}  // namespace
 
 void BaseConvolutionLayer::PlanProducts() {
   const int M = conv_out_channels_ / group_, C = conv_in_channels_ / group_;

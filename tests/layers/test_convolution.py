@@ -338,6 +338,22 @@ def test_convolution_gather_paths(case, threads):
         assert err < 1e-5, f"{label}: relative error {err:.3g}"
 
 
+def test_convolution_gather_paths_after_reshape():
+    """A new input shape with the same padded size (10x12 -> 12x10) must not reuse the old
+    zero border of the padded-image buffers."""
+    body = f"num_output: 16 kernel_size: 3 pad: 1 {FILLERS}"
+    net = build_probe(f'type: "Convolution" convolution_param {{ {body} }}', {"x": _x((1, 16, 10, 12))})
+    net.forward()
+    x = _x((1, 16, 12, 10), seed=5)
+    net.blobs["x"].reshape(*x.shape)
+    net.reshape()
+    net.blobs["x"].data[...] = x
+    net.forward()
+    w, bias = (p.data.astype(np.float64) for p in net.params["probe"])
+    want = conv_reference(x.astype(np.float64), w, bias, pad=1)
+    np.testing.assert_allclose(net.blobs["top0"].data, want, rtol=1e-5, atol=1e-5)
+
+
 def test_convolution_param_gradients_accumulate():
     x = _x((2, 2, 5, 5), seed=9)
     net = build_probe(
