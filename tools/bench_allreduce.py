@@ -295,6 +295,7 @@ def spawn(kind: str, world: int, args: argparse.Namespace, env: dict) -> list[li
         if args.no_send_thread:
             options["--no-send-thread"] = ""
         command = [sys.executable, __file__, "--sizes-mb", *map(str, args.sizes_mb)]
+        command += ["--backends", *args.backends]
         for flag, value in options.items():
             command += [flag, str(value)] if value != "" else [flag]
         procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
