@@ -3,10 +3,12 @@
 same run, and the loopback link speed as the ceiling.
 
     python tools/bench_allreduce.py [--ranks 2 4] [--sizes-mb 1 16 64 256] [--backends ours gloo]
-                                    [--repeats 2] [--segment-kb 512] [--window 4]
+                                    [--repeats 1] [--segment-kb 512] [--window 4]
 
-For each world size and buffer size (float32, sum): time = mean seconds per allreduce over
-the timed iterations (the slowest rank's mean), algbw = bytes / time, busbw = algbw *
+Both backends live in the same rank processes and alternate op by op (each op after its
+own barrier), so load from elsewhere on a shared machine hits both alike. For each world
+size and buffer size (float32, sum): time = median over the timed ops of the slowest
+rank's time for that op, algbw = bytes / time, busbw = algbw *
 2(n-1)/n (what each rank's link carries), #wrong = elements differing from the exact sum
 in a separate checked run (rank r contributes r + 1 everywhere), cpu = CPU time per
 allreduce summed over all threads of all ranks (what the allreduce costs the machine,
@@ -22,13 +24,13 @@ the same cores. torch is a benchmark peer only, never a dependency.
 
 Overlap: LeNet (batch 64) and CIFAR-10 quick (batch 100) trained data-parallel by 2 rank
 processes (Input layers filled once, so only forward + backward + reduction + update is
-timed), for a few bucket settings. Per iteration: comm in training = the comm thread's
-time inside bucket allreduces (this includes waiting for the other rank to reach the same
-bucket); comm alone = the same allreduces run back to back afterwards with the ranks
-started together (the communication cost); exposed = the solver thread's wait for the
-buckets before the update; hidden = 1 - exposed / comm alone (the share of the
-communication cost that ran while backward was still computing; exposed also holds any
-wait for a slower rank, so this errs low).
+timed), for a few bucket settings. Per iteration: update waits = the solver thread's wait
+for its buckets before the update (this includes waiting for a slower rank); comm alone =
+the same bucket allreduces run back to back afterwards, ranks started together (the
+communication cost); exposed = how long reduction went on after the last rank had
+finished backward (from DataParallel.timeline, on the clock all processes share: waiting
+for a slower rank is not counted); hidden = 1 - exposed / comm alone, the share of the
+communication cost that ran while backward was still computing.
 `1 rank` is the same net trained alone, for the iteration time without communication.
 """
 
@@ -59,58 +61,61 @@ def iterations_for(size_bytes: int) -> int:
 # ---- rank processes ----------------------------------------------------------------------
 
 
-def run_ours(rank: int, world: int, sizes: list[int], args: argparse.Namespace) -> list[dict]:
-    from caffeonspark.distributed.comm import CommOptions, connect
-    from caffeonspark.distributed.rendezvous import LocalRendezvous
+def run_interleaved(
+    rank: int, world: int, sizes: list[int], args: argparse.Namespace
+) -> list[dict]:
+    """Both backends in the same rank processes, alternating op by op (each after its own
+    barrier), so a burst of load from elsewhere hits both alike."""
+    backends = {}
+    closers = []
+    if "ours" in args.backends:
+        from caffeonspark.distributed.comm import CommOptions, connect
+        from caffeonspark.distributed.rendezvous import LocalRendezvous
 
-    secret = bytes.fromhex(os.environ["BENCH_SECRET"])
-    rendezvous = LocalRendezvous(os.environ["BENCH_RENDEZVOUS"], rank, secret)
-    options = CommOptions(
-        timeout=120,
-        segment_bytes=args.segment_kb << 10,
-        window=args.window,
-        socket_buffer_bytes=args.socket_buffer_kb << 10,
-    )
-    comm = connect(rank, world, rendezvous.all_gather, secret, "bench", options=options)
+        secret = bytes.fromhex(os.environ["BENCH_SECRET"])
+        rendezvous = LocalRendezvous(os.environ["BENCH_RENDEZVOUS"], rank, secret)
+        options = CommOptions(
+            timeout=120,
+            segment_bytes=args.segment_kb << 10,
+            window=args.window,
+            socket_buffer_bytes=args.socket_buffer_kb << 10,
+            send_thread=not args.no_send_thread,
+        )
+        comm = connect(rank, world, rendezvous.all_gather, secret, "bench", options=options)
+        backends["ours"] = (comm.allreduce, comm.barrier)
+        closers.append(comm.close)
+    if "gloo" in args.backends:
+        import torch
+        import torch.distributed as dist
+
+        torch.set_num_threads(1)
+        dist.init_process_group(
+            "gloo", init_method=os.environ["BENCH_STORE"], rank=rank, world_size=world
+        )
+        backends["gloo"] = (lambda array: dist.all_reduce(torch.from_numpy(array)), dist.barrier)
+        closers.append(dist.destroy_process_group)
     rows = []
     for size in sizes:
-        rows.append(time_allreduce(size, rank, world, comm.allreduce, comm.barrier))
-    comm.close()
+        count = size // 4
+        data = np.empty(count, dtype=np.float32)
+        row: dict = {"size": size, "count": count, "times": {}, "cpus": {}, "wrong": {}}
+        for name, (allreduce, _) in backends.items():
+            data[:] = rank + 1
+            allreduce(data)  # the checked run (also the warm-up)
+            row["wrong"][name] = int(np.count_nonzero(data != world * (world + 1) / 2))
+            row["times"][name], row["cpus"][name] = [], []
+        for _ in range(iterations_for(size)):
+            for name, (allreduce, barrier) in backends.items():
+                data[:] = 1e-3
+                barrier()
+                start, cpu_start = time.perf_counter(), time.process_time()
+                allreduce(data)
+                row["times"][name].append(time.perf_counter() - start)
+                row["cpus"][name].append(time.process_time() - cpu_start)  # all its threads
+        rows.append(row)
+    for close in closers:
+        close()
     return rows
-
-
-def run_gloo(rank: int, world: int, sizes: list[int], args: argparse.Namespace) -> list[dict]:
-    import torch
-    import torch.distributed as dist
-
-    torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=os.environ["BENCH_STORE"], rank=rank, world_size=world
-    )
-
-    def allreduce(array: np.ndarray) -> None:
-        dist.all_reduce(torch.from_numpy(array))
-
-    rows = [time_allreduce(size, rank, world, allreduce, dist.barrier) for size in sizes]
-    dist.destroy_process_group()
-    return rows
-
-
-def time_allreduce(size: int, rank: int, world: int, allreduce, barrier) -> dict:
-    count = size // 4
-    data = np.full(count, rank + 1, dtype=np.float32)
-    allreduce(data)  # the checked run (also the warm-up)
-    wrong = int(np.count_nonzero(data != world * (world + 1) / 2))
-    data[:] = 1e-3
-    allreduce(data)
-    iterations = iterations_for(size)
-    barrier()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    for _ in range(iterations):
-        allreduce(data)
-    seconds = (time.perf_counter() - start) / iterations
-    cpu = (time.process_time() - cpu_start) / iterations  # every thread of this rank
-    return {"size": size, "count": count, "seconds": seconds, "cpu": cpu, "wrong": wrong}
 
 
 def link_worker(role: str, address: str, total: int) -> float:
@@ -222,6 +227,7 @@ def overlap_rank(
     solver.step(iterations)
     seconds = time.perf_counter() - start
     after = sync.stats
+    timeline = sync.timeline[-iterations:]
     sync.detach()
     # The same bucket allreduces alone, ranks started together: the communication cost
     # without the waiting for a slower peer that the in-training comm time also contains.
@@ -241,16 +247,15 @@ def overlap_rank(
         "alone_ms": alone * 1e3,
         "wait_ms": (after["wait_seconds"] - before["wait_seconds"]) / iterations * 1e3,
         "buckets": len(sync.buckets),
+        "timeline": timeline,
     }
 
 
 def worker_main(args: argparse.Namespace) -> None:
     rank, world = args.rank, args.world
     sizes = [int(mb * (1 << 20)) for mb in args.sizes_mb]
-    if args.worker == "ours":
-        rows = run_ours(rank, world, sizes, args)
-    elif args.worker == "gloo":
-        rows = run_gloo(rank, world, sizes, args)
+    if args.worker == "interleaved":
+        rows = run_interleaved(rank, world, sizes, args)
     elif args.worker == "overlap":
         rows = [
             overlap_rank(rank, world, args.net, args.first_bucket, args.bucket, args.iterations)
@@ -290,6 +295,7 @@ def spawn(kind: str, world: int, args: argparse.Namespace, env: dict) -> list[li
         if args.no_send_thread:
             options["--no-send-thread"] = ""
         command = [sys.executable, __file__, "--sizes-mb", *map(str, args.sizes_mb)]
+        command += ["--backends", *args.backends]
         for flag, value in options.items():
             command += [flag, str(value)] if value != "" else [flag]
         procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
@@ -309,29 +315,34 @@ def base_env() -> dict:
     return env
 
 
-def measure_backend(kind: str, world: int, args: argparse.Namespace) -> list[dict]:
-    env = base_env()
-    if kind == "ours":
-        from caffeonspark.distributed.rendezvous import RendezvousServer
+def measure_allreduce(world: int, args: argparse.Namespace) -> list[dict]:
+    """Per size and backend: seconds (median over ops of the slowest rank's time), cpu
+    (median over ops of the CPU time summed over ranks), wrong (summed over ranks)."""
+    from caffeonspark.distributed.rendezvous import RendezvousServer
 
-        secret = os.urandom(16)
-        server = RendezvousServer(world, secret).start(120)
-        env.update(BENCH_SECRET=secret.hex(), BENCH_RENDEZVOUS=server.address)
-        try:
-            outputs = spawn(kind, world, args, env)
-        finally:
-            server.close()
-    else:
+    env = base_env()
+    secret = os.urandom(16)
+    server = RendezvousServer(world, secret).start(120)
+    env.update(BENCH_SECRET=secret.hex(), BENCH_RENDEZVOUS=server.address)
+    try:
         with tempfile.TemporaryDirectory() as folder:
             env["BENCH_STORE"] = f"file://{folder}/store"
-            outputs = spawn(kind, world, args, env)
-    rows = []
+            outputs = spawn("interleaved", world, args, env)
+    finally:
+        server.close()
+    results = []
     for index, row in enumerate(outputs[0]):
-        slowest = max(output[index]["seconds"] for output in outputs)
-        wrong = sum(output[index]["wrong"] for output in outputs)
-        cpu = sum(output[index]["cpu"] for output in outputs)
-        rows.append(dict(row, seconds=slowest, wrong=wrong, cpu=cpu))
-    return rows
+        entry = {"size": row["size"], "count": row["count"]}
+        for name in row["times"]:
+            per_op = np.max([out[index]["times"][name] for out in outputs], axis=0)
+            cpu = np.sum([out[index]["cpus"][name] for out in outputs], axis=0)
+            entry[name] = {
+                "seconds": float(np.median(per_op)),
+                "cpu": float(np.median(cpu)),
+                "wrong": sum(out[index]["wrong"][name] for out in outputs),
+            }
+        results.append(entry)
+    return results
 
 
 def single_stream_speed(total: int) -> float:
@@ -374,10 +385,10 @@ def measure_overlap(args: argparse.Namespace) -> None:
     world = args.ranks[0]
     print(
         f"# overlap: {world} ranks, 1 thread each; per iteration, mean over ranks, best of "
-        f"{args.repeats} rounds"
+        f"{args.repeats} rounds; load average at start: {load_average()}"
     )
     print(
-        "| net | buckets (first/cap) | # | 1 rank ms | iteration ms | comm in training ms "
+        "| net | buckets (first/cap) | # | 1 rank ms | iteration ms | update waits ms "
         "| comm alone ms | exposed ms | hidden |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
@@ -397,18 +408,27 @@ def measure_overlap(args: argparse.Namespace) -> None:
                     rows = [out[0] for out in spawn("overlap", size, run, env)]
                 finally:
                     server.close()
-                row = {key: sum(r[key] for r in rows) / len(rows) for key in rows[0]}
+                row = {
+                    key: sum(r[key] for r in rows) / len(rows)
+                    for key in rows[0]
+                    if key != "timeline"
+                }
+                # Exposed: how long reduction went on after the LAST rank finished backward
+                # (no rank can finish before that), per iteration; the clock is shared.
+                ends = np.array([[t[0] for t in r["timeline"]] for r in rows]).max(axis=0)
+                done = np.array([[t[1] for t in r["timeline"]] for r in rows]).max(axis=0)
+                row["exposed_ms"] = float(np.mean(np.maximum(done - ends, 0.0)) * 1e3)
                 if best is None or row["iteration_ms"] < best["iteration_ms"]:
                     best = row
             if label == "1 rank":
                 alone = best["iteration_ms"]
                 continue
             cost = best["alone_ms"]
-            hidden = min(1.0, max(0.0, 1 - best["wait_ms"] / cost)) if cost > 0 else 0.0
+            hidden = min(1.0, max(0.0, 1 - best["exposed_ms"] / cost)) if cost > 0 else 0.0
             print(
                 f"| {net} | {label} | {best['buckets']:.0f} | {alone:.1f} | "
-                f"{best['iteration_ms']:.1f} | {best['comm_ms']:.2f} | {cost:.2f} | "
-                f"{best['wait_ms']:.2f} | {100 * hidden:.0f}% |",
+                f"{best['iteration_ms']:.1f} | {best['wait_ms']:.2f} | {cost:.2f} | "
+                f"{best['exposed_ms']:.2f} | {100 * hidden:.0f}% |",
                 flush=True,
             )
 
@@ -417,18 +437,12 @@ def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def fmt_row(row: dict, world: int) -> tuple[float, float, float, int]:
-    algbw = row["size"] / row["seconds"] / 1e9
-    busbw = algbw * 2 * (world - 1) / world
-    return row["seconds"] * 1e3, algbw, busbw, row["wrong"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--sizes-mb", type=float, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--backends", nargs="+", default=["ours", "gloo"])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--segment-kb", type=int, default=512)
     parser.add_argument("--window", type=int, default=4)
     parser.add_argument("--socket-buffer-kb", type=int, default=4096)
@@ -452,8 +466,8 @@ def main() -> None:
 
     cores = os.cpu_count()
     print(
-        f"# {cores} cores; float32 sum; time = slowest rank's mean, best of {args.repeats} "
-        "rounds; busbw = algbw*2(n-1)/n"
+        f"# {cores} cores; float32 sum; backends alternate op by op in the same processes; "
+        "time = median over ops of the slowest rank; busbw = algbw*2(n-1)/n"
     )
     print(f"# load average at start: {load_average()}")
     link = max(single_stream_speed(args.link_bytes) for _ in range(args.repeats)) / 1e9
@@ -461,36 +475,33 @@ def main() -> None:
     for world in args.ranks:
         ring_link = max(ring_stream_speed(world, args) for _ in range(args.repeats)) / 1e9
         print(f"\n## {world} ranks   link ring {world}: {ring_link:.2f} GB/s per rank")
-        # Backends alternate, `repeats` rounds; each size keeps its best round (the machine
-        # may be shared: the best round is the least disturbed one).
-        results: dict[str, list[dict]] = {}
-        for _ in range(args.repeats):
-            for kind in args.backends:
-                rows = measure_backend(kind, world, args)
-                best = results.setdefault(kind, rows)
-                for index, row in enumerate(rows):
-                    wrong = max(row["wrong"], best[index]["wrong"])
-                    cpu = min(row["cpu"], best[index]["cpu"])
-                    if row["seconds"] < best[index]["seconds"]:
-                        best[index] = dict(row)
-                    best[index].update(wrong=wrong, cpu=cpu)
+        rounds = [measure_allreduce(world, args) for _ in range(args.repeats)]
         header = f"| {'size':>8} | {'count':>10} |"
         for kind in args.backends:
             header += f" {kind} ms | algbw | busbw | #wrong | cpu ms |"
-        header += " busbw ours/gloo | ours/link 1 | ours/link ring |"
+        if len(args.backends) == 2:
+            header += " busbw ours/gloo |"
+        header += " ours/link 1 | ours/link ring |"
         print(header)
         print("|" + "---|" * (header.count("|") - 1))
         for index, size in enumerate(args.sizes_mb):
-            line = f"| {size:>6g}MB | {results[args.backends[0]][index]['count']:>10} |"
+            line = f"| {size:>6g}MB | {rounds[0][index]['count']:>10} |"
             busbws = {}
             for kind in args.backends:
-                ms, algbw, busbw, wrong = fmt_row(results[kind][index], world)
+                # The least disturbed round for this size and backend.
+                best = min((r[index][kind] for r in rounds), key=lambda e: e["seconds"])
+                wrong = sum(r[index][kind]["wrong"] for r in rounds)
+                algbw = rounds[0][index]["size"] / best["seconds"] / 1e9
+                busbw = algbw * 2 * (world - 1) / world
                 busbws[kind] = busbw
-                cpu_ms = results[kind][index]["cpu"] * 1e3
-                line += f" {ms:8.2f} | {algbw:5.2f} | {busbw:5.2f} | {wrong} | {cpu_ms:7.1f} |"
+                line += (
+                    f" {best['seconds'] * 1e3:8.2f} | {algbw:5.2f} | {busbw:5.2f} | {wrong} "
+                    f"| {best['cpu'] * 1e3:7.1f} |"
+                )
             ours = busbws.get("ours", float("nan"))
-            gloo = busbws.get("gloo", float("nan"))
-            line += f" {ours / gloo:5.2f} | {ours / link:5.2f} | {ours / ring_link:5.2f} |"
+            if len(args.backends) == 2:
+                line += f" {ours / busbws['gloo']:5.2f} |"
+            line += f" {ours / link:5.2f} | {ours / ring_link:5.2f} |"
             print(line, flush=True)
     print(f"\n# load average at end: {load_average()}")
 

@@ -158,6 +158,15 @@ void BindComm(py::module_& m) {
                                }
                                return out;
                              })
+      .def_property_readonly(
+          "timeline",
+          [](const DataParallel& sync) {
+            py::list out;
+            for (const IterationTimes& t : sync.timeline())
+              out.append(py::make_tuple(t.backward_end, t.reduced));
+            return out;
+          },
+          "(backward_end, reduced) per recent iteration, seconds of time.monotonic()'s clock")
       .def_property_readonly("stats", [](const DataParallel& sync) {
         const DataParallelStats s = sync.stats();
         py::dict d;

@@ -100,8 +100,8 @@ void FrameWriter::Completed(bool user) {
     queue_.pop_front();
   }
   if (user) {
-    user_done_.fetch_add(1);
-    if (threaded()) Notify();
+    user_done_.fetch_add(1);  // sequentially consistent with waiting_: the transport sees
+    if (threaded() && waiting_.load()) Notify();  // either the count or the notification
   }
 }
 

@@ -6,7 +6,8 @@
 // reduces, so on a machine with a core to spare the kernel's send work (on loopback, the
 // whole TCP path) overlaps the receive copy and the add; it blocks in poll() on the socket
 // and a wake-up eventfd, never spins, and writes 1 to `notify_fd` whenever a user frame is
-// done or the connection breaks, which wakes the transport's poll.
+// done (while the transport waits for one: set_waiting) or the connection breaks, which
+// wakes the transport's poll.
 //
 // Thread contract: Push, empty, user_done, last_sent and error may be called from the
 // transport's thread at any time. Stop() ends the writer thread; after it the transport
@@ -54,6 +55,9 @@ class FrameWriter {
   Clock::time_point last_sent() const { return last_sent_.load(); }
   // errno of a broken connection (0: none so far).
   int error() const { return error_.load(); }
+  // Threaded mode notifies `notify_fd` of finished user frames only while a waiter says it
+  // waits for one (a broken connection always): no wake-ups nobody needs.
+  void set_waiting(bool waiting) { waiting_.store(waiting); }
 
   // Inline mode (or after Stop): writes until the socket would block; false on a broken
   // connection (error() then tells why).
@@ -83,6 +87,7 @@ class FrameWriter {
   std::atomic<uint64_t> user_done_{0};
   std::atomic<Clock::time_point> last_sent_{Clock::now()};
   std::atomic<int> error_{0};
+  std::atomic<bool> waiting_{false};
   std::thread thread_;
 };
 

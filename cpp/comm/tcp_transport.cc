@@ -141,20 +141,33 @@ Transport::Request TcpTransport::PostRecv(int peer, void* data, size_t bytes) {
   return 2 * recvs_posted_++ + 1;
 }
 
+// Tells the right link's writer thread that this thread waits for its sends (so it wakes
+// this thread's poll when one is done) while alive.
+class TcpTransport::WaitingForSends {
+ public:
+  explicit WaitingForSends(FrameWriter& writer) : writer_(writer) { writer_.set_waiting(true); }
+  ~WaitingForSends() { writer_.set_waiting(false); }
+  WaitingForSends(const WaitingForSends&) = delete;
+  WaitingForSends& operator=(const WaitingForSends&) = delete;
+
+ private:
+  FrameWriter& writer_;
+};
+
 void TcpTransport::Wait(Request request) {
   CheckUsable();
   const uint64_t index = request / 2;
-  const bool is_send = request % 2 == 0;
-  for (;;) {
-    const bool done = is_send ? links_[kRight].writer->user_done() > index
-                              : links_[kLeft].user_recvs_done > index;
-    if (done) return;
-    Progress(Clock::time_point::max());
+  if (request % 2 == 0) {
+    WaitingForSends waiting(*links_[kRight].writer);
+    while (links_[kRight].writer->user_done() <= index) Progress(Clock::time_point::max());
+    return;
   }
+  while (links_[kLeft].user_recvs_done <= index) Progress(Clock::time_point::max());
 }
 
 void TcpTransport::WaitAll() {
   CheckUsable();
+  WaitingForSends waiting(*links_[kRight].writer);
   while (HasUserWork(links_[kLeft]) || HasUserWork(links_[kRight]))
     Progress(Clock::time_point::max());
 }

@@ -100,6 +100,7 @@ class TcpTransport final : public Transport {
     bool said_bye = false;             // the peer closed its communicator normally
   };
   enum Side { kLeft = 0, kRight = 1 };
+  class WaitingForSends;
 
   void ConnectRing(Listener& listener);
   bool HasUserWork(const Link& link) const;

@@ -17,6 +17,10 @@ double Since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+double SteadySeconds(Clock::time_point at) {
+  return std::chrono::duration<double>(at.time_since_epoch()).count();
+}
+
 }  // namespace
 
 DataParallel::DataParallel(std::shared_ptr<Net> net, std::shared_ptr<comm::Communicator> comm,
@@ -189,8 +193,11 @@ void DataParallel::FinishGradients() {
   {
     std::unique_lock<std::mutex> lock(mutex_);
     wake_solver_.wait(lock, [this] { return buckets_done_ == buckets_.size() || error_; });
-    stats_.wait_seconds += Since(start);
+    const Clock::time_point reduced = Clock::now();
+    stats_.wait_seconds += std::chrono::duration<double>(reduced - start).count();
     ++stats_.iterations;
+    if (timeline_.size() == 1024) timeline_.pop_front();
+    timeline_.push_back({SteadySeconds(start), SteadySeconds(reduced)});
     if (error_) std::rethrow_exception(error_);
   }
   const auto& params = net_->learnable_params();
@@ -267,6 +274,11 @@ void DataParallel::BroadcastState(const std::vector<Tensor*>& extra) {
 DataParallelStats DataParallel::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return stats_;
+}
+
+std::vector<IterationTimes> DataParallel::timeline() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::vector<IterationTimes>(timeline_.begin(), timeline_.end());
 }
 
 }  // namespace caffeonspark

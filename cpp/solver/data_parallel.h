@@ -49,6 +49,14 @@ struct GradientBucket {
   int ready_layer = 0;      // the bucket is final once this layer's backward has run
 };
 
+// One iteration seen from this rank, in seconds of the steady clock (CLOCK_MONOTONIC, the
+// same clock in every process of a machine): when backward ended (FinishGradients was
+// entered) and when every bucket was reduced.
+struct IterationTimes {
+  double backward_end = 0;
+  double reduced = 0;
+};
+
 struct DataParallelStats {
   long iterations = 0;
   double comm_seconds = 0;     // comm thread inside bucket allreduces
@@ -78,6 +86,8 @@ class DataParallel final : public GradientSync {
 
   const std::vector<GradientBucket>& buckets() const { return buckets_; }
   DataParallelStats stats() const;
+  // The last (at most 1024) iterations, oldest first.
+  std::vector<IterationTimes> timeline() const;
   const std::shared_ptr<comm::Communicator>& communicator() const { return comm_; }
 
  private:
@@ -111,6 +121,7 @@ class DataParallel final : public GradientSync {
   bool busy_ = false, stop_ = false;
   std::exception_ptr error_;
   DataParallelStats stats_;
+  std::deque<IterationTimes> timeline_;
   std::thread thread_;
 };
 

@@ -82,6 +82,12 @@ class DataParallel:
         communication not hidden behind backward), check_seconds."""
         return dict(self._native.stats)
 
+    @property
+    def timeline(self) -> list[tuple[float, float]]:
+        """(backward ended, all buckets reduced) for the recent iterations (at most 1024), in
+        seconds of time.monotonic()'s clock, which every process of a machine shares."""
+        return [tuple(entry) for entry in self._native.timeline]
+
     def detach(self) -> None:
         """Stop reducing: the solver trains alone again; the comm thread ends."""
         self._native.detach(self._solver.native)
