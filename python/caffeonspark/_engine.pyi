@@ -349,6 +349,11 @@ class DataParallel:
     @property
     def stats(self) -> dict:
         ...
+    @property
+    def timeline(self) -> list:
+        """
+        (backward_end, reduced) per recent iteration, seconds of time.monotonic()'s clock
+        """
 def _small_gemm(a: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], transpose_a: bool, b: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], c: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], accumulate: bool) -> None:
     ...
 def _small_gemm_gather(a: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], a_rows: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], a_cols: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], b: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], c: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], accumulate: bool) -> None:
