@@ -81,4 +81,7 @@ def test_transpose_blocks_and_ragged_edges():
     rng = np.random.default_rng(9)
     for rows, cols in itertools.product([1, 15, 16, 17, 48, 100], [1, 16, 31, 64]):
         src = rng.normal(size=(rows, cols)).astype(np.float32)
-        np.testing.assert_array_equal(_engine._transpose(src), src.T)
+        dst, row_sums = _engine._transpose(src)
+        np.testing.assert_array_equal(dst, src.T)
+        want = src.astype(np.float64).sum(axis=1)
+        np.testing.assert_allclose(row_sums, want, rtol=1e-6, atol=1e-5)

@@ -100,13 +100,16 @@ void BindCore(py::module_& m) {
       },
       py::arg("a"), py::arg("a_rows"), py::arg("a_cols"), py::arg("b"), py::arg("c"),
       py::arg("accumulate"));
-  // Test hook for core/transpose.h: a new (cols × rows) array, src's transpose.
+  // Test hook for core/transpose.h: (src's transpose as a new array, the row sums of src).
   m.def("_transpose", [](const py::array_t<float, py::array::c_style | py::array::forcecast>& src) {
     COS_CHECK(src.ndim() == 2, ShapeError, "_transpose takes a 2-D array");
     const long rows = src.shape(0), cols = src.shape(1);
     py::array_t<float> dst({cols, rows});
-    transpose(src.data(), cols, static_cast<int>(rows), static_cast<int>(cols), dst.mutable_data(), rows);
-    return dst;
+    py::array_t<double> row_sums(rows);
+    std::fill(row_sums.mutable_data(), row_sums.mutable_data() + rows, 0.0);
+    transpose(src.data(), cols, static_cast<int>(rows), static_cast<int>(cols), dst.mutable_data(),
+              rows, nullptr, row_sums.mutable_data());
+    return py::make_tuple(dst, row_sums);
   });
 #ifdef COS_WITH_CUDA
   m.attr("has_cuda") = true;

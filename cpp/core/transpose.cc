@@ -28,7 +28,8 @@ struct Masks {
   }
 };
 
-void Block(const float* src, long src_ld, float* dst, long dst_ld, const float* add) {
+void Block(const float* src, long src_ld, float* dst, long dst_ld, const float* add,
+           double* row_sums) {
   static const Masks masks;
   Floats row[kBlock];
   for (int i = 0; i < kBlock; ++i) row[i] = *reinterpret_cast<const UnalignedFloats*>(src + i * src_ld);
@@ -44,19 +45,27 @@ void Block(const float* src, long src_ld, float* dst, long dst_ld, const float* 
   for (int j = 0; j < kBlock; ++j) {
     *reinterpret_cast<UnalignedFloats*>(dst + j * dst_ld) = add ? row[j] + add[j] : row[j];
   }
+  if (row_sums) {
+    Floats sum = row[0];  // the transposed rows are the source columns: their sum, per source row
+    for (int j = 1; j < kBlock; ++j) sum += row[j];
+    for (int i = 0; i < kBlock; ++i) row_sums[i] += sum[i];
+  }
 }
 
 }  // namespace
 
 void transpose(const float* src, long src_ld, int rows, int cols, float* dst, long dst_ld,
-               const float* add) {
+               const float* add, double* row_sums) {
   const int full_rows = rows - rows % kBlock, full_cols = cols - cols % kBlock;
   auto one = [&](int r, int c) {
-    dst[c * dst_ld + r] = add ? src[r * src_ld + c] + add[c] : src[r * src_ld + c];
+    const float v = src[r * src_ld + c];
+    dst[c * dst_ld + r] = add ? v + add[c] : v;
+    if (row_sums) row_sums[r] += v;
   };
   for (int r = 0; r < full_rows; r += kBlock) {
     for (int c = 0; c < full_cols; c += kBlock) {
-      Block(src + r * src_ld + c, src_ld, dst + c * dst_ld + r, dst_ld, add ? add + c : nullptr);
+      Block(src + r * src_ld + c, src_ld, dst + c * dst_ld + r, dst_ld, add ? add + c : nullptr,
+            row_sums ? row_sums + r : nullptr);
     }
     for (int c = full_cols; c < cols; ++c) {
       for (int i = r; i < r + kBlock; ++i) one(i, c);

@@ -231,8 +231,8 @@ void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>&
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
     ForEachImage(weight_grad, bias_grad, [&](int n, Workspace& ws) {
-      if (bias_grad) BiasGrad(dy + n * top_dim_, ws);
-      if (weight_grad) WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, ws);
+      if (bias_grad && !weight_grad) BiasGrad(dy + n * top_dim_, ws);
+      if (weight_grad) WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, bias_grad, ws);
       if (data_grad) BackwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, nullptr, ws);
     });
   }
@@ -269,7 +269,7 @@ void DeconvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
     ForEachImage(weight_grad, bias_grad, [&](int n, Workspace& ws) {
       if (bias_grad) BiasGrad(dy + n * top_dim_, ws);
-      if (weight_grad) WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, ws);
+      if (weight_grad) WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, false, ws);
       if (data_grad) ForwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, nullptr, ws);
     });
   }

@@ -81,11 +81,13 @@ class BaseConvolutionLayer : public Layer {
   void BackwardGemm(const float* output_grad, float* input_grad, const float* bias,
                     Workspace& ws) const;
   // ws.weight_grad += im2col(input) · output_gradᵀ: the weight gradient transposed per group,
-  // (K × padded_out_), the output channel as the vector axis.
-  void WeightGemm(const float* input, const float* output_grad, Workspace& ws) const;
+  // (K × padded_out_), the output channel as the vector axis. with_bias: also ws.bias_grad[o]
+  // += Σ_p output_grad[o, p] (a convolution's bias gradient, summed while transposing).
+  void WeightGemm(const float* input, const float* output_grad, bool with_bias,
+                  Workspace& ws) const;
   void AddBias(float* output, const float* bias) const;          // output[o, :] += bias[o]
   // ws.bias_grad[o] += Σ_p output_grad[o, p] for one image (in double), while that image's
-  // gradient is in cache for the other products.
+  // gradient is in cache for the other products (when WeightGemm does not already).
   void BiasGrad(const float* output_grad, Workspace& ws) const;
 
   // Runs fn(n, workspace) for every image n in [0, num_), the images spread over OpenMP

@@ -197,7 +197,7 @@ void BaseConvolutionLayer::BackwardGemm(const float* output_grad, float* input_g
   if (bias) AddBias(input_grad, bias);
 }
 
-void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_grad,
+void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_grad, bool with_bias,
                                       Workspace& ws) const {
   const int M = conv_out_channels_ / group_, K = static_cast<int>(kernel_dim_);
   const int C = conv_in_channels_ / group_, S = static_cast<int>(geom_.output_size());
@@ -205,7 +205,8 @@ void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_gr
   ws.grad_t.resize(group_ * S * P);
   for (int g = 0; g < group_; ++g) {
     float* grad_t = ws.grad_t.data() + g * S * P;  // output_gradᵀ, zero past column M
-    transpose(output_grad + static_cast<long>(g) * M * S, S, M, S, grad_t, P);
+    transpose(output_grad + static_cast<long>(g) * M * S, S, M, S, grad_t, P, nullptr,
+              with_bias ? ws.bias_grad.data() + g * M : nullptr);
     for (long s = 0; s < S && M < P; ++s) std::fill(grad_t + s * P + M, grad_t + (s + 1) * P, 0.0f);
   }
   if (gather_weights_) {
