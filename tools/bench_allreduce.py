@@ -27,10 +27,10 @@ processes (Input layers filled once, so only forward + backward + reduction + up
 timed), for a few bucket settings. Per iteration: update waits = the solver thread's wait
 for its buckets before the update (this includes waiting for a slower rank); comm alone =
 the same bucket allreduces run back to back afterwards, ranks started together (the
-communication cost); exposed = how long reduction went on after the last rank had
+communication cost, median); exposed = how long reduction went on after the last rank had
 finished backward (from DataParallel.timeline, on the clock all processes share: waiting
-for a slower rank is not counted); hidden = 1 - exposed / comm alone, the share of the
-communication cost that ran while backward was still computing.
+for a slower rank is not counted; median over iterations); hidden = 1 - exposed / comm
+alone, the share of the communication cost that ran while backward was still computing.
 `1 rank` is the same net trained alone, for the iteration time without communication.
 """
 
@@ -234,12 +234,14 @@ def overlap_rank(
     buffers = [np.zeros(b["count"], dtype=np.float32) for b in sync.buckets]
     for buffer in buffers:
         comm.allreduce(buffer, average=True)
-    comm.barrier()
-    start_alone = time.perf_counter()
+    alone_times = []
     for _ in range(iterations):
+        comm.barrier()
+        start_alone = time.perf_counter()
         for buffer in buffers:
             comm.allreduce(buffer, average=True)
-    alone = (time.perf_counter() - start_alone) / iterations
+        alone_times.append(time.perf_counter() - start_alone)
+    alone = float(np.median(alone_times))
     comm.close()
     return {
         "iteration_ms": seconds / iterations * 1e3,
@@ -417,7 +419,7 @@ def measure_overlap(args: argparse.Namespace) -> None:
                 # (no rank can finish before that), per iteration; the clock is shared.
                 ends = np.array([[t[0] for t in r["timeline"]] for r in rows]).max(axis=0)
                 done = np.array([[t[1] for t in r["timeline"]] for r in rows]).max(axis=0)
-                row["exposed_ms"] = float(np.mean(np.maximum(done - ends, 0.0)) * 1e3)
+                row["exposed_ms"] = float(np.median(np.maximum(done - ends, 0.0)) * 1e3)
                 if best is None or row["iteration_ms"] < best["iteration_ms"]:
                     best = row
             if label == "1 rank":

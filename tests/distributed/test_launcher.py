@@ -71,6 +71,18 @@ def test_cli_trains_with_two_ranks_rank_0_snapshots(digits, tmp_path, caplog):
     assert restored.iter == 20
 
 
+def test_rank_0_testing_longer_than_the_deadline_is_not_a_failure(digits, tmp_path):
+    """While rank 0 tests (500 forwards), rank 1 waits in its first allreduce longer than
+    the 1 s comm deadline: heartbeats keep it from taking rank 0 for dead."""
+    solver = write_lenet(
+        tmp_path, digits, 16, 6, test_interval=5, test_iter=[500], test_initialization=False
+    )
+    started = time.monotonic()
+    result = launch(str(solver), 2, threads=1, comm_timeout=1.0)
+    assert result.returncode == 0, result.first_error
+    assert time.monotonic() - started > 1.5  # the test did outlast the deadline
+
+
 def test_killed_rank_fails_the_job_naming_it(digits, tmp_path):
     solver = write_lenet(tmp_path, digits, 16, 100_000, snapshot=5)
     started: dict = {}
