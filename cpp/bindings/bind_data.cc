@@ -1,5 +1,6 @@
 // caffeonspark._engine data: BatchQueue (push/pop copy the arrays and block with the GIL
-// released), the queues of a net's queue-fed data layers (MemoryData, Data), and the
+// released; push_tops feeds CoSData's multi-top batches), the queues of a net's queue-fed
+// data layers (MemoryData, Data, CoSData), and the
 // DataTransformer on its own (tests, tools). Python wrappers: python/caffeonspark/data/.
 // Tests: tests/data/test_batch_queue.py, tests/data/test_transformer.py.
 #include <optional>
@@ -81,17 +82,61 @@ bool Push(BatchQueue& queue, const py::object& data_object, const py::object& la
   return result == BatchQueue::PushResult::kPushed;
 }
 
+// One (N, C, H, W) array per top, uint8 (raw images) or float32, as one multi-top batch.
+bool PushTops(BatchQueue& queue, const py::sequence& arrays, std::optional<double> timeout) {
+  Batch batch;
+  std::vector<py::array> held;  // keeps the buffers alive while the GIL is released
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    py::array data = AsArray(arrays[i]);
+    COS_CHECK(data.ndim() == 4, ShapeError, queue.owner(), "pushed array ", i,
+              " must be 4-D (N, C, H, W), got ", data.ndim(), " axes");
+    const bool raw = data.dtype().is(py::dtype::of<uint8_t>());
+    held.push_back(raw ? py::array(ByteArray(data)) : py::array(FloatArray(data)));
+    Batch top;
+    top.shape = ShapeOf(held.back());
+    top.raw = raw;
+    batch.tops.push_back(std::move(top));
+  }
+  batch.shape = {batch.tops.empty() ? 0 : batch.tops[0].num()};
+  BatchQueue::PushResult result;
+  {
+    py::gil_scoped_release release;
+    for (size_t i = 0; i < held.size(); ++i) {
+      const size_t count = static_cast<size_t>(held[i].size());
+      if (batch.tops[i].raw) {
+        const auto* p = static_cast<const uint8_t*>(held[i].data());
+        batch.tops[i].pixels.assign(p, p + count);
+      } else {
+        const auto* p = static_cast<const float*>(held[i].data());
+        batch.tops[i].values.assign(p, p + count);
+      }
+    }
+    result = queue.Push(std::move(batch), timeout.value_or(-1.0));
+  }
+  COS_CHECK(result != BatchQueue::PushResult::kTimedOut, IoError, queue.owner(),
+            "the data queue stayed full for ", *timeout, " seconds (is the net running?)");
+  return result == BatchQueue::PushResult::kPushed;
+}
+
+py::array BatchArray(const Batch& batch) {
+  std::vector<py::ssize_t> shape(batch.shape.begin(), batch.shape.end());
+  return batch.raw ? py::array(py::array_t<uint8_t>(shape, batch.pixels.data()))
+                   : py::array(py::array_t<float>(shape, batch.values.data()));
+}
+
 py::tuple Pop(BatchQueue& queue, std::optional<double> timeout) {
   Batch batch;
   {
     py::gil_scoped_release release;
     batch = timeout ? queue.Pop(*timeout) : queue.Pop();
   }
-  std::vector<py::ssize_t> shape(batch.shape.begin(), batch.shape.end());
-  py::array data = batch.raw ? py::array(py::array_t<uint8_t>(shape, batch.pixels.data()))
-                             : py::array(py::array_t<float>(shape, batch.values.data()));
+  if (!batch.tops.empty()) {
+    py::list tops;
+    for (const Batch& top : batch.tops) tops.append(BatchArray(top));
+    return py::make_tuple(py::tuple(tops), py::none());
+  }
   py::array_t<float> labels(static_cast<py::ssize_t>(batch.labels.size()), batch.labels.data());
-  return py::make_tuple(data, labels);
+  return py::make_tuple(BatchArray(batch), labels);
 }
 
 QueueDataLayer& QueueLayer(Net& net, int index) {
@@ -99,7 +144,7 @@ QueueDataLayer& QueueLayer(Net& net, int index) {
             "' has no layer ", index);
   auto* layer = dynamic_cast<QueueDataLayer*>(&net.layer(index));
   COS_CHECK(layer, ConfigError, net.layer(index).where(),
-            "is not a queue-fed data layer (MemoryData or Data)");
+            "is not a queue-fed data layer (MemoryData, Data or CoSData)");
   return *layer;
 }
 
@@ -139,8 +184,13 @@ void BindData(py::module_& m) {
       .def("push", &Push, py::arg("data"), py::arg("labels"), py::arg("timeout") = py::none(),
            "Copy one batch in (uint8 (N,C,H,W) raw images or float data + N labels); blocks "
            "with the GIL released while full. False when the queue is closed.")
+      .def("push_tops", &PushTops, py::arg("arrays"), py::arg("timeout") = py::none(),
+           "Copy one multi-top batch in (CoSData): one (N, C, H, W) array per top, uint8 "
+           "raw images or float data; blocks with the GIL released while full. False when "
+           "the queue is closed.")
       .def("pop", &Pop, py::arg("timeout") = py::none(),
-           "The next batch as (data, labels); blocks with the GIL released.")
+           "The next batch as (data, labels), or (tuple of per-top arrays, None) for a "
+           "multi-top batch; blocks with the GIL released.")
       .def(
           "close",
           [](BatchQueue& q, const std::string& kind, const std::string& message) {
@@ -164,8 +214,8 @@ void BindData(py::module_& m) {
         return py::make_tuple(layer.feed_queue(), layer.ready_queue());
       },
       py::arg("net"), py::arg("layer_index"),
-      "(feed queue, ready queue) of a MemoryData or Data layer: feeders push into the first, "
-      "Forward pops the second (its timeout and wait statistics).");
+      "(feed queue, ready queue) of a MemoryData, Data or CoSData layer: feeders push into "
+      "the first, Forward pops the second (its timeout and wait statistics).");
 
   py::class_<DataTransformer>(m, "DataTransformer")
       .def(py::init([](const py::dict& param, bool train, uint32_t seed) {

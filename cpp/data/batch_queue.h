@@ -23,12 +23,15 @@ namespace caffeonspark {
 
 // One batch: N items of shape (C, H, W) as raw uint8 pixels (before the DataTransformer) or
 // as float32 values, plus N float labels. Exactly one of pixels / values is used.
+// A multi-top batch (CoSData, cpp/layers/cos_data.h) instead holds one such batch per top
+// in `tops` (no labels of its own; its shape is (N)).
 struct Batch {
   std::vector<int> shape;           // (N, C, H, W)
   std::vector<uint8_t> pixels;      // raw images, when raw
   std::vector<float> values;        // float data, when !raw
   std::vector<float> labels;        // N
   bool raw = false;
+  std::vector<Batch> tops;          // multi-top batches only
 
   int num() const { return shape.empty() ? 0 : shape[0]; }
   int64_t item_count() const;       // C*H*W

@@ -4,11 +4,9 @@
 
 namespace caffeonspark {
 
-Prefetcher::Prefetcher(std::string owner, size_t capacity,
-                       std::unique_ptr<DataTransformer> transformer, bool transform_floats)
+Prefetcher::Prefetcher(std::string owner, size_t capacity, Process process)
     : owner_(std::move(owner)),
-      transformer_(std::move(transformer)),
-      transform_floats_(transform_floats),
+      process_(std::move(process)),
       input_(std::make_shared<BatchQueue>(owner_, capacity)),
       ready_(std::make_shared<BatchQueue>(owner_, capacity)) {
   thread_ = std::thread([this] { Run(); });
@@ -25,7 +23,7 @@ void Prefetcher::Run() {
     Batch out;
     try {
       // No deadline here: the consumer's pop on ready() carries the timeout.
-      out = Process(input_->Pop(-1));
+      out = process_(input_->Pop(-1));
     } catch (...) {
       ready_->Close(std::current_exception());
       input_->Close();
@@ -35,27 +33,30 @@ void Prefetcher::Run() {
   }
 }
 
-Batch Prefetcher::Process(Batch batch) {
-  COS_CHECK(batch.shape.size() == 4, ShapeError, owner_, "a batch must be 4-D (N, C, H, W), got ",
+Batch Prefetcher::TransformBatch(const std::string& owner, DataTransformer& transformer,
+                                 bool transform_floats, Batch batch) {
+  COS_CHECK(batch.tops.empty(), ShapeError, owner, "got a batch of ", batch.tops.size(),
+            " tops; this layer takes one data array and its labels");
+  COS_CHECK(batch.shape.size() == 4, ShapeError, owner, "a batch must be 4-D (N, C, H, W), got ",
             batch.shape.size(), " axes");
   const int num = batch.shape[0];
-  COS_CHECK(static_cast<int>(batch.labels.size()) == num, ShapeError, owner_, "a batch of ", num,
+  COS_CHECK(static_cast<int>(batch.labels.size()) == num, ShapeError, owner, "a batch of ", num,
             " items came with ", batch.labels.size(), " labels");
   size_t held = batch.raw ? batch.pixels.size() : batch.values.size();
-  COS_CHECK(held == static_cast<size_t>(batch.item_count()) * num, InternalError, owner_,
+  COS_CHECK(held == static_cast<size_t>(batch.item_count()) * num, InternalError, owner,
             "a batch holds ", held, " values for its shape");
-  if (!batch.raw && !transform_floats_) return batch;
-  std::vector<int> item = transformer_->OutputShape(batch.shape[1], batch.shape[2], batch.shape[3]);
+  if (!batch.raw && !transform_floats) return batch;
+  std::vector<int> item = transformer.OutputShape(batch.shape[1], batch.shape[2], batch.shape[3]);
   Batch out;
   out.shape = {num, item[0], item[1], item[2]};
   out.values.resize(static_cast<size_t>(out.item_count()) * num);
   out.labels = std::move(batch.labels);
   if (batch.raw) {
-    transformer_->Transform(batch.pixels.data(), num, batch.shape[1], batch.shape[2],
-                            batch.shape[3], out.values.data());
+    transformer.Transform(batch.pixels.data(), num, batch.shape[1], batch.shape[2],
+                          batch.shape[3], out.values.data());
   } else {
-    transformer_->Transform(batch.values.data(), num, batch.shape[1], batch.shape[2],
-                            batch.shape[3], out.values.data());
+    transformer.Transform(batch.values.data(), num, batch.shape[1], batch.shape[2],
+                          batch.shape[3], out.values.data());
   }
   return out;
 }

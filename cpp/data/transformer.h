@@ -47,6 +47,11 @@ class DataTransformer {
                  std::vector<TransformChoice>* choices = nullptr);
 
   int crop_size() const { return crop_size_; }
+  // True when Transform only copies (scale 1, no crop, mirror or mean).
+  bool identity() const {
+    return scale_ == 1.0f && !mirror_ && crop_size_ == 0 && mean_file_.empty() &&
+           mean_values_.empty();
+  }
 
  private:
   TransformChoice Pick(int height, int width);

@@ -15,19 +15,32 @@ const Params& TransformParam(const LayerSpec& spec) {
 
 }  // namespace
 
-std::unique_ptr<DataTransformer> QueueDataLayer::MakeTransformer() const {
+std::unique_ptr<DataTransformer> QueueDataLayer::MakeTransformer(const Params& param) const {
   uint32_t seed = static_cast<uint32_t>(rng()());
-  return std::make_unique<DataTransformer>(TransformParam(spec_), phase_ == Phase::kTrain,
-                                           where(), seed);
+  return std::make_unique<DataTransformer>(param, phase_ == Phase::kTrain, where(), seed);
 }
 
 std::vector<int> QueueDataLayer::TransformedShape(int channels, int height, int width) const {
-  COS_CHECK(prefetcher_, InternalError, where(), "is not set up yet");
-  return prefetcher_->transformer().OutputShape(channels, height, width);
+  COS_CHECK(transformer_, InternalError, where(), "is not set up yet");
+  return transformer_->OutputShape(channels, height, width);
 }
 
 void QueueDataLayer::StartPrefetch(size_t capacity, bool transform_floats) {
-  prefetcher_ = std::make_unique<Prefetcher>(where(), capacity, MakeTransformer(), transform_floats);
+  transformer_ = MakeTransformer(TransformParam(spec_));
+  DataTransformer* transformer = transformer_.get();
+  std::string owner = where();
+  StartPrefetch(capacity, [owner, transformer, transform_floats](Batch batch) {
+    return Prefetcher::TransformBatch(owner, *transformer, transform_floats, std::move(batch));
+  });
+}
+
+void QueueDataLayer::StartPrefetch(size_t capacity, Prefetcher::Process process) {
+  prefetcher_ = std::make_unique<Prefetcher>(where(), capacity, std::move(process));
+}
+
+Batch QueueDataLayer::NextBatch() {
+  COS_CHECK(prefetcher_, InternalError, where(), "is not set up yet");
+  return prefetcher_->Next();
 }
 
 const std::shared_ptr<BatchQueue>& QueueDataLayer::feed_queue() const {
@@ -41,7 +54,7 @@ const std::shared_ptr<BatchQueue>& QueueDataLayer::ready_queue() const {
 }
 
 void QueueDataLayer::Forward_cpu(const Tensors&, const Tensors& top) {
-  Batch batch = prefetcher_->Next();
+  Batch batch = NextBatch();
   CheckBatch(batch);
   top[0]->Reshape(batch.shape);
   std::copy(batch.values.begin(), batch.values.end(), top[0]->mutable_data());

@@ -1,10 +1,12 @@
-// QueueDataLayer: the base of the data layers fed through native queues (MemoryData, Data).
-// No bottoms; tops data (N, C, H, W) and, optionally, label (N). Each Forward pops one
-// transformed batch from the layer's Prefetcher (cpp/data/prefetcher.h) and copies it into
-// the tops; no Python runs in Forward, so a solver loop with the GIL released never waits on
-// the interpreter. Feeders (Python threads, user code) push into feed_queue(); the consumer's
-// waiting time and pop deadline live on ready_queue(). Never backward.
-// Tests: tests/layers/test_memory_data.py, tests/layers/test_data.py.
+// QueueDataLayer: the base of the data layers fed through native queues (MemoryData, Data,
+// CoSData). No bottoms; by default tops data (N, C, H, W) and, optionally, label (N) (CoSData
+// overrides the tops and Forward). Each Forward pops one transformed batch from the layer's
+// Prefetcher (cpp/data/prefetcher.h) and copies it into the tops; no Python runs in Forward,
+// so a solver loop with the GIL released never waits on the interpreter. Feeders (Python
+// threads, user code) push into feed_queue(); the consumer's waiting time and pop deadline
+// live on ready_queue(). Never backward.
+// Tests: tests/layers/test_memory_data.py, tests/layers/test_data.py,
+// tests/layers/test_cos_data.py.
 #pragma once
 
 #include <memory>
@@ -30,12 +32,20 @@ class QueueDataLayer : public Layer {
   const std::shared_ptr<BatchQueue>& ready_queue() const;
 
  protected:
-  // Builds the DataTransformer from transform_param (seeded from the engine RNG) and starts
-  // the prefetch thread with queues of `capacity` batches.
+  // Builds the DataTransformer from the layer's transform_param (seeded from the engine RNG)
+  // and starts the prefetch thread with queues of `capacity` batches.
   void StartPrefetch(size_t capacity, bool transform_floats);
+  // Starts the prefetch thread with a layer-specific process (CoSData). Whatever `process`
+  // uses must outlive the thread: derived layers call StopPrefetch() in their destructor.
+  void StartPrefetch(size_t capacity, Prefetcher::Process process);
+  void StopPrefetch() { prefetcher_.reset(); }
+  // A DataTransformer for `transform_param`, seeded from the engine RNG, TRAIN crops in TRAIN.
+  std::unique_ptr<DataTransformer> MakeTransformer(const Params& transform_param) const;
   // Output item shape (C, H', W') the transform_param makes of items (C, H, W); call after
-  // StartPrefetch.
+  // StartPrefetch(capacity, transform_floats).
   std::vector<int> TransformedShape(int channels, int height, int width) const;
+  // The next processed batch (waits up to ready_queue()'s timeout).
+  Batch NextBatch();
   // Raises ShapeError when a transformed batch does not fit the layer's tops.
   virtual void CheckBatch(const Batch& batch) const = 0;
 
@@ -43,8 +53,7 @@ class QueueDataLayer : public Layer {
   void Backward_cpu(const Tensors&, const std::vector<bool>&, const Tensors&) override {}
 
  private:
-  std::unique_ptr<DataTransformer> MakeTransformer() const;
-
+  std::unique_ptr<DataTransformer> transformer_;  // declared first: outlives the thread
   std::unique_ptr<Prefetcher> prefetcher_;
 };
 

@@ -7,6 +7,7 @@
 #include "layers/accuracy.h"
 #include "layers/concat_slice.h"
 #include "layers/convolution.h"
+#include "layers/cos_data.h"
 #include "layers/data.h"
 #include "layers/distance_loss.h"
 #include "layers/eltwise.h"
@@ -39,6 +40,7 @@ const std::map<std::string, Factory>& Table() {
       {"Concat", Make<ConcatLayer>()},
       {"ContrastiveLoss", Make<ContrastiveLossLayer>()},
       {"Convolution", Make<ConvolutionLayer>()},
+      {"CoSData", Make<CoSDataLayer>()},
       {"Data", Make<DataLayer>()},
       {"Deconvolution", Make<DeconvolutionLayer>()},
       {"Dropout", Make<DropoutLayer>()},

@@ -1,4 +1,5 @@
-"""Hooks between engine.Net and the engine's queue-fed data layers (MemoryData, Data).
+"""Hooks between engine.Net and the engine's queue-fed data layers (MemoryData, Data,
+CoSData).
 
 Two steps, called by python/caffeonspark/engine.py:
 
@@ -10,8 +11,9 @@ Two steps, called by python/caffeonspark/engine.py:
      shape (batch_size, C, crop or H, crop or W) is known only from the data. A missing source
      raises IoError naming the layer and the path here, at construction. Other backends
      are left alone (the engine refuses LevelDB with a ConfigError).
-   - Any layer with transform_param.mean_file: `transform_param["mean_file_data"] =
-     {"shape": [C, H, W], "data": float32 bytes}` from the .binaryproto (legacy num = 1).
+   - Any layer with transform_param.mean_file (CoSData: any top's): `transform_param[
+     "mean_file_data"] = {"shape": [C, H, W], "data": float32 bytes}` from the .binaryproto
+     (legacy num = 1).
 2. `NetFeeds(native_net, specs)`, once the native net exists, starts one LmdbFeeder daemon
    thread per Data layer (rank/world_size from set_default_shard, used in TRAIN only;
    encoded images decoded on set_decode_threads threads), one SourceFeeder thread per
@@ -19,13 +21,18 @@ Two steps, called by python/caffeonspark/engine.py:
    class from data/sources/, CaffeOnSpark's Java names included; partition rank of
    world_size, shuffled per epoch, in TRAIN; everything in order in TEST; resized to the
    layer's height x width with set_default_resize; set_source_defaults changes shuffle,
-   seed and the epoch-remainder policy), and hands out MemoryDataFeeders; close() stops and
-   joins the threads (engine.Net calls it on close() and when the Net is collected).
+   seed and the epoch-remainder policy), one CosFeeder thread per CoSData layer
+   (data/cos_feeder.py: its DataFrame source, partition rank of world_size in TRAIN,
+   shuffled per epoch when cos_data_param.shuffle and the source defaults allow, images
+   resized to each top with set_default_resize), and hands out MemoryDataFeeders; close()
+   stops and joins the threads (engine.Net calls it on close() and when the Net is
+   collected).
    An unknown source_class is a ConfigError naming the layer and the known classes; a
    missing source an IoError naming the layer and the path; a source whose items do not fit
    the layer a ShapeError, all when the net is built.
 
-Tests: tests/layers/test_data.py, tests/layers/test_memory_data.py.
+Tests: tests/layers/test_data.py, tests/layers/test_memory_data.py,
+tests/layers/test_cos_data.py.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import numpy as np
 
 from caffeonspark import model_io
 from caffeonspark._native import _engine
+from caffeonspark.data.cos_feeder import CosFeeder, open_cos_source
 from caffeonspark.data.image_codec import decode_mode
 from caffeonspark.data.lmdb_feeder import LmdbFeeder, first_datum
 from caffeonspark.data.native_queue import MemoryDataFeeder, layer_owner
@@ -60,7 +68,7 @@ __all__ = [
     "NetFeeds",
 ]
 
-QUEUE_FED_TYPES = ("Data", "MemoryData")
+QUEUE_FED_TYPES = ("Data", "MemoryData", "CoSData")
 
 _shard_lock = threading.Lock()
 _default_shard = (0, 1)
@@ -151,9 +159,12 @@ def prepare_data_params(
 ) -> dict[str, Any]:
     """`params` (netspec.layer_params) plus the data the engine needs from files."""
     owner = layer_owner(layer.name, layer.type, where)
-    transform = params.get("transform_param")
-    if transform is not None and transform.get("mean_file"):
-        transform["mean_file_data"] = _mean_file_data(transform["mean_file"], owner)
+    transforms = [params.get("transform_param")]
+    if layer.type == "CoSData":
+        transforms += [top.get("transform_param") for top in params["cos_data_param"]["top"]]
+    for transform in transforms:
+        if transform is not None and transform.get("mean_file"):
+            transform["mean_file_data"] = _mean_file_data(transform["mean_file"], owner)
     if layer.type == "Data" and layer.data_param.backend == caffe_pb2.DataParameter.LMDB:
         shape, _ = first_datum(layer.data_param.source, owner, layer_decode_mode(layer, owner))
         params["data_param"]["datum_shape"] = list(shape)
@@ -188,6 +199,7 @@ class NetFeeds:
         self._layers: dict[str, caffe_pb2.LayerParameter] = {}
         self._lmdb: dict[str, LmdbFeeder] = {}
         self._sources: dict[str, SourceFeeder] = {}
+        self._cos: dict[str, CosFeeder] = {}
         self._closed = False
         self._resize = default_resize()
         rank, world_size = default_shard()
@@ -202,6 +214,8 @@ class NetFeeds:
             for name, layer in self._layers.items():
                 if layer.type == "Data":
                     self._lmdb[name] = self._start_lmdb(name, layer, specs, rank, world_size)
+                elif layer.type == "CoSData":
+                    self._cos[name] = self._start_cos(name, layer, rank, world_size)
                 elif layer.source_class or layer.memory_data_param.source:
                     spec = next(s for s in specs if s["name"] == name)
                     self._sources[name] = self._start_source(name, layer, spec, rank, world_size)
@@ -232,6 +246,29 @@ class NetFeeds:
             owner=self._owners[name],
             mode=mode,
             decode_threads=decode_threads() if encoded else 1,
+        ).start()
+
+    def _start_cos(
+        self, name: str, layer: caffe_pb2.LayerParameter, rank: int, world_size: int
+    ) -> CosFeeder:
+        train = layer.phase == caffe_pb2.TRAIN
+        defaults = source_defaults()
+        source = open_cos_source(
+            layer,
+            self._owners[name],
+            partition=rank if train else 0,
+            num_partitions=world_size if train else 1,
+            shuffle=train and layer.cos_data_param.shuffle and bool(defaults["shuffle"]),
+            seed=int(defaults["seed"]),
+            resize=self._resize,
+            decode_threads=decode_threads(),
+        )
+        return CosFeeder(
+            source,
+            self._queues[name][0],
+            int(layer.cos_data_param.batch_size),
+            self._owners[name],
+            remainder=str(defaults["remainder"]),
         ).start()
 
     def _start_source(
@@ -333,7 +370,7 @@ class NetFeeds:
         """Consume `count` batches of every LMDB-fed layer, through the same transform
         pipeline Forward uses (so crop/mirror choices advance too): a resumed solver
         continues the data stream where the snapshotted run left it."""
-        for name in [*self._lmdb, *self._sources]:
+        for name in [*self._lmdb, *self._sources, *self._cos]:
             _, ready = self._queues[name]
             for _ in range(int(count)):
                 ready.pop()
@@ -346,6 +383,10 @@ class NetFeeds:
     def source_feeders(self) -> dict[str, SourceFeeder]:
         return dict(self._sources)
 
+    @property
+    def cos_feeders(self) -> dict[str, CosFeeder]:
+        return dict(self._cos)
+
     def close(self, timeout: float | None = 10.0) -> None:
         """Close every feed queue and join the feeder threads (idempotent)."""
         if self._closed:
@@ -357,3 +398,5 @@ class NetFeeds:
             feeder.stop(timeout)
         for source_feeder in self._sources.values():
             source_feeder.stop(timeout)
+        for cos_feeder in self._cos.values():
+            cos_feeder.stop(timeout)

@@ -11,6 +11,9 @@ Columns per top:
   concatenated per row into float32 features reshaped to `default_shape` (or (F, 1, 1)).
 - label top: `label_column` (default "label"; string, integer or float).
 `select` (memory_data_param.dataframe_column_select) renames first: "col" or "col AS name".
+CoSData instead gives `tops` (data/cos_tops.py TopSpecs): each top reads the column named
+like it, converted by its type (cos_tops.top_arrays); chunks then hold one array per top
+and no labels; `resize_tops` resizes decoded images to each top's height x width.
 
 `_setup_items(schema, ...)` checks the columns against a schema (FormatError naming
 `where` and the missing columns); `_items(table, ids, where)` turns rows into a Chunk.
@@ -27,6 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from caffeonspark.data.cos_tops import TopSpec, top_arrays
 from caffeonspark.data.image_codec import decode_image, resize_image
 from caffeonspark.data.parquet_io import parse_labels
 from caffeonspark.data.sources.base import Chunk
@@ -67,7 +71,21 @@ class ArrowItems:
         select: Sequence[str] = (),
         default_shape: tuple[int, int, int] | None = None,
         encoded_default: bool = False,
+        tops: Sequence[TopSpec] = (),
+        resize_tops: bool = False,
     ) -> None:
+        self.tops = list(tops)
+        self.resize_tops = bool(resize_tops)
+        if self.tops:
+            missing = [t for t in self.tops if t.name not in schema.names]
+            if missing:
+                t = missing[0]
+                raise FormatError(
+                    f"{where} lacks the column '{t.name}' of {t.label()} (has {schema.names})"
+                )
+            self._columns = list(dict.fromkeys(t.name for t in self.tops))
+            self.image = False
+            return
         names = parse_select(select)
         data_columns = [data_columns] if isinstance(data_columns, str) else list(data_columns)
         self.data_columns = [names.get(c, c) for c in data_columns]
@@ -91,6 +109,11 @@ class ArrowItems:
             raise FormatError(f"{where} lacks the column(s) {missing} (has {schema.names})")
 
     def _items(self, table: pa.Table, ids: np.ndarray, where: str) -> Chunk:
+        if self.tops:
+            arrays = top_arrays(
+                table, self.tops, ids, where, pool=self.pool, resize=self.resize_tops
+            )
+            return Chunk(ids, arrays, None)
         labels = self._labels(table, ids, where)
         data = self._images(table, ids, where) if self.image else self._numbers(table, ids, where)
         return Chunk(ids, data, labels)

@@ -65,6 +65,8 @@ class ArrowSource(ArrowItems, Source):
         select: Sequence[str] = (),
         default_shape: tuple[int, int, int] | None = None,
         encoded_default: bool = False,
+        tops: Sequence[Any] = (),
+        resize_tops: bool = False,
         **options: Any,
     ) -> None:
         table, name = _as_table(path, options.get("owner", ""))
@@ -77,6 +79,8 @@ class ArrowSource(ArrowItems, Source):
             select=select,
             default_shape=default_shape,
             encoded_default=encoded_default,
+            tops=tops,
+            resize_tops=resize_tops,
         )
         self.table = table.select(self._columns)
         self.total = table.num_rows

@@ -24,6 +24,9 @@ an epoch, fewer than batch_size left-over items are:
 - "partial": yielded as a short batch (for consumers that take any batch size).
 With a finite `epochs` count the last left-over is yielded short unless remainder is "drop".
 
+CoSData reads several typed columns per record: its chunks (and batches) hold a tuple of
+arrays, one per top, as `data`, and no labels (None); the batching rule is the same.
+
 Subclasses implement `_refs()` (the local share's record references, in storage order),
 `_read(refs)` (those records as a Chunk, in the given order) and may override
 `_epoch_refs(e)` (the epoch's order; Parquet shuffles by blocks).
@@ -52,15 +55,35 @@ REMAINDER_POLICIES = ("drop", "wrap", "partial")
 
 class Chunk(NamedTuple):
     ids: np.ndarray  # int64 record ids
-    data: np.ndarray  # (k, C, H, W) uint8 or float32
-    labels: np.ndarray  # (k,) float32
+    data: Any  # (k, C, H, W) uint8 or float32; CoSData: a tuple of arrays, one per top
+    labels: Any  # (k,) float32; CoSData: None
 
 
 class Batch(NamedTuple):
-    data: np.ndarray
-    labels: np.ndarray
+    data: Any
+    labels: Any
     ids: np.ndarray
     epochs: tuple[int, ...]
+
+
+def _rows(part: Any, start: int, stop: int | None) -> Any:
+    """Rows [start, stop) of an array, of each array of a tuple, or None."""
+    if part is None:
+        return None
+    if isinstance(part, tuple):
+        return tuple(p[start:stop] for p in part)
+    return part[start:stop]
+
+
+def _joined(parts: list[Any]) -> Any:
+    """Row-wise concatenation of arrays (uint8 stays uint8 only if all are), of tuples of
+    arrays (per position), or of Nones."""
+    if parts[0] is None:
+        return None
+    if isinstance(parts[0], tuple):
+        return tuple(_joined(list(column)) for column in zip(*parts, strict=True))
+    dtype = np.float32 if any(p.dtype != np.uint8 for p in parts) else np.uint8
+    return np.concatenate([p.astype(dtype, copy=False) for p in parts])
 
 
 def local_path(source: str | os.PathLike[str], owner: str = "") -> str:
@@ -258,8 +281,14 @@ class Source:
                 epochs.append(held_epochs.pop(0))
                 need -= k
             else:
-                parts.append(Chunk(chunk.ids[:need], chunk.data[:need], chunk.labels[:need]))
-                held[0] = Chunk(chunk.ids[need:], chunk.data[need:], chunk.labels[need:])
+                parts.append(
+                    Chunk(
+                        chunk.ids[:need], _rows(chunk.data, 0, need), _rows(chunk.labels, 0, need)
+                    )
+                )
+                held[0] = Chunk(
+                    chunk.ids[need:], _rows(chunk.data, need, None), _rows(chunk.labels, need, None)
+                )
                 epochs.append(held_epochs[0])
                 need = 0
         span = tuple(sorted(set(epochs)))
@@ -277,10 +306,9 @@ class Source:
         if len(parts) == 1:
             only = parts[0]
             return Batch(only.data, only.labels, only.ids, span)
-        dtype = np.float32 if any(p.data.dtype != np.uint8 for p in parts) else np.uint8
         return Batch(
-            np.concatenate([p.data.astype(dtype, copy=False) for p in parts]),
-            np.concatenate([p.labels for p in parts]),
+            _joined([p.data for p in parts]),
+            _joined([p.labels for p in parts]),
             np.concatenate([p.ids for p in parts]),
             span,
         )

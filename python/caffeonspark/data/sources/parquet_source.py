@@ -50,6 +50,8 @@ class ParquetSource(ArrowItems, Source):
         select: Sequence[str] = (),
         default_shape: tuple[int, int, int] | None = None,
         encoded_default: bool = False,
+        tops: Sequence[Any] = (),
+        resize_tops: bool = False,
         **options: Any,
     ) -> None:
         super().__init__(local_path(path, options.get("owner", "")), **options)
@@ -61,6 +63,8 @@ class ParquetSource(ArrowItems, Source):
             "select": select,
             "default_shape": default_shape,
             "encoded_default": encoded_default,
+            "tops": tops,
+            "resize_tops": resize_tops,
         }
         for f, parquet in zip(self.files, self._parquet, strict=True):
             self._setup_items(parquet.schema_arrow, f"{self.owner}Parquet '{f}'", **options_items)
