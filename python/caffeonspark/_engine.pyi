@@ -39,11 +39,15 @@ class BatchQueue:
         """
     def pop(self, timeout: typing.SupportsFloat | typing.SupportsIndex | None = None) -> tuple:
         """
-        The next batch as (data, labels); blocks with the GIL released.
+        The next batch as (data, labels), or (tuple of per-top arrays, None) for a multi-top batch; blocks with the GIL released.
         """
     def push(self, data: typing.Any, labels: typing.Any, timeout: typing.SupportsFloat | typing.SupportsIndex | None = None) -> bool:
         """
         Copy one batch in (uint8 (N,C,H,W) raw images or float data + N labels); blocks with the GIL released while full. False when the queue is closed.
+        """
+    def push_tops(self, arrays: collections.abc.Sequence, timeout: typing.SupportsFloat | typing.SupportsIndex | None = None) -> bool:
+        """
+        Copy one multi-top batch in (CoSData): one (N, C, H, W) array per top, uint8 raw images or float data; blocks with the GIL released while full. False when the queue is closed.
         """
     @property
     def capacity(self) -> int:
@@ -370,7 +374,7 @@ def comm_sha256(data: bytes) -> bytes:
     """
 def data_layer_queues(net: ..., layer_index: typing.SupportsInt | typing.SupportsIndex) -> tuple[BatchQueue, BatchQueue]:
     """
-    (feed queue, ready queue) of a MemoryData or Data layer: feeders push into the first, Forward pops the second (its timeout and wait statistics).
+    (feed queue, ready queue) of a MemoryData, Data or CoSData layer: feeders push into the first, Forward pops the second (its timeout and wait statistics).
     """
 def layer_types() -> list[str]:
     """

@@ -131,3 +131,9 @@ def test_solver_problems_name_the_file(tmp_path):
     solver.write_text('net_param { name: "n" layer { name: "ip" type: "InnerProduct" } }\n')
     with pytest.raises(errors.ConfigError, match=r"the net has no TRAIN data layer"):
         Config(["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])
+
+
+def test_cos_data_nets_are_not_supported_by_the_driver_yet(anchors, tmp_path):
+    solver = anchors / "caffeonspark" / "lenet_cos_solver.prototxt"
+    with pytest.raises(NotImplementedError, match=r"layer 'data' \(CoSData\).*_train_plan"):
+        Config(["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])

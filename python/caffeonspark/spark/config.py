@@ -355,8 +355,18 @@ class Config:
         return netspec.filter_net(self._net(), self.net_state(phase))
 
     def data_layer(self, phase: int) -> caffe_pb2.LayerParameter:
-        """The phase's first data layer (MemoryData or Data): what the Spark source feeds."""
+        """The phase's first data layer (MemoryData or Data): what the Spark source feeds.
+        CoSData layers run in engine.Net / Solver but not under the Spark driver yet."""
         for layer in self.phase_net(phase).layer:
+            if layer.type == "CoSData":
+                raise NotImplementedError(
+                    f"-conf {self.solver_path}: layer '{layer.name}' (CoSData) is not supported "
+                    "by the Spark driver yet: it lacks a CoSData DataSource (a DataFrame with "
+                    "one column per cos_data_param top, spark/source.py) and the TRAIN plan "
+                    "that points the layer's source at the rank's Arrow spool file "
+                    "(dataframe_format \"arrow\", spark/driver.py _train_plan). "
+                    "engine.Net and caffeonspark.solver.Solver train CoSData nets directly"
+                )
             if layer.type in DATA_LAYER_TYPES:
                 return layer
         name = caffe_pb2.Phase.Name(phase)
