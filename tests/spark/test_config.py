@@ -97,7 +97,10 @@ def test_bad_flags_name_the_flag(args, error, message):
     ("extra", "error", "message"),
     [
         ("-train", errors.ConfigError, r"-model is required"),
-        ("-train -model hdfs://nn/m", errors.ConfigError, r"-model: 'hdfs://nn/m' is not a local"),
+        ("-train -model hdfs://nn/m", errors.IoError,
+         r"-model: cannot open 'hdfs://nn/m': hdfs: needs libhdfs on the executors"),
+        ("-train -model gopher://h/m", errors.IoError,
+         r"-model: cannot open 'gopher://h/m': neither pyarrow nor fsspec opens gopher:"),
         ("-train -model /nowhere/m", errors.IoError, r"-model: directory '/nowhere' does not"),
         ("-test -model {root}/missing", errors.IoError, r"-model: '.*missing' does not exist"),
         ("-features ip2 -test -model {root}/lenet.model", errors.ConfigError, "not both"),

@@ -37,6 +37,7 @@ from typing import Any
 from caffeonspark import model_io, netspec
 from caffeonspark.errors import ConfigError, IoError
 from caffeonspark.proto import caffe_pb2
+from caffeonspark.spark import storage
 
 __all__ = ["Config", "FLAGS", "local_path_of", "DATA_LAYER_TYPES"]
 
@@ -92,18 +93,14 @@ _KEYWORDS = {**{_snake(n): n for n in FLAGS}, **{n: n for n in FLAGS}}
 
 
 def local_path_of(uri: str, flag: str) -> str:
-    """An absolute local path for a plain path or a file: URI; other schemes are refused."""
-    text = os.fspath(uri)
-    if text.startswith("file://"):
-        text = text[len("file://") :]
-    elif text.startswith("file:"):
-        text = text[len("file:") :]
-    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+    """An absolute local path for a plain path or a file: URI; other schemes are refused
+    (file data sources are read where they are; models and outputs go through storage.py)."""
+    if not storage.is_local(uri):
         raise ConfigError(
-            f"-{flag}: '{uri}' is not a local path; this build reads and writes models, data "
-            "and outputs through local (or mounted shared) paths and file: URIs"
+            f"-{flag}: '{uri}' is not a local path; file data sources (LMDB, SequenceFile, "
+            "NumPy, Arrow) are read from local (or mounted shared) paths and file: URIs"
         )
-    return os.path.abspath(text)
+    return storage.local_path(uri, flag)
 
 
 def _convert(flag: Flag, value: Any, given_as: str) -> Any:
@@ -201,6 +198,7 @@ class Config:
         self.net_param: caffe_pb2.NetParameter | None = None
         self.solver_path: str | None = None
         self.net_path: str | None = None
+        self._pending: list[tuple[str, str, str, str]] = []  # URI checks waiting for Spark
         self._check_values()
         if self.protoFile is not None:
             self._read_solver()
@@ -393,16 +391,20 @@ class Config:
             raise ConfigError(
                 "-model is required: where -train writes the model, or -test / -features read it"
             )
-        model = local_path_of(self.modelPath, "model")
+        model = self.modelPath
         if self.isTraining:
             self.data_layer(caffe_pb2.TRAIN)
-            if not os.path.isdir(os.path.dirname(model)):
-                raise IoError(f"-model: directory '{os.path.dirname(model)}' does not exist")
-        elif not os.path.isfile(model):
-            raise IoError(f"-model: '{self.modelPath}' does not exist (train it with -train)")
+            folder = storage.parent(storage.normalize(model, "model"))
+            self._check_path(folder, "dir", "model", f"-model: directory '{folder}' does not exist",
+                             executors_open=model)
+        else:
+            self._check_path(
+                model, "file", "model", f"-model: '{model}' does not exist (train it with -train)"
+            )
         for flag in ("weights", "snapshot"):
-            if self._values[flag] and not os.path.isfile(local_path_of(self._values[flag], flag)):
-                raise IoError(f"-{flag}: '{self._values[flag]}' does not exist")
+            if self._values[flag]:
+                value = self._values[flag]
+                self._check_path(value, "file", flag, f"-{flag}: '{value}' does not exist")
         if self.isTest or self.isFeature:
             test_net = self.phase_net(caffe_pb2.TEST)
             self.data_layer(caffe_pb2.TEST)
@@ -414,9 +416,46 @@ class Config:
                             f"-{flag}: the TEST net has no blob '{name}' (blobs: "
                             f"{', '.join(sorted(blobs))})"
                         )
-            output = local_path_of(self.outputPath, "output")
-            if os.path.exists(output):
-                raise ConfigError(
-                    f"-output: '{self.outputPath}' exists; remove it or name another path "
-                    "(outputs are never overwritten)"
-                )
+            self._check_path(
+                self.outputPath, "absent", "output",
+                f"-output: '{self.outputPath}' exists; remove it or name another path "
+                "(outputs are never overwritten)",
+            )
+
+    def _check_path(
+        self, uri: str, want: str, flag: str, message: str, executors_open: str | None = None
+    ) -> None:
+        """`want` is "file", "dir" or "absent". Local paths are checked here; other URIs
+        through Spark's Hadoop FileSystem once a session is known (check_uris), and those
+        the executors read or write must open with pyarrow.fs (storage.arrow_filesystem)."""
+        if storage.is_local(uri):
+            path = storage.local_path(uri, flag)
+            ok = {"file": os.path.isfile, "dir": os.path.isdir}.get(want)
+            if ok is not None and not ok(path):
+                raise IoError(message)
+            if want == "absent" and os.path.exists(path):
+                raise ConfigError(message)
+            return
+        if flag != "output":  # the executors' engines read or write it, through pyarrow.fs
+            storage.arrow_filesystem(executors_open or uri, flag)
+        self._pending.append((uri, want, flag, message))
+        if self.spark is not None:
+            self.check_uris(self.spark)
+
+    def check_uris(self, spark: Any) -> None:
+        """The checks of URIs other than local paths, through the session's Hadoop
+        FileSystem (Config made without a session leaves them to the driver)."""
+        if not self._pending:
+            return
+        files = storage.HadoopFiles(spark)
+        pending, self._pending = self._pending, []
+        for uri, want, flag, message in pending:
+            try:
+                if want == "absent":
+                    found = not files.exists(uri)
+                else:
+                    found = files.is_file(uri) if want == "file" else files.is_dir(uri)
+            except IoError as err:
+                raise IoError(f"-{flag}: {err}") from None
+            if not found:
+                raise (ConfigError if want == "absent" else IoError)(message)
