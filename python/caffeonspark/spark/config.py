@@ -16,11 +16,15 @@ snapshotStateFile, snapshotModelFile, isRddPersistent, ...) and snake_case alias
 
 Checks when a mode (-train / -test / -features) is given: -conf names a readable solver whose
 `net` (resolved from the working directory, then beside the solver) or `net_param` holds a
-data layer (MemoryData or Data) for each phase used; -model is a local path or file: URI
-(its directory must exist for -train; the file itself for -test / -features without -train);
--snapshot needs -weights and both files must exist; -features / -label name blobs of the TEST
-net; -outputFormat is json or parquet; -connection ethernet or infiniband; counts are
-positive; -output must not exist yet for -test / -features (outputs are never overwritten).
+data layer (MemoryData or Data) for each phase used; -model's directory must exist for
+-train, the file itself for -test / -features without -train; -snapshot needs -weights and
+both files must exist; -features / -label name blobs of the TEST net; -outputFormat is json
+or parquet; -connection ethernet or infiniband; counts are positive; -output must not exist
+yet for -test / -features (outputs are never overwritten). -model -weights -snapshot -output
+are local paths, file: URIs or any URI of the cluster's Hadoop (storage.py): local ones are
+checked at once; others through the session's Hadoop FileSystem, at once with Config(spark,
+...), else when the driver starts (check_uris), always before training; those the
+executors' engines read or write must also open with pyarrow.fs on this machine.
 The solver and net are read with caffeonspark.model_io (FormatErrors name file and line).
 Tests: tests/spark/test_config.py.
 """

@@ -16,8 +16,10 @@ the engine's Solver directly; with more, each task hands its solver to the ring 
 through seam.py (the only place that knows caffeonspark.distributed). Model bytes never
 travel in a task: rank 0 writes -model (and snapshots, under -model's directory when
 snapshot_prefix is relative) through a temporary name and a rename; -weights / -snapshot /
--model are read by the tasks from their paths (local paths or file: URIs, visible to every
-executor). `train()` trains only (the solver's test nets are left out); `trainWithValidation`
+-model are read by the tasks from their paths or URIs (storage.py: local paths and file:
+URIs every executor sees, or hdfs:, s3: ... through pyarrow.fs). -output is written by
+Spark's writer to a temporary sibling, renamed once complete (any URI of the cluster's
+Hadoop). `train()` trains only (the solver's test nets are left out); `trainWithValidation`
 materialises the validation DataFrame as Parquet beside -model (removed afterwards) and
 returns one row per test interval: `iter` and each test output as array<double>.
 

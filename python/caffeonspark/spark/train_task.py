@@ -12,8 +12,11 @@ Each task:
    applies -weights, then -snapshot (restored with -weights as its learned net);
 3. trains: with one rank, solver.solve() here; with more, seam.train_distributed (the
    ring allreduce of caffeonspark.distributed);
-4. rank 0 writes the final weights to -model (temporary name, then rename), and returns one
-   summary row per rank plus, with validation, one row per test output per test interval.
+4. rank 0 writes the final weights to -model (temporary name, then rename; storage.py for
+   URIs), and returns one summary row per rank plus, with validation, one row per test
+   output per test interval. A snapshot_prefix that is a URI (hdfs://...) is written in the
+   task's directory and each snapshot pair uploaded there (upload_snapshots_to); -weights /
+   -snapshot URIs are fetched to it first.
 The spool file is removed when the task ends, whatever happens.
 Tests: tests/spark/test_spark.py.
 """
