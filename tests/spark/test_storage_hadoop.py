@@ -130,3 +130,25 @@ def test_command_line_writes_features_to_a_viewfs_output(spark, viewfs, digits, 
         (chunk,) = list(source.epoch(0))
     assert sorted(r.label for r in back.collect()) == sorted(chunk.labels.tolist())
     assert sorted(p.name for p in target.iterdir()) == ["features"]
+
+
+def test_uris_hadoop_cannot_open_are_checked_with_pyarrow_unless_spark_writes_them(
+        spark, digits, anchors, tmp_path):
+    fsspec = pytest.importorskip("fsspec", reason="fsspec (the `test` extra) is not installed")
+    memory = fsspec.filesystem("memory")
+    root = f"/cos-hadoop-{secrets.token_hex(4)}"
+    memory.pipe(f"{root}/w.caffemodel", b"weights")
+    solver = write_lenet(tmp_path, anchors, "memory", f"file:{digits.train}",
+                         f"file:{digits.test}", max_iter=2)
+    train = ["-train", "-conf", str(solver), "-model", f"file:{tmp_path}/m.caffemodel"]
+    try:
+        # Spark's Hadoop has no memory: FileSystem; the executors' pyarrow (fsspec) does
+        Config(spark, [*train, "-weights", f"memory://{root}/w.caffemodel"])
+        with pytest.raises(errors.IoError, match=r"-weights: 'memory://.*/absent' does not"):
+            Config(spark, [*train, "-weights", f"memory://{root}/absent"])
+        with pytest.raises(errors.IoError, match=r"-output: cannot check 'memory://.*/out'.*"
+                                                 r"No FileSystem for scheme"):
+            Config(spark, ["-test", "-conf", str(solver), "-model", f"memory://{root}/w.caffemodel",
+                           "-output", f"memory://{root}/out"])
+    finally:
+        memory.rm(root, recursive=True)

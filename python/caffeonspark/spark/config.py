@@ -456,10 +456,15 @@ class Config:
         for uri, want, flag, message in pending:
             try:
                 if want == "absent":
+                    # Spark's writer needs a Hadoop FileSystem: no pyarrow fallback
                     found = not files.exists(uri)
                 else:
-                    found = files.is_file(uri) if want == "file" else files.is_dir(uri)
+                    kind = files.kind(uri, flag)
+                    # object stores have no folders until written: an absent one passes
+                    found = kind == want or (want == "dir" and kind is None
+                                             and storage.scheme_of(uri) in storage.OBJECT_STORES)
             except IoError as err:
                 raise IoError(f"-{flag}: {err}") from None
             if not found:
                 raise (ConfigError if want == "absent" else IoError)(message)
+

@@ -120,7 +120,10 @@ class CaffeOnSpark:
             validation.dataframe(self.spark).write.parquet(storage.hadoop_uri(scratch))
             _, rows = self._train(train, (validation, scratch))
         finally:
-            files.delete(scratch)
+            try:
+                files.delete(scratch)
+            except CaffeOnSparkError as err:  # never hide the error that got us here
+                log.warning("trainWithValidation: scratch %s not removed: %s", scratch, err)
         return self._validation_frame(rows)
 
     def _train(self, source: DataSource, validation: Any) -> tuple[list[dict], list[Any]]:
@@ -153,7 +156,7 @@ class CaffeOnSpark:
             for r in sorted(rows, key=lambda r: r.rank)
             if r.kind == "summary"
         ]
-        if not storage.HadoopFiles(self.spark).is_file(plan.model_path):
+        if storage.HadoopFiles(self.spark).kind(plan.model_path, "model") != "file":
             raise ConfigError(f"training finished but rank 0 wrote no model at {plan.model_path}")
         for s in summaries:
             log.info(

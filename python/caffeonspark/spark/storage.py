@@ -42,6 +42,7 @@ from caffeonspark.errors import ConfigError, IoError
 __all__ = [
     "HadoopFiles",
     "arrow_filesystem",
+    "arrow_kind",
     "basename",
     "fetch",
     "fetch_tree",
@@ -71,6 +72,7 @@ _NEEDS = {
     "abfs": "pyarrow's Azure support and credentials on the executors",
 }
 _NEEDS["viewfs"] = _NEEDS["hdfs"]
+OBJECT_STORES = frozenset({"s3", "s3a", "s3n", "gs", "gcs", "abfs", "abfss", "wasb", "wasbs", "oss"})
 _NEEDS["gcs"] = _NEEDS["gs"]
 
 
@@ -301,7 +303,23 @@ def _replace_locally(target: str, write: Callable[[str], Any], flag: str) -> Non
         raise
 
 
+def arrow_kind(uri: str, flag: str) -> str | None:
+    """"file", "dir" or None (absent) for `uri`, through pyarrow.fs."""
+    from pyarrow.fs import FileType
+
+    filesystem, path = arrow_filesystem(uri, flag)
+    try:
+        kind = filesystem.get_file_info(path).type
+    except OSError as err:
+        raise IoError(f"-{flag}: cannot check '{uri}': {err}") from None
+    return {FileType.File: "file", FileType.Directory: "dir"}.get(kind)
+
+
 # -- driver: Spark's Hadoop FileSystem ---------------------------------------------------------
+
+
+class UnknownScheme(IoError):
+    """The cluster's Hadoop configuration has no FileSystem for the URI's scheme."""
 
 
 class HadoopFiles:
@@ -325,7 +343,8 @@ class HadoopFiles:
             return getattr(filesystem, method)(path, *args)
         except Py4JJavaError as err:
             message = str(err.java_exception).strip().splitlines()[0]
-            raise IoError(f"cannot {what} '{uri}': {message}") from None
+            error = UnknownScheme if "UnsupportedFileSystemException" in message else IoError
+            raise error(f"cannot {what} '{uri}': {message}") from None
 
     def exists(self, uri: str) -> bool:
         return bool(self._call("check", uri, "exists"))
@@ -339,6 +358,16 @@ class HadoopFiles:
         return bool(self._call("check", uri, "exists")) and bool(
             self._call("check", uri, "getFileStatus").isFile()
         )
+
+    def kind(self, uri: str, flag: str) -> str | None:
+        """"file", "dir" or None (absent); through pyarrow.fs when Hadoop has no FileSystem
+        for the scheme (s3: where the cluster's Hadoop has s3a:)."""
+        try:
+            if not self.exists(uri):
+                return None
+            return "dir" if self._call("check", uri, "getFileStatus").isDirectory() else "file"
+        except UnknownScheme:
+            return arrow_kind(uri, flag)
 
     def mkdirs(self, uri: str) -> None:
         if not self._call("create", uri, "mkdirs"):
