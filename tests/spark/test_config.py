@@ -97,8 +97,6 @@ def test_bad_flags_name_the_flag(args, error, message):
     ("extra", "error", "message"),
     [
         ("-train", errors.ConfigError, r"-model is required"),
-        ("-train -model hdfs://nn/m", errors.IoError,
-         r"-model: cannot open 'hdfs://nn/m': hdfs: needs libhdfs on the executors"),
         ("-train -model gopher://h/m", errors.IoError,
          r"-model: cannot open 'gopher://h/m': neither pyarrow nor fsspec opens gopher:"),
         ("-train -model /nowhere/m", errors.IoError, r"-model: directory '/nowhere' does not"),
@@ -134,3 +132,13 @@ def test_solver_problems_name_the_file(tmp_path):
     solver.write_text('net_param { name: "n" layer { name: "ip" type: "InnerProduct" } }\n')
     with pytest.raises(errors.ConfigError, match=r"the net has no TRAIN data layer"):
         Config(["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])
+
+
+def test_uris_wait_for_the_session_that_checks_them(lenet):
+    root, solver = lenet
+    conf = Config(f"-conf {solver} -test -model hdfs://nn/m -weights hdfs://nn/w "
+                  "-output hdfs://nn/out")
+    assert [(uri, want) for uri, want, *_ in conf._pending] == [
+        ("hdfs://nn/m", "file"), ("hdfs://nn/w", "file"), ("hdfs://nn/out", "absent")]
+    conf = Config(f"-conf {solver} -train -model hdfs://nn/models/m")
+    assert [(uri, want) for uri, want, *_ in conf._pending] == [("hdfs://nn/models", "dir")]

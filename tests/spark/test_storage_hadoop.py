@@ -101,18 +101,28 @@ def test_existing_output_is_refused_before_training(spark, viewfs, digits, ancho
     assert not (tmp_path / "m.caffemodel").exists()  # nothing was trained
 
 
-def test_model_where_executors_cannot_write_is_refused(spark, viewfs, digits, anchors, tmp_path):
+def test_model_where_executors_cannot_write_is_refused_on_a_local_master(
+        spark, viewfs, digits, anchors, tmp_path, monkeypatch, caplog):
+    from caffeonspark.spark import config
+
     root, _ = viewfs
     solver = write_lenet(tmp_path, anchors, "memory", f"file:{digits.train}",
                          f"file:{digits.test}", max_iter=2)
+    args = ["-train", "-conf", str(solver), "-model", f"{root}/m.caffemodel"]
     try:
-        Config(spark, ["-train", "-conf", str(solver), "-model", f"{root}/m.caffemodel"])
+        Config(spark, args)
     except errors.IoError as err:
         if "needs libhdfs" not in str(err):
             raise
         assert str(err).startswith(f"-model: cannot open '{root}/m.caffemodel': viewfs: needs")
     else:
         pytest.skip("this machine's pyarrow opens viewfs: (libhdfs is installed)")
+    # on a cluster the executors are other machines: the driver only warns
+    monkeypatch.setattr(config, "_executors_share_this_machine", lambda spark: False)
+    with caplog.at_level("WARNING", logger="caffeonspark"):
+        Config(spark, args)
+    assert any("needs libhdfs" in r.getMessage() and "the executors must have it" in
+               r.getMessage() for r in caplog.records)
 
 
 def test_command_line_writes_features_to_a_viewfs_output(spark, viewfs, digits, anchors,

@@ -31,6 +31,7 @@ Tests: tests/spark/test_config.py.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -44,6 +45,8 @@ from caffeonspark.proto import caffe_pb2
 from caffeonspark.spark import storage
 
 __all__ = ["Config", "FLAGS", "local_path_of", "DATA_LAYER_TYPES"]
+
+log = logging.getLogger("caffeonspark")
 
 DATA_LAYER_TYPES = ("MemoryData", "Data")
 OUTPUT_FORMATS = ("json", "parquet")
@@ -202,7 +205,7 @@ class Config:
         self.net_param: caffe_pb2.NetParameter | None = None
         self.solver_path: str | None = None
         self.net_path: str | None = None
-        self._pending: list[tuple[str, str, str, str]] = []  # URI checks waiting for Spark
+        self._pending: list[tuple[str, str, str, str, str | None]] = []  # URIs to check
         self._check_values()
         if self.protoFile is not None:
             self._read_solver()
@@ -440,21 +443,32 @@ class Config:
             if want == "absent" and os.path.exists(path):
                 raise ConfigError(message)
             return
+        opened_by = None
         if flag != "output":  # the executors' engines read or write it, through pyarrow.fs
-            storage.arrow_filesystem(executors_open or uri, flag)
-        self._pending.append((uri, want, flag, message))
+            opened_by = executors_open or uri
+            try:
+                storage.arrow_filesystem(opened_by, flag)  # an unknown scheme fails here
+            except storage.SchemeUnavailable:
+                pass  # this machine lacks it; whether the executors do: check_uris
+        self._pending.append((uri, want, flag, message, opened_by))
         if self.spark is not None:
             self.check_uris(self.spark)
 
     def check_uris(self, spark: Any) -> None:
         """The checks of URIs other than local paths, through the session's Hadoop
-        FileSystem (Config made without a session leaves them to the driver)."""
+        FileSystem (Config made without a session leaves them to the driver). A URI the
+        executors open with pyarrow.fs that this machine cannot open (no libhdfs, no
+        credentials) is an error on a local master, else a warning: the executors are
+        other machines."""
         if not self._pending:
             return
         files = storage.HadoopFiles(spark)
+        here = _executors_share_this_machine(spark)
         pending, self._pending = self._pending, []
-        for uri, want, flag, message in pending:
+        for uri, want, flag, message, opened_by in pending:
             try:
+                if opened_by is not None:
+                    storage.arrow_filesystem(opened_by, flag)
                 if want == "absent":
                     # Spark's writer needs a Hadoop FileSystem: no pyarrow fallback
                     found = not files.exists(uri)
@@ -463,8 +477,18 @@ class Config:
                     # object stores have no folders until written: an absent one passes
                     found = kind == want or (want == "dir" and kind is None
                                              and storage.scheme_of(uri) in storage.OBJECT_STORES)
+            except storage.SchemeUnavailable as err:
+                if here:
+                    raise
+                log.warning("%s; checked on the driver: the executors must have it", err)
+                continue
             except IoError as err:
-                raise IoError(f"-{flag}: {err}") from None
+                text = str(err)
+                raise IoError(text if text.startswith(f"-{flag}:") else f"-{flag}: {text}") from None
             if not found:
                 raise (ConfigError if want == "absent" else IoError)(message)
 
+
+def _executors_share_this_machine(spark: Any) -> bool:
+    """A local master: the executors are this process's machine (and its libraries)."""
+    return str(getattr(spark, "sparkContext", spark).master).startswith("local")

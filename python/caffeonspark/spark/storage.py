@@ -41,6 +41,8 @@ from caffeonspark.errors import ConfigError, IoError
 
 __all__ = [
     "HadoopFiles",
+    "SchemeUnavailable",
+    "UnknownScheme",
     "arrow_filesystem",
     "arrow_kind",
     "basename",
@@ -145,6 +147,11 @@ def temp_name(uri: str) -> str:
 # -- executors: pyarrow.fs ---------------------------------------------------------------------
 
 
+class SchemeUnavailable(IoError):
+    """pyarrow knows the scheme but this process lacks what opening it takes (libhdfs,
+    credentials): a property of the machine, so other machines may well have it."""
+
+
 def arrow_filesystem(uri: str, flag: str) -> tuple[Any, str]:
     """(pyarrow FileSystem, path inside it) for `uri`; an IoError naming the flag, the URI
     and what is missing when this process cannot open its scheme."""
@@ -162,7 +169,9 @@ def arrow_filesystem(uri: str, flag: str) -> tuple[Any, str]:
     except (OSError, pa.ArrowException) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         needs = _NEEDS.get(scheme, f"a working {scheme}: filesystem on the executors")
-        raise IoError(f"-{flag}: cannot open '{uri}': {scheme}: needs {needs} ({first})") from None
+        raise SchemeUnavailable(
+            f"-{flag}: cannot open '{uri}': {scheme}: needs {needs} ({first})"
+        ) from None
     return _fsspec_filesystem(uri, scheme, flag)
 
 
