@@ -16,7 +16,8 @@ working directory first (Caffe's rule) and then against the solver file's direct
 The loop itself runs in C++ (cpp/solver/solver.h) without the GIL; Python sees it through
 callbacks: Caffe-like log lines on the "caffeonspark" logger (display and test), snapshots
 (`<prefix>_iter_<iter>.caffemodel` and `.solverstate`, each written to a temporary name and
-renamed), pycaffe's add_callback(on_start, on_gradients_ready), and set_forward_hook(fn),
+renamed; add_snapshot_callback(fn) is called with both paths after each), pycaffe's
+add_callback(on_start, on_gradients_ready), and set_forward_hook(fn),
 called before every forward pass with (net, index) (index -1 = train net, i = test net i).
 The forward hook is for nets fed through Input blobs from Python (tests, small examples);
 the real data path (Data / MemoryData layers) does not use it.
@@ -121,6 +122,7 @@ class Solver:
         self.test_results: list[dict[str, Any]] = []
         self._start_callbacks: list[Callable[[], None]] = []
         self._gradient_callbacks: list[Callable[[], None]] = []
+        self._snapshot_callbacks: list[Callable[[str, str], None]] = []
         self._forward_hook: ForwardHook | None = None
         self._install_callbacks()
 
@@ -296,6 +298,11 @@ class Solver:
             self._gradient_callbacks.append(on_gradients_ready)
             self._native.set_callback("gradients_ready", self._relay("_on_gradients_ready"))
 
+    def add_snapshot_callback(self, on_snapshot: Callable[[str, str], None]) -> None:
+        """Call on_snapshot(model_path, state_path) after each snapshot is written (e.g. to
+        upload it)."""
+        self._snapshot_callbacks.append(on_snapshot)
+
     def set_forward_hook(self, hook: ForwardHook | None) -> None:
         """Call hook(net, index) before every forward pass (index -1: the train net, i: test
         net i), e.g. to load the next batch into Input blobs. None removes it."""
@@ -343,6 +350,8 @@ class Solver:
             hdf5_io.write_solverstate_h5(state_path, state)
         else:
             model_io.write_solverstate(state_path, state)
+        for callback in self._snapshot_callbacks:
+            callback(model_path, state_path)
         return state_path
 
     def restore(self, path: str | os.PathLike[str]) -> None:

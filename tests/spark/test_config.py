@@ -97,7 +97,8 @@ def test_bad_flags_name_the_flag(args, error, message):
     ("extra", "error", "message"),
     [
         ("-train", errors.ConfigError, r"-model is required"),
-        ("-train -model hdfs://nn/m", errors.ConfigError, r"-model: 'hdfs://nn/m' is not a local"),
+        ("-train -model gopher://h/m", errors.IoError,
+         r"-model: cannot open 'gopher://h/m': neither pyarrow nor fsspec opens gopher:"),
         ("-train -model /nowhere/m", errors.IoError, r"-model: directory '/nowhere' does not"),
         ("-test -model {root}/missing", errors.IoError, r"-model: '.*missing' does not exist"),
         ("-features ip2 -test -model {root}/lenet.model", errors.ConfigError, "not both"),
@@ -137,3 +138,13 @@ def test_cos_data_nets_are_not_supported_by_the_driver_yet(anchors, tmp_path):
     solver = anchors / "caffeonspark" / "lenet_cos_solver.prototxt"
     with pytest.raises(NotImplementedError, match=r"layer 'data' \(CoSData\).*_train_plan"):
         Config(["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])
+
+
+def test_uris_wait_for_the_session_that_checks_them(lenet):
+    root, solver = lenet
+    conf = Config(f"-conf {solver} -test -model hdfs://nn/m -weights hdfs://nn/w "
+                  "-output hdfs://nn/out")
+    assert [(uri, want) for uri, want, *_ in conf._pending] == [
+        ("hdfs://nn/m", "file"), ("hdfs://nn/w", "file"), ("hdfs://nn/out", "absent")]
+    conf = Config(f"-conf {solver} -train -model hdfs://nn/models/m")
+    assert [(uri, want) for uri, want, *_ in conf._pending] == [("hdfs://nn/models", "dir")]

@@ -16,17 +16,22 @@ snapshotStateFile, snapshotModelFile, isRddPersistent, ...) and snake_case alias
 
 Checks when a mode (-train / -test / -features) is given: -conf names a readable solver whose
 `net` (resolved from the working directory, then beside the solver) or `net_param` holds a
-data layer (MemoryData or Data) for each phase used; -model is a local path or file: URI
-(its directory must exist for -train; the file itself for -test / -features without -train);
--snapshot needs -weights and both files must exist; -features / -label name blobs of the TEST
-net; -outputFormat is json or parquet; -connection ethernet or infiniband; counts are
-positive; -output must not exist yet for -test / -features (outputs are never overwritten).
+data layer (MemoryData or Data) for each phase used; -model's directory must exist for
+-train, the file itself for -test / -features without -train; -snapshot needs -weights and
+both files must exist; -features / -label name blobs of the TEST net; -outputFormat is json
+or parquet; -connection ethernet or infiniband; counts are positive; -output must not exist
+yet for -test / -features (outputs are never overwritten). -model -weights -snapshot -output
+are local paths, file: URIs or any URI of the cluster's Hadoop (storage.py): local ones are
+checked at once; others through the session's Hadoop FileSystem, at once with Config(spark,
+...), else when the driver starts (check_uris), always before training; those the
+executors' engines read or write must also open with pyarrow.fs on this machine.
 The solver and net are read with caffeonspark.model_io (FormatErrors name file and line).
 Tests: tests/spark/test_config.py.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -37,8 +42,11 @@ from typing import Any
 from caffeonspark import model_io, netspec
 from caffeonspark.errors import ConfigError, IoError
 from caffeonspark.proto import caffe_pb2
+from caffeonspark.spark import storage
 
 __all__ = ["Config", "FLAGS", "local_path_of", "DATA_LAYER_TYPES"]
+
+log = logging.getLogger("caffeonspark")
 
 DATA_LAYER_TYPES = ("MemoryData", "Data")
 OUTPUT_FORMATS = ("json", "parquet")
@@ -92,18 +100,14 @@ _KEYWORDS = {**{_snake(n): n for n in FLAGS}, **{n: n for n in FLAGS}}
 
 
 def local_path_of(uri: str, flag: str) -> str:
-    """An absolute local path for a plain path or a file: URI; other schemes are refused."""
-    text = os.fspath(uri)
-    if text.startswith("file://"):
-        text = text[len("file://") :]
-    elif text.startswith("file:"):
-        text = text[len("file:") :]
-    elif re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+    """An absolute local path for a plain path or a file: URI; other schemes are refused
+    (file data sources are read where they are; models and outputs go through storage.py)."""
+    if not storage.is_local(uri):
         raise ConfigError(
-            f"-{flag}: '{uri}' is not a local path; this build reads and writes models, data "
-            "and outputs through local (or mounted shared) paths and file: URIs"
+            f"-{flag}: '{uri}' is not a local path; file data sources (LMDB, SequenceFile, "
+            "NumPy, Arrow) are read from local (or mounted shared) paths and file: URIs"
         )
-    return os.path.abspath(text)
+    return storage.local_path(uri, flag)
 
 
 def _convert(flag: Flag, value: Any, given_as: str) -> Any:
@@ -201,6 +205,7 @@ class Config:
         self.net_param: caffe_pb2.NetParameter | None = None
         self.solver_path: str | None = None
         self.net_path: str | None = None
+        self._pending: list[tuple[str, str, str, str, str | None]] = []  # URIs to check
         self._check_values()
         if self.protoFile is not None:
             self._read_solver()
@@ -403,16 +408,20 @@ class Config:
             raise ConfigError(
                 "-model is required: where -train writes the model, or -test / -features read it"
             )
-        model = local_path_of(self.modelPath, "model")
+        model = self.modelPath
         if self.isTraining:
             self.data_layer(caffe_pb2.TRAIN)
-            if not os.path.isdir(os.path.dirname(model)):
-                raise IoError(f"-model: directory '{os.path.dirname(model)}' does not exist")
-        elif not os.path.isfile(model):
-            raise IoError(f"-model: '{self.modelPath}' does not exist (train it with -train)")
+            folder = storage.parent(storage.normalize(model, "model"))
+            self._check_path(folder, "dir", "model", f"-model: directory '{folder}' does not exist",
+                             executors_open=model)
+        else:
+            self._check_path(
+                model, "file", "model", f"-model: '{model}' does not exist (train it with -train)"
+            )
         for flag in ("weights", "snapshot"):
-            if self._values[flag] and not os.path.isfile(local_path_of(self._values[flag], flag)):
-                raise IoError(f"-{flag}: '{self._values[flag]}' does not exist")
+            if self._values[flag]:
+                value = self._values[flag]
+                self._check_path(value, "file", flag, f"-{flag}: '{value}' does not exist")
         if self.isTest or self.isFeature:
             test_net = self.phase_net(caffe_pb2.TEST)
             self.data_layer(caffe_pb2.TEST)
@@ -424,9 +433,72 @@ class Config:
                             f"-{flag}: the TEST net has no blob '{name}' (blobs: "
                             f"{', '.join(sorted(blobs))})"
                         )
-            output = local_path_of(self.outputPath, "output")
-            if os.path.exists(output):
-                raise ConfigError(
-                    f"-output: '{self.outputPath}' exists; remove it or name another path "
-                    "(outputs are never overwritten)"
-                )
+            self._check_path(
+                self.outputPath, "absent", "output",
+                f"-output: '{self.outputPath}' exists; remove it or name another path "
+                "(outputs are never overwritten)",
+            )
+
+    def _check_path(
+        self, uri: str, want: str, flag: str, message: str, executors_open: str | None = None
+    ) -> None:
+        """`want` is "file", "dir" or "absent". Local paths are checked here; other URIs
+        through Spark's Hadoop FileSystem once a session is known (check_uris), and those
+        the executors read or write must open with pyarrow.fs (storage.arrow_filesystem)."""
+        if storage.is_local(uri):
+            path = storage.local_path(uri, flag)
+            ok = {"file": os.path.isfile, "dir": os.path.isdir}.get(want)
+            if ok is not None and not ok(path):
+                raise IoError(message)
+            if want == "absent" and os.path.exists(path):
+                raise ConfigError(message)
+            return
+        opened_by = None
+        if flag != "output":  # the executors' engines read or write it, through pyarrow.fs
+            opened_by = executors_open or uri
+            try:
+                storage.arrow_filesystem(opened_by, flag)  # an unknown scheme fails here
+            except storage.SchemeUnavailable:
+                pass  # this machine lacks it; whether the executors do: check_uris
+        self._pending.append((uri, want, flag, message, opened_by))
+        if self.spark is not None:
+            self.check_uris(self.spark)
+
+    def check_uris(self, spark: Any) -> None:
+        """The checks of URIs other than local paths, through the session's Hadoop
+        FileSystem (Config made without a session leaves them to the driver). A URI the
+        executors open with pyarrow.fs that this machine cannot open (no libhdfs, no
+        credentials) is an error on a local master, else a warning: the executors are
+        other machines."""
+        if not self._pending:
+            return
+        files = storage.HadoopFiles(spark)
+        here = _executors_share_this_machine(spark)
+        pending, self._pending = self._pending, []
+        for uri, want, flag, message, opened_by in pending:
+            try:
+                if opened_by is not None:
+                    storage.arrow_filesystem(opened_by, flag)
+                if want == "absent":
+                    # Spark's writer needs a Hadoop FileSystem: no pyarrow fallback
+                    found = not files.exists(uri)
+                else:
+                    kind = files.kind(uri, flag)
+                    # object stores have no folders until written: an absent one passes
+                    found = kind == want or (want == "dir" and kind is None
+                                             and storage.scheme_of(uri) in storage.OBJECT_STORES)
+            except storage.SchemeUnavailable as err:
+                if here:
+                    raise
+                log.warning("%s; checked on the driver: the executors must have it", err)
+                continue
+            except IoError as err:
+                text = str(err)
+                raise IoError(text if text.startswith(f"-{flag}:") else f"-{flag}: {text}") from None
+            if not found:
+                raise (ConfigError if want == "absent" else IoError)(message)
+
+
+def _executors_share_this_machine(spark: Any) -> bool:
+    """A local master: the executors are this process's machine (and its libraries)."""
+    return str(getattr(spark, "sparkContext", spark).master).startswith("local")

@@ -16,8 +16,10 @@ the engine's Solver directly; with more, each task hands its solver to the ring 
 through seam.py (the only place that knows caffeonspark.distributed). Model bytes never
 travel in a task: rank 0 writes -model (and snapshots, under -model's directory when
 snapshot_prefix is relative) through a temporary name and a rename; -weights / -snapshot /
--model are read by the tasks from their paths (local paths or file: URIs, visible to every
-executor). `train()` trains only (the solver's test nets are left out); `trainWithValidation`
+-model are read by the tasks from their paths or URIs (storage.py: local paths and file:
+URIs every executor sees, or hdfs:, s3: ... through pyarrow.fs). -output is written by
+Spark's writer to a temporary sibling, renamed once complete (any URI of the cluster's
+Hadoop). `train()` trains only (the solver's test nets are left out); `trainWithValidation`
 materialises the validation DataFrame as Parquet beside -model (removed afterwards) and
 returns one row per test interval: `iter` and each test output as array<double>.
 
@@ -40,7 +42,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -50,8 +51,8 @@ import pyarrow as pa
 
 from caffeonspark.errors import CaffeOnSparkError, ConfigError
 from caffeonspark.proto import caffe_pb2
-from caffeonspark.spark import placement, seam
-from caffeonspark.spark.config import DATA_LAYER_TYPES, Config, local_path_of
+from caffeonspark.spark import placement, seam, storage
+from caffeonspark.spark.config import DATA_LAYER_TYPES, Config
 from caffeonspark.spark.infer_task import TEST_OUTPUT, InferPlan, InferTask
 from caffeonspark.spark.source import DataSource
 from caffeonspark.spark.train_task import TRAIN_OUTPUT, TrainPlan, TrainTask
@@ -112,13 +113,17 @@ class CaffeOnSpark:
                 f"-conf {conf.solver_path}: trainWithValidation needs test_iter and a positive "
                 "test_interval in the solver"
             )
-        model = local_path_of(conf.modelPath, "model")
-        scratch = f"{model}.validation-{secrets.token_hex(4)}"
+        model = storage.normalize(conf.modelPath, "model")
+        scratch = f"{model}.validation-{secrets.token_hex(4)}"  # beside -model: executors see it
+        files = storage.HadoopFiles(self.spark)
         try:
-            validation.dataframe(self.spark).write.parquet(scratch)
+            validation.dataframe(self.spark).write.parquet(storage.hadoop_uri(scratch))
             _, rows = self._train(train, (validation, scratch))
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                files.delete(scratch)
+            except CaffeOnSparkError as err:  # never hide the error that got us here
+                log.warning("trainWithValidation: scratch %s not removed: %s", scratch, err)
         return self._validation_frame(rows)
 
     def _train(self, source: DataSource, validation: Any) -> tuple[list[dict], list[Any]]:
@@ -151,7 +156,7 @@ class CaffeOnSpark:
             for r in sorted(rows, key=lambda r: r.rank)
             if r.kind == "summary"
         ]
-        if not os.path.isfile(plan.model_path):
+        if storage.HadoopFiles(self.spark).kind(plan.model_path, "model") != "file":
             raise ConfigError(f"training finished but rank 0 wrote no model at {plan.model_path}")
         for s in summaries:
             log.info(
@@ -162,9 +167,10 @@ class CaffeOnSpark:
 
     def _train_plan(self, source: DataSource, n: int, validation: Any) -> TrainPlan:
         conf = source.conf
+        conf.check_uris(self.spark)
         param = conf.solver_with_net()
         net = param.net_param
-        model = local_path_of(conf.modelPath, "model")
+        model = storage.normalize(conf.modelPath, "model")
         train_index = _phase_data_layer(net, conf.net_state(caffe_pb2.TRAIN))
         net.layer[train_index].CopyFrom(source.memory_layer(source_class="Arrow"))
         if validation is None:
@@ -180,8 +186,15 @@ class CaffeOnSpark:
             )
             del param.test_iter[1:]
         if param.snapshot_prefix:
-            if not os.path.isabs(param.snapshot_prefix):
-                param.snapshot_prefix = os.path.join(os.path.dirname(model), param.snapshot_prefix)
+            # relative: beside -model; elsewhere than a local path: written in the task's
+            # local directory and uploaded (train_task.upload_snapshots_to)
+            prefix = param.snapshot_prefix
+            if not storage.is_local(prefix):
+                storage.arrow_filesystem(prefix, "conf")
+            elif prefix.startswith("file:") or os.path.isabs(prefix):
+                param.snapshot_prefix = storage.local_path(prefix, "conf")
+            else:
+                param.snapshot_prefix = storage.join(storage.parent(model), prefix)
         else:
             param.snapshot = 0
             param.snapshot_after_train = False
@@ -189,8 +202,8 @@ class CaffeOnSpark:
             solver=param.SerializeToString(),
             train_layer=train_index,
             model_path=model,
-            weights=local_path_of(conf.weights, "weights") if conf.weights else None,
-            snapshot=local_path_of(conf.snapshot, "snapshot") if conf.snapshot else None,
+            weights=storage.normalize(conf.weights, "weights") if conf.weights else None,
+            snapshot=storage.normalize(conf.snapshot, "snapshot") if conf.snapshot else None,
             world_size=n,
             resize=source.reader.resize is not None,
             seed=int(param.random_seed) if param.random_seed >= 0 else 0,
@@ -217,13 +230,14 @@ class CaffeOnSpark:
     def _infer_plan(self, source: DataSource, features: Sequence[str], label: str | None,
                     id_column: str | None) -> InferPlan:
         conf = source.conf
+        conf.check_uris(self.spark)
         net = conf.phase_net(caffe_pb2.TEST)
         index = _phase_data_layer(net, net.state)
         net.layer[index].CopyFrom(source.memory_layer())
         return InferPlan(
             net=net.SerializeToString(),
             data_layer=index,
-            model_path=local_path_of(conf.modelPath, "model"),
+            model_path=storage.normalize(conf.modelPath, "model"),
             reader=source.reader,
             features=tuple(features),
             label=label,
@@ -302,19 +316,23 @@ def run(conf: Config, spark: Any) -> Any:
     """What the flags ask: -train, then -test or -features (written to -output)."""
     if not conf.has_mode:
         raise ConfigError("nothing to do: give -train, -test or -features (with -conf, -model)")
+    conf.check_uris(spark)  # -output must not exist, -model's folder must: before training
     cos = CaffeOnSpark(spark)
     result: Any = None
     if conf.isTraining:
         result = cos.train(DataSource.getSource(conf, True))
     if conf.isFeature or conf.isTest:
         source = DataSource.getSource(conf, False)
-        output = local_path_of(conf.outputPath, "output")
+        output = storage.hadoop_uri(conf.outputPath)
         if conf.isFeature:
             result = cos.features(source)
-            result.write.format(conf.outputFormat).save(output)
+            frame = result
         else:
             result = cos.test(source)
-            result.dataframe.coalesce(1).write.format(conf.outputFormat).save(output)
+            frame = result.dataframe.coalesce(1)
+        storage.HadoopFiles(spark).write_atomically(
+            output, lambda temp: frame.write.format(conf.outputFormat).save(temp), "output"
+        )
         log.info("%s written to %s (%s)", "features" if conf.isFeature else "test results",
                  output, conf.outputFormat)
     return result

@@ -4,7 +4,7 @@ not barrier, stages: every task is independent).
     df.mapInArrow(InferTask(plan), output schema)
 
 Each task builds the TEST net (its data layer rewritten by the driver to a plain MemoryData
-layer), loads -model from its path, and streams the partition: each Arrow record batch
+layer), loads -model (a local copy first when it is a URI: storage.py), and streams the partition: each Arrow record batch
 becomes items through caffeonspark.data.sources.ArrowSource (the layer's select, sizes,
 encoded flag, decode mode and -resize), items are pushed batch_size at a time into the
 MemoryData layer (uint8 transformed natively, float items through the same transform) and
@@ -32,8 +32,9 @@ import pyarrow as pa
 
 from caffeonspark.errors import ConfigError
 from caffeonspark.proto import caffe_pb2
+from caffeonspark.spark import storage
 from caffeonspark.spark.source import ReaderOptions
-from caffeonspark.spark.train_task import setup_executor
+from caffeonspark.spark.train_task import local_dir, setup_executor
 
 __all__ = ["InferPlan", "InferTask", "TEST_OUTPUT"]
 
@@ -63,7 +64,8 @@ class _Engine:
         layer.memory_data_param.batch_size = batch_size
         self.net = engine.Net(param, phase=engine.TEST)
         if weights_from is None:
-            self.net.copy_from(plan.model_path)
+            with storage.fetched(plan.model_path, "model", local_dir()) as model:
+                self.net.copy_from(model)
         else:
             self.net.native.share_trained_layers_with(weights_from.net.native)
         transform = netspec.layer_params(layer).get("transform_param")

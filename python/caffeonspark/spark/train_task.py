@@ -12,8 +12,11 @@ Each task:
    applies -weights, then -snapshot (restored with -weights as its learned net);
 3. trains: with one rank, solver.solve() here; with more, seam.train_distributed (the
    ring allreduce of caffeonspark.distributed);
-4. rank 0 writes the final weights to -model (temporary name, then rename), and returns one
-   summary row per rank plus, with validation, one row per test output per test interval.
+4. rank 0 writes the final weights to -model (temporary name, then rename; storage.py for
+   URIs), and returns one summary row per rank plus, with validation, one row per test
+   output per test interval. A snapshot_prefix that is a URI (hdfs://...) is written in the
+   task's directory and each snapshot pair uploaded there (upload_snapshots_to); -weights /
+   -snapshot URIs are fetched to it first.
 The spool file is removed when the task ends, whatever happens.
 Tests: tests/spark/test_spark.py.
 """
@@ -32,6 +35,7 @@ import pyarrow as pa
 
 from caffeonspark.errors import ConfigError
 from caffeonspark.proto import caffe_pb2
+from caffeonspark.spark import storage
 
 __all__ = ["TrainPlan", "TrainTask", "TRAIN_OUTPUT", "setup_executor"]
 
@@ -49,7 +53,7 @@ class TrainPlan:
 
     solver: bytes  # serialized SolverParameter, net inline, data layers rewritten
     train_layer: int  # index in solver.net_param.layer of the TRAIN MemoryData (Arrow)
-    model_path: str  # local path rank 0 writes the final weights to
+    model_path: str  # path or URI rank 0 writes the final weights to (storage.py)
     weights: str | None
     snapshot: str | None
     world_size: int
@@ -124,6 +128,43 @@ def _restore(solver, snapshot: str, weights: str, workdir: str) -> None:
     solver.restore(path)
 
 
+def _snapshot_locally(param: caffe_pb2.SolverParameter, tmp: str) -> str | None:
+    """A snapshot_prefix that is not a local path: the solver writes under `tmp` instead;
+    returns the URI prefix the snapshots belong to (None when local)."""
+    prefix = param.snapshot_prefix
+    if not prefix or storage.is_local(prefix) or not (param.snapshot or param.snapshot_after_train):
+        return None
+    folder = os.path.join(tmp, "snapshots")
+    os.makedirs(folder, exist_ok=True)
+    param.snapshot_prefix = os.path.join(folder, storage.basename(prefix))
+    return prefix
+
+
+def upload_snapshots_to(solver, uri_prefix: str, tmp: str) -> None:
+    """After each snapshot the solver writes under `tmp`, copy the pair to
+    `<uri_prefix>_iter_N.caffemodel` / `.solverstate` (Caffe's names; the weights first, so
+    a state found there always has its weights), each atomically, and drop the local copies."""
+    local_prefix = solver.param.snapshot_prefix
+
+    def upload(model_path: str, state_path: str) -> None:
+        for path in (model_path, state_path):
+            uri = uri_prefix + os.path.basename(path)[len(os.path.basename(local_prefix)):]
+            storage.upload(path, uri, "conf snapshot_prefix")
+            log.info("rank 0: snapshot %s uploaded to %s", os.path.basename(path), uri)
+            os.remove(path)
+
+    solver.add_snapshot_callback(upload)
+
+
+def _fetch_remote_sources(param: caffe_pb2.SolverParameter, tmp: str) -> None:
+    """Data sources of the net that are not local (trainWithValidation's Parquet beside a
+    remote -model) are copied into `tmp` for the engine to read."""
+    for layer in param.net_param.layer:
+        source = layer.memory_data_param.source
+        if layer.type == "MemoryData" and source and not storage.is_local(source):
+            layer.memory_data_param.source = storage.fetch_tree(source, tmp, "model")
+
+
 class TrainTask:
     """mapInArrow function of the training barrier stage."""
 
@@ -155,12 +196,19 @@ class TrainTask:
         plan = self.plan
         feeders.set_source_defaults(shuffle=True, seed=plan.seed + rank, remainder="drop")
         start = time.perf_counter()
-        solver = Solver(_rank_solver(plan, rank, spool_path))
+        param = _rank_solver(plan, rank, spool_path)
+        snapshot_uri = _snapshot_locally(param, tmp)
+        if rank == 0:
+            _fetch_remote_sources(param, tmp)
+        solver = Solver(param)
+        if snapshot_uri is not None:
+            upload_snapshots_to(solver, snapshot_uri, tmp)
         try:
-            if plan.weights:
-                solver.net.copy_from(plan.weights)
+            weights = storage.fetch(plan.weights, tmp, "weights") if plan.weights else None
+            if weights:
+                solver.net.copy_from(weights)
             if plan.snapshot:
-                _restore(solver, plan.snapshot, plan.weights or "", tmp)
+                _restore(solver, storage.fetch(plan.snapshot, tmp, "snapshot"), weights or "", tmp)
             if plan.world_size == 1:
                 solver.solve()
             else:
@@ -170,7 +218,7 @@ class TrainTask:
                     solver, ctx, plan.world_size, plan.connection, plan.timeout, plan.trainer
                 )
             if rank == 0:
-                solver.net.save(plan.model_path)
+                storage.publish(plan.model_path, solver.net.save, "model", tmp)
                 log.info("rank 0: model written to %s", plan.model_path)
             seconds = time.perf_counter() - start
             yield _summary(rank, solver, rows, seconds)
