@@ -24,10 +24,17 @@ _INDEX, _KEY, _MID = "__cos_index", "__cos_key", "__cos_mid"
 _ROW_BITS = 33  # monotonically_increasing_id: the row within its partition, low 33 bits
 
 
+_keys_cache: dict[tuple[str, int], list[int]] = {}
+
+
 def partition_keys(spark: Any, n: int) -> list[int]:
-    """keys[r]: a long that Spark's hash partitioning into n partitions sends to partition r."""
+    """keys[r]: a long that Spark's hash partitioning into n partitions sends to partition r
+    (asked of Spark itself once per application and n)."""
     from pyspark.sql import functions as F
 
+    cache_key = (spark.sparkContext.applicationId, n)
+    if cache_key in _keys_cache:
+        return _keys_cache[cache_key]
     keys: dict[int, int] = {}
     span = 64 * n
     start = 0
@@ -40,7 +47,8 @@ def partition_keys(spark: Any, n: int) -> list[int]:
         for row in rows:
             keys.setdefault(int(row.p), int(row.id))
         start += span
-    return [keys[r] for r in range(n)]
+    _keys_cache[cache_key] = [keys[r] for r in range(n)]
+    return _keys_cache[cache_key]
 
 
 def _storage_index(df: Any) -> tuple[Any, int]:
