@@ -14,8 +14,13 @@ import subprocess
 import sys
 
 import pytest
-from spark_util import PYTHON_DIR, TESTS_DIR, lenet_parity_solvers, train_with_launcher
-from test_parity import assert_same_model
+from spark_util import (
+    PYTHON_DIR,
+    TESTS_DIR,
+    assert_same_model,
+    lenet_parity_solvers,
+    train_with_launcher,
+)
 
 from caffeonspark.data.convert_mnist import prepare_mnist_lmdb
 

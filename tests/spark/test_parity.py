@@ -14,9 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from spark_util import lenet_parity_solvers, train_with_launcher
+from spark_util import assert_same_model, lenet_parity_solvers, train_with_launcher
 
-from caffeonspark import model_io
 from caffeonspark.data.convert_mnist import prepare_mnist_lmdb
 from caffeonspark.data.parquet_io import lmdb_to_parquet
 from caffeonspark.spark import CaffeOnSpark, Config, DataSource
@@ -34,26 +33,6 @@ def digits(tmp_path_factory):
     lmdb_to_parquet(lmdb.train, root / "train_df")  # one row group: ParquetSource's block
     lmdb_to_parquet(lmdb.test, root / "test_df")  # shuffle is then the full one
     return root, lmdb
-
-
-def params(path) -> dict[str, list[np.ndarray]]:
-    net = model_io.read_caffemodel(path)
-    return {layer.name: [model_io.blob_to_array(b) for b in layer.blobs]
-            for layer in net.layer if layer.blobs}
-
-
-def assert_same_model(spark_model, launcher_model, initial) -> None:
-    # Both paths run the same float32 engine code on the same batches in the same order (one
-    # engine thread per rank, the same ring and bucket order): measured bit-identical. The
-    # tolerance admits only last-digit rounding (~10 ulps); Spark shuffling its shard as
-    # "0 of 1" instead of "r of 2" moves conv1 by 2.5e-3, and training moved every layer by
-    # more than 1e-3 (checked below), so the comparison cannot pass by accident.
-    got, want, start = params(spark_model), params(launcher_model), params(initial)
-    assert got.keys() == want.keys() == {"conv1", "conv2", "ip1", "ip2"}
-    for name in want:
-        for g, w, s in zip(got[name], want[name], start[name], strict=True):
-            np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7, err_msg=name)
-            assert np.abs(w - s).max() > 1e-3, f"{name} did not train"
 
 
 @pytest.mark.parametrize("kind", ["dataframe", "memory"])
