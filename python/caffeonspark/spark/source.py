@@ -20,6 +20,9 @@ The executors receive partitions as Arrow record batches (mapInArrow) and read t
 caffeonspark.data.sources.ArrowSource: `dataframe_column_select` renames ("col AS data"),
 sizes default to memory_data_param, `image_encoded` says whether bytes are image files.
 
+`shard_order(df)` says how the training DataFrame becomes one shard per rank
+(data/shard_rule.py): kept when it has -clusterSize partitions (file sources, given
+DataFrames), always split for ImageDataFrame (Parquet numbered in the launcher's order).
 `memory_layer(...)` is the MemoryData layer the executor's net uses in place of the data
 layer (a Data layer becomes MemoryData with its datum shape, or the crop size when cropping).
 A missing or unreadable source fails here, on the driver, naming the layer and the path.
@@ -348,6 +351,6 @@ def parquet_order(df: Any, path: str, owner: str) -> Any:
         mapping[uri] = offsets[local]
     if not mapping:
         return None
-    offset = F.create_map(*[v for uri, o in mapping.items() for v in (F.lit(uri), F.lit(o))])
+    offset = F.create_map(*[v for uri, o in mapping.items() for v in (F.lit(uri), F.lit(o).cast("long"))])
     index = offset[F.col("_metadata.file_path")] + F.col("_metadata.row_index")
     return index, total
