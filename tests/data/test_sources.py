@@ -1,10 +1,12 @@
 """Partitioned sources (python/caffeonspark/data/sources/): for LMDB, Parquet (image schema
 and numeric columns), SequenceFile, NumPy and Arrow (IPC file or in-memory table), n readers together see every record exactly
 once per epoch (n = 1, 2, 3, 7), with or without the seeded per-epoch shuffle, and get the
-original pixels and labels; the batching rule at epoch boundaries (drop / wrap / partial);
+original pixels and labels; a cut-out share shuffles as its shard (shuffle_shard); the batching rule at epoch boundaries (drop / wrap / partial);
 encoded records with resize; errors naming the source and the key or row."""
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pyarrow as pa
@@ -104,6 +106,25 @@ def test_shuffle_is_reproducible_from_the_seed(dataset):
             return [int(x) for c in source.epoch(4) for x in c.labels]
 
     assert order(1) == order(1) != order(2)
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_a_cut_out_share_shuffles_as_its_shard(dataset, n):
+    # A Spark task's spool file holds rank r's share alone and is read whole with
+    # shuffle_shard=(r, n): the same batches, epoch after epoch, as partition r of n of the
+    # whole source (data/shard_rule.py), the remainder dropped alike.
+    root, _ = dataset
+    for r in range(n):
+        with LmdbSource(root / "lmdb", partition=r, num_partitions=n, shuffle=True, seed=5) as whole:
+            expected = [b.labels.tolist() for b in itertools.islice(whole.batches(6), 12)]
+            lo, hi = N * r // n, N * (r + 1) // n
+        share = pq.read_table(root / "parquet").slice(lo, hi - lo)
+        with ArrowSource(share, shuffle=True, seed=5, shuffle_shard=(r, n)) as cut:
+            assert [b.labels.tolist() for b in itertools.islice(cut.batches(6), 12)] == expected
+        with ArrowSource(share, shuffle=True, seed=5) as unkeyed:  # shuffled as 0 of 1
+            assert [b.labels.tolist() for b in itertools.islice(unkeyed.batches(6), 12)] != expected
+    with pytest.raises(errors.ConfigError, match=r"shuffle_shard \(2, 2\)"):
+        ArrowSource(share, shuffle_shard=(2, 2))
 
 
 @pytest.mark.parametrize("batch", [5, 8, 61])

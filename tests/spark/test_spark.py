@@ -95,7 +95,7 @@ def test_train_writes_the_model_from_rank_zero(trained, caplog_module):
     assert (root / "mnist_lenet_iter_100.caffemodel").is_file()  # snapshot beside -model
     assert not list(root.glob(".*tmp"))  # written through a temporary name, renamed
     messages = [r.getMessage() for r in caplog_module]
-    assert any("from 2 to 1 partitions" in m for m in messages), messages
+    assert any("(2 partitions) into 1 contiguous shards" in m for m in messages), messages
 
 
 def test_test_metrics_are_means_over_every_row(trained, digits):

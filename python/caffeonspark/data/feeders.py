@@ -21,7 +21,8 @@ Two steps, called by python/caffeonspark/engine.py:
    class from data/sources/, CaffeOnSpark's Java names included; partition rank of
    world_size, shuffled per epoch, in TRAIN; everything in order in TEST; resized to the
    layer's height x width with set_default_resize; set_source_defaults changes shuffle,
-   seed and the epoch-remainder policy), one CosFeeder thread per CoSData layer
+   seed, the epoch-remainder policy and the shard a pre-cut share shuffles as; the rule ranks
+   follow is data/shard_rule.py), one CosFeeder thread per CoSData layer
    (data/cos_feeder.py: its DataFrame source, partition rank of world_size in TRAIN,
    shuffled per epoch when cos_data_param.shuffle and the source defaults allow, images
    resized to each top with set_default_resize), and hands out MemoryDataFeeders; close()
@@ -94,21 +95,40 @@ _decode_threads = 2
 _default_resize = False
 
 
-_source_defaults = {"shuffle": True, "seed": 0, "remainder": "drop"}
+_source_defaults: dict[str, Any] = {
+    "shuffle": True,
+    "seed": 0,
+    "remainder": "drop",
+    "shuffle_shard": None,
+}
+_KEEP: Any = object()
 
 
 def set_source_defaults(
-    shuffle: bool | None = None, seed: int | None = None, remainder: str | None = None
+    shuffle: bool | None = None,
+    seed: int | None = None,
+    remainder: str | None = None,
+    shuffle_shard: tuple[int, int] | None = _KEEP,
 ) -> None:
     """For source-fed MemoryData layers of nets built from now on: shuffle each epoch in
-    TRAIN (default True; TEST never shuffles), the shuffle seed (0), and what happens to an
-    epoch's last partial batch ("drop" default, "wrap", see data/sources/base.py)."""
+    TRAIN (default True; TEST never shuffles), the shuffle seed (0), what happens to an
+    epoch's last partial batch ("drop" default, "wrap", see data/sources/base.py), and
+    `shuffle_shard` (rank, world_size): the shard whose shuffle a TRAIN source draws when it
+    already holds just that rank's share (a Spark task's spool file; None: the partition
+    read). Arguments left out keep their value."""
     if remainder is not None and remainder not in REMAINDER_POLICIES:
         raise ValueError(f"remainder must be one of {REMAINDER_POLICIES}, got {remainder!r}")
+    if shuffle_shard is not _KEEP and shuffle_shard is not None:
+        rank, world_size = (int(v) for v in shuffle_shard)
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise ValueError(f"shuffle_shard rank {rank} is not in [0, world_size={world_size})")
+        shuffle_shard = (rank, world_size)
     with _shard_lock:
         for key, value in (("shuffle", shuffle), ("seed", seed), ("remainder", remainder)):
             if value is not None:
                 _source_defaults[key] = value
+        if shuffle_shard is not _KEEP:
+            _source_defaults["shuffle_shard"] = shuffle_shard
 
 
 def source_defaults() -> dict[str, Any]:
@@ -305,6 +325,8 @@ class NetFeeds:
             "decode_threads": decode_threads(),
             "owner": owner,
         }
+        if train and defaults["shuffle_shard"] is not None:
+            options["shuffle_shard"] = defaults["shuffle_shard"]
         if issubclass(cls, ArrowItems):
             options.update(
                 select=list(p.dataframe_column_select),

@@ -4,8 +4,9 @@ The launcher (launcher.py) starts one such process per rank with the job in its
 environment: CAFFEONSPARK_RANK, _WORLD_SIZE, _RENDEZVOUS (the launcher's address list
 server), _JOB_ID, _JOB_SECRET (hex), _COMM_TIMEOUT, _SOLVER, optional _WEIGHTS / _SNAPSHOT,
 _THREADS, _CHECK_PARAMS, _STATUS_DIR and _LAUNCHER_PID. The rank reads its own shard of every
-TRAIN Data layer (record index % world_size == rank), joins the ring, takes rank 0's
-weights, trains; rank 0 alone displays, tests and snapshots. On exit it writes
+TRAIN data layer (Data layers: record index % world_size == rank, Caffe's rule; source-fed
+MemoryData layers: data/shard_rule.py, the rule Spark's tasks follow too), joins the ring,
+takes rank 0's weights, trains; rank 0 alone displays, tests and snapshots. On exit it writes
 <status dir>/rank<r>.json: {"ok": true} or {"error": class name, "message": text}, and
 exits 0, or 1 on any error (after telling the other ranks through the ring).
 
@@ -52,14 +53,17 @@ def train_rank(
     host: str = "127.0.0.1",
 ) -> Any:
     """Trains rank `rank` of the job to max_iter; returns its Solver."""
-    from caffeonspark.data.feeders import set_default_shard
+    from caffeonspark.data.shard_rule import follow_shard_rule
     from caffeonspark.solver import Solver
 
-    set_default_shard(rank, world_size)
+    def edit(param) -> None:  # the solver's seed before the rank offset picks the shuffles
+        follow_shard_rule(param.random_seed, rank, world_size, presharded=False)
+        rank_solver_edit(param, rank)
+
     comm = connect(rank, world_size, all_gather, secret, job_id, host=host, options=comm_options)
     sync = None
     try:
-        solver = Solver(solver_path, edit=lambda param: rank_solver_edit(param, rank))
+        solver = Solver(solver_path, edit=edit)
         if weights:
             for path in weights.split(","):
                 solver.net.copy_from(path)

@@ -10,8 +10,9 @@
 
 Training is one barrier stage (Spark's barrier execution mode, as TorchDistributor does
 it): -clusterSize tasks start together, rank = partition id; before the stage the driver
-checks the application can run them all at once (placement.py) and repartitions the data to
-one partition per rank only when the count differs. With -clusterSize 1 the task trains with
+checks the application can run them all at once (placement.py) and gives rank r the rows of
+shard r (data/shard_rule.py: the contiguous range r of n of the source, as the launcher's
+rank r reads it), splitting the DataFrame when its partitions are not those shards. With -clusterSize 1 the task trains with
 the engine's Solver directly; with more, each task hands its solver to the ring allreduce
 through seam.py (the only place that knows caffeonspark.distributed). Model bytes never
 travel in a task: rank 0 writes -model (and snapshots, under -model's directory when
@@ -49,6 +50,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from caffeonspark.data.shard_rule import shard_seed
 from caffeonspark.errors import CaffeOnSparkError, ConfigError
 from caffeonspark.proto import caffe_pb2
 from caffeonspark.spark import placement, seam, storage
@@ -138,11 +140,12 @@ class CaffeOnSpark:
             log.warning("-devices %d: this build runs one CPU engine per rank", conf.devices)
         plan = self._train_plan(source, n, validation)
         df = source.dataframe(self.spark)
-        if conf.isRddPersistent:
+        keep, order = source.shard_order(df)
+        df = placement.with_partitions(df, n, keep, order)
+        if conf.isRddPersistent:  # the shards as the ranks read them
             from pyspark import StorageLevel
 
             df = df.persist(StorageLevel.DISK_ONLY)
-        df = placement.with_partitions(df, n)
         log.info("training on %d rank(s): model %s", n, plan.model_path)
         rows = df.mapInArrow(TrainTask(plan), TRAIN_OUTPUT, barrier=True).collect()
         summaries = [
@@ -206,7 +209,7 @@ class CaffeOnSpark:
             snapshot=storage.normalize(conf.snapshot, "snapshot") if conf.snapshot else None,
             world_size=n,
             resize=source.reader.resize is not None,
-            seed=int(param.random_seed) if param.random_seed >= 0 else 0,
+            seed=shard_seed(param.random_seed),
             connection=conf.connection,
             timeout=self.timeout,
             trainer=self.trainer,

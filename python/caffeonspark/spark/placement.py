@@ -7,8 +7,10 @@ whether the cluster can run them all at once, and partitions = ranks.
   barrier stages; total cores / spark.task.cpus where that is unavailable).
 - `check_slots(spark, n)`: ConfigError before any stage when n barrier tasks cannot run
   together (Spark would otherwise retry the stage for minutes), saying what to change.
-- `with_partitions(df, n)`: the DataFrame as n partitions, repartitioned (a shuffle; barrier
-  stages refuse coalesce) only when its partition count differs, and logged.
+- `with_partitions(df, n, keep, order)`: the DataFrame as n partitions, partition r holding
+  rank r's shard by the shard rule (data/shard_rule.py): kept when it has n partitions whose
+  split the source defines (`keep`), else split into contiguous ranges of its storage order
+  (contiguous.py: a shuffle; barrier stages refuse coalesce), and logged.
 Tests: tests/spark/test_spark.py.
 """
 
@@ -76,9 +78,18 @@ def check_slots(spark: Any, n: int) -> None:
     )
 
 
-def with_partitions(df: Any, n: int) -> Any:
+def with_partitions(df: Any, n: int, keep: bool = True, order: Any = None) -> Any:
+    """The DataFrame as n partitions, partition r = rank r's shard (data/shard_rule.py): as
+    it is when it has n partitions and `keep`, else split contiguously (contiguous.py) in
+    its own order, or in `order` = (index column, row count) when given."""
+    from caffeonspark.spark.contiguous import split_contiguously
+
     have = df.rdd.getNumPartitions()
-    if have == n:
+    if have == n and keep:
         return df
-    log.info("repartitioning the training data from %d to %d partitions (one per rank)", have, n)
-    return df.repartition(n)
+    log.info(
+        "splitting the training data (%d partitions) into %d contiguous shards, one per rank",
+        have, n,
+    )
+    index, total = order if order is not None else (None, None)
+    return split_contiguously(df, n, index, total)

@@ -20,6 +20,9 @@ The executors receive partitions as Arrow record batches (mapInArrow) and read t
 caffeonspark.data.sources.ArrowSource: `dataframe_column_select` renames ("col AS data"),
 sizes default to memory_data_param, `image_encoded` says whether bytes are image files.
 
+`shard_order(df)` says how the training DataFrame becomes one shard per rank
+(data/shard_rule.py): kept when it has -clusterSize partitions (file sources, given
+DataFrames), always split for ImageDataFrame (Parquet numbered in the launcher's order).
 `memory_layer(...)` is the MemoryData layer the executor's net uses in place of the data
 layer (a Data layer becomes MemoryData with its datum shape, or the crop size when cropping).
 A missing or unreadable source fails here, on the driver, naming the layer and the path.
@@ -132,6 +135,12 @@ class DataSource:
         """The DataFrame of samples (one row each)."""
         raise NotImplementedError
 
+    def shard_order(self, df: Any) -> tuple[bool, Any]:
+        """(keep, order) for placement.with_partitions: whether partitions of `df` are the
+        source's own shards when there are -clusterSize of them, and the storage order as
+        (row-number column, row count), None for the DataFrame's own order."""
+        return True, None
+
     @property
     def reader(self) -> ReaderOptions:
         p = self.layer.memory_data_param
@@ -207,6 +216,14 @@ class ImageDataFrameSource(DataSource):
 
     def dataframe(self, spark: Any) -> Any:
         return spark.read.format(self.format).load(self.path)
+
+    def shard_order(self, df: Any) -> tuple[bool, Any]:
+        """Spark splits files by bytes, so its partitions are never the shards; a local
+        Parquet source is numbered as the launcher's ParquetSource reads it (sorted files,
+        rows in order: _metadata.file_path / row_index)."""
+        if self.format != "parquet" or "://" in self.path:
+            return False, None
+        return False, parquet_order(df, self.path, self.owner)
 
 
 class FileSource(DataSource):
@@ -306,3 +323,34 @@ class _PartitionReader:
             [ids, labels, *const, encoded, data],
             ["id", "label", "channels", "height", "width", "encoded", "data"],
         )
+
+
+def parquet_order(df: Any, path: str, owner: str) -> Any:
+    """(row number in ParquetSource's order, row count), or None (with a warning) when the
+    files Spark reads are not those ParquetSource lists."""
+    from urllib.parse import unquote
+
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    from caffeonspark.data.parquet_io import parquet_files
+
+    offsets: dict[str, int] = {}
+    total = 0
+    for file in parquet_files(path):
+        offsets[os.path.realpath(file)] = total
+        total += pq.ParquetFile(file).metadata.num_rows
+    seen = [r[0] for r in df.select("_metadata.file_path").distinct().collect()]
+    mapping = {}
+    for uri in seen:
+        local = os.path.realpath(unquote(uri[len("file:"):] if uri.startswith("file:") else uri))
+        if local not in offsets:
+            log.warning("%sSpark reads '%s', which the launcher's Parquet source does not list: "
+                        "the shards follow Spark's file order", owner, uri)
+            return None
+        mapping[uri] = offsets[local]
+    if not mapping:
+        return None
+    offset = F.create_map(*[v for uri, o in mapping.items() for v in (F.lit(uri), F.lit(o).cast("long"))])
+    index = offset[F.col("_metadata.file_path")] + F.col("_metadata.row_index")
+    return index, total

@@ -5,10 +5,12 @@
 Each task:
 1. spools its partition's Arrow record batches to an Arrow IPC file in the executor's local
    directory (SPARK_LOCAL_DIRS, else the temp dir): the epochs that follow read it
-   memory-mapped, shuffled per epoch, through the MemoryData layer the driver rewrote to
-   `source_class: "Arrow"` (data/sources/arrow_source.py); an empty partition is an error;
+   memory-mapped, through the MemoryData layer the driver rewrote to `source_class:
+   "Arrow"` (data/sources/arrow_source.py), shuffled per epoch by the rule the launcher's
+   ranks follow (data/shard_rule.py: as shard `rank` of n); an empty partition is an error;
 2. builds the engine's Solver from the plan's SolverParameter (net inline; this rank's
-   spool file as the TRAIN source; on ranks other than 0 no snapshots and no test nets);
+   spool file as the TRAIN source; as on the launcher, random_seed + rank, and on ranks
+   other than 0 no display, snapshots or test nets);
    applies -weights, then -snapshot (restored with -weights as its learned net);
 3. trains: with one rank, solver.solve() here; with more, seam.train_distributed (the
    ring allreduce of caffeonspark.distributed);
@@ -103,13 +105,13 @@ def spool(batches: Iterator[pa.RecordBatch], path: str) -> int:
 
 
 def _rank_solver(plan: TrainPlan, rank: int, spool_path: str) -> caffe_pb2.SolverParameter:
+    """This rank's solver: as the launcher's ranks (random_seed + rank; only rank 0 tests and
+    snapshots), training from the spool file."""
+    from caffeonspark.distributed.data_parallel import rank_solver_edit
+
     param = caffe_pb2.SolverParameter.FromString(plan.solver)
     param.net_param.layer[plan.train_layer].memory_data_param.source = spool_path
-    if rank != 0:
-        param.snapshot = 0
-        param.snapshot_after_train = False
-        del param.test_iter[:]
-        param.test_interval = 0
+    rank_solver_edit(param, rank)
     return param
 
 
@@ -190,11 +192,11 @@ class TrainTask:
             yield from self._train(ctx, rank, rows, spool_path, tmp)
 
     def _train(self, ctx, rank: int, rows: int, spool_path: str, tmp: str):
-        from caffeonspark.data import feeders
+        from caffeonspark.data.shard_rule import follow_shard_rule
         from caffeonspark.solver import Solver
 
         plan = self.plan
-        feeders.set_source_defaults(shuffle=True, seed=plan.seed + rank, remainder="drop")
+        follow_shard_rule(plan.seed, rank, plan.world_size, presharded=True)
         start = time.perf_counter()
         param = _rank_solver(plan, rank, spool_path)
         snapshot_uri = _snapshot_locally(param, tmp)

@@ -7,7 +7,10 @@ SequenceFiles; see each source): the n partitions together hold every record exa
 `epoch(e)` yields the local share once as `Chunk`s — (ids, data (k, C, H, W) uint8 or float32,
 labels (k,) float32) — in storage order, or, with shuffle, in an order drawn from
 numpy.random.default_rng([seed, e, partition, num_partitions]): the same seed gives the same
-order in every run, each epoch a different one. `ids` are record ids unique over the whole
+order in every run, each epoch a different one. `shuffle_shard=(r, n)` draws the order as
+shard r of n instead: for a share already cut out of a larger source (a Spark task's spool
+file holds rank r's share and is read whole), so it shuffles exactly as partition r of n of
+the whole source would (docs/SPARK.md, "Same result as the launcher"). `ids` are record ids unique over the whole
 source (for tests and for error messages). Encoded images are decoded (mode = native /
 color / gray) on `decode_threads` threads and, with `resize=(h, w)`, resized bilinearly;
 every item must have `item_shape` (fixed from the first record of the share when not
@@ -125,12 +128,17 @@ class Source:
         decode_threads: int = 1,
         chunk_size: int = 256,
         owner: str = "",
+        shuffle_shard: tuple[int, int] | None = None,
     ) -> None:
         if num_partitions < 1 or not 0 <= partition < num_partitions:
             raise ConfigError(f"{owner}partition {partition} is not in [0, {num_partitions})")
+        shard = (int(partition), int(num_partitions)) if shuffle_shard is None else shuffle_shard
+        if shard[1] < 1 or not 0 <= shard[0] < shard[1]:
+            raise ConfigError(f"{owner}shuffle_shard {tuple(shard)} is not (r, n) with 0 <= r < n")
         self.path = path
         self.partition = int(partition)
         self.num_partitions = int(num_partitions)
+        self.shuffle_shard = (int(shard[0]), int(shard[1]))
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.mode = mode
@@ -172,7 +180,8 @@ class Source:
         return len(self.local_refs)
 
     def epoch_rng(self, epoch: int) -> np.random.Generator:
-        return np.random.default_rng([self.seed, epoch, self.partition, self.num_partitions])
+        shard, shards = self.shuffle_shard
+        return np.random.default_rng([self.seed, epoch, shard, shards])
 
     @property
     def item_shape(self) -> tuple[int, int, int]:
