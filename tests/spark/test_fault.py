@@ -21,7 +21,7 @@ from spark_util import write_lenet
 
 from caffeonspark import model_io
 from caffeonspark.data.convert_mnist import prepare_mnist_lmdb
-from caffeonspark.spark import CaffeOnSpark, Config, DataSource
+from caffeonspark.spark import CaffeOnSpark, Config, DataSource, fault
 from caffeonspark.spark.console import RankFailure
 from caffeonspark.spark.fault import FailAt
 
@@ -166,3 +166,51 @@ def test_a_rank_failing_every_attempt_names_it_with_its_last_lines(spark, digits
     assert "--- rank 1, last" in text and "RuntimeError: test hook FailAt" in text
     assert "--- Spark's cause ---" in text and "barrier" in text
     assert not (tmp_path / "m.caffemodel").exists()
+
+
+# -- the helpers, without Spark -------------------------------------------------------------
+
+
+def test_newest_snapshot_of_this_job_only(tmp_path):
+    prefix = str(tmp_path / "net")
+
+    def write(iteration: int, h5: bool = False, model: bool = True) -> str:
+        suffix = ".h5" if h5 else ""
+        if model:
+            (tmp_path / f"net_iter_{iteration}.caffemodel{suffix}").write_bytes(b"m")
+        state = tmp_path / f"net_iter_{iteration}.solverstate{suffix}"
+        state.write_bytes(b"s")
+        return str(state)
+
+    write(500)  # an older job's
+    (tmp_path / "net_iter_7.solverstate.tmp").write_bytes(b"partial")  # not a snapshot
+    existing = fault.existing_snapshots(prefix)
+    assert list(existing) == [str(tmp_path / "net_iter_500.solverstate")]
+    assert fault.newest_snapshot(prefix, existing) is None
+    write(10)
+    assert fault.newest_snapshot(prefix, existing) == (10, str(tmp_path / "net_iter_10.solverstate"))
+    assert fault.newest_snapshot(prefix, existing) == (10, write(10))
+    h5 = write(20, h5=True)
+    write(30, model=False)  # its weights are missing: incomplete
+    assert fault.newest_snapshot(prefix, existing) == (20, h5)
+    time.sleep(0.01)
+    rewritten = write(500)  # this job wrote iteration 500 again: it counts now
+    assert fault.newest_snapshot(prefix, existing) == (500, rewritten)
+    assert fault.existing_snapshots("") == {}
+
+
+def test_attempts_are_counted_in_the_run_directory(tmp_path):
+    run_dir = str(tmp_path / "run" / "dir")
+    assert [fault.next_attempt(run_dir) for _ in range(3)] == [0, 1, 2]
+
+
+def test_test_journal_keeps_the_tests_before_the_snapshot(tmp_path):
+    journal = fault.TestJournal(str(tmp_path / "run"))
+    assert journal.before(100) == []
+    results = [{"iter": i, "test_net": 0, "outputs": {"accuracy": [i / 100]}, "loss": None}
+               for i in (0, 20, 40)]
+    journal.keep(results[:1])
+    journal.keep(results)
+    again = fault.TestJournal(str(tmp_path / "run"))  # the retried attempt
+    assert again.before(40) == results[:2]
+    assert again.before(41) == results

@@ -9,9 +9,12 @@
     validation = cos.trainWithValidation(train_source, validation_source)
 
 Training is one barrier stage (Spark's barrier execution mode, as TorchDistributor does
-it): -clusterSize tasks start together, rank = partition id; before the stage the driver
-checks the application can run them all at once (placement.py) and repartitions the data to
-one partition per rank only when the count differs. With -clusterSize 1 the task trains with
+it), followed by a one-partition shuffle so that Spark retries it when a rank dies (the
+retried ranks resume from the job's newest snapshot: fault.py); the ranks' log lines and
+progress reach this driver's console (console.py), and a failed job raises RankFailure with
+the failed ranks' last lines. -clusterSize tasks start together, rank = partition id;
+before the stage the driver checks the application can run them all at once (placement.py)
+and repartitions the data to one partition per rank only when the count differs. With -clusterSize 1 the task trains with
 the engine's Solver directly; with more, each task hands its solver to the ring allreduce
 through seam.py (the only place that knows caffeonspark.distributed). Model bytes never
 travel in a task: rank 0 writes -model (and snapshots, under -model's directory when
@@ -32,7 +35,7 @@ Command line, under spark-submit or on an embedded local[clusterSize] Spark:
     spark-submit .../caffeonspark/spark/driver.py -train -conf S -model file:/tmp/m ...
     python -m caffeonspark.spark.driver -features ip1 -label label -conf S -model M ...
 -test / -features write their result to -output in -outputFormat (json or parquet).
-Tests: tests/spark/test_spark.py.
+Tests: tests/spark/test_spark.py, tests/spark/test_fault.py.
 """
 
 from __future__ import annotations

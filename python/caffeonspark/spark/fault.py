@@ -15,6 +15,8 @@ retry starts every rank again. Then (in every task, before training):
   rank restores that snapshot (weights, history, iteration; the data stream skips the
   batches already trained on), so at most `snapshot` iterations are lost.
 The snapshot directory must be visible to every executor (as -model already must be).
+With validation, rank 0 also keeps its test results in the run directory (TestJournal), so
+a resumed attempt returns the tests of the iterations before its snapshot too.
 
 `FailAt(rank, iteration, marker)` is for tests only: that rank's process dies (os._exit) or
 raises when it reaches `iteration`; with a marker path it happens once (the marker file is
@@ -41,6 +43,7 @@ __all__ = [
     "next_attempt",
     "agree",
     "install_fail_at",
+    "TestJournal",
 ]
 
 log = logging.getLogger("caffeonspark")
@@ -130,6 +133,37 @@ def agree(ctx: Any, rank: int, decide: Callable[[], Resume]) -> Resume:
     gathered = [json.loads(m) for m in ctx.allGather(message)]
     (zero,) = [m["resume"] for m in gathered if m["rank"] == 0]
     return Resume(**zero)
+
+
+class TestJournal:
+    """Rank 0's test results so far, in the run directory (JSON, written by rename)."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, run_dir: str) -> None:
+        self.path = os.path.join(run_dir, "tests.json")
+        self._kept = 0
+
+    def keep(self, results: list[dict]) -> None:
+        """Record `results` (cheap when nothing new: called before every iteration)."""
+        if len(results) == self._kept:
+            return
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        temporary = f"{self.path}.{os.getpid()}.tmp"
+        with open(temporary, "w") as out:
+            json.dump(results, out)
+        os.replace(temporary, self.path)
+        self._kept = len(results)
+
+    def before(self, iteration: int) -> list[dict]:
+        """The results a failed attempt recorded for iterations before `iteration` (the
+        resumed solver tests `iteration` itself again)."""
+        try:
+            with open(self.path) as source:
+                results = json.load(source)
+        except FileNotFoundError:
+            return []
+        return [r for r in results if int(r["iter"]) < iteration]
 
 
 def install_fail_at(solver: Any, rank: int, fail: FailAt, before_exit: Callable[[], None]) -> None:

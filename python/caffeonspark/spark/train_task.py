@@ -224,6 +224,10 @@ class TrainTask:
             meter = IterationMeter(solver, rank, plan.images_per_iteration, plan.world_size,
                                    client)
             solver.add_callback(on_start=meter.on_start)
+            journal = None
+            if rank == 0 and plan.run_dir is not None and solver.test_nets:
+                journal = fault.TestJournal(plan.run_dir)
+                solver.add_callback(on_start=lambda: journal.keep(solver.test_results))
             if plan.fail_at is not None:
                 fault.install_fail_at(solver, rank, plan.fail_at,
                                       client.flush if client is not None else lambda: None)
@@ -241,8 +245,11 @@ class TrainTask:
                 log.info("rank 0: model written to %s", plan.model_path)
             seconds = time.perf_counter() - start
             yield _summary(rank, solver, rows, seconds, meter, resume)
-            if rank == 0 and solver.test_results:
-                yield _validation(solver.test_results)
+            tests = solver.test_results
+            if journal is not None and resume.state is not None:
+                tests = journal.before(resume.iteration) + tests
+            if rank == 0 and tests:
+                yield _validation(tests)
         finally:
             for net in (solver.net, *solver.test_nets):
                 net.close()
