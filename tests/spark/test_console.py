@@ -76,6 +76,11 @@ def test_keeps_the_last_lines_per_rank(console):
     console.drain()
     assert console.last_lines(0) == [f"line {i}" for i in range(30, KEEP_LINES + 30)]
     assert console.last_lines(3) == []
+    retried = ConsoleClient(console.address, console.token, rank=0)  # the next attempt
+    rank_logger(retried).info("attempt 1")
+    retried.close()
+    console.drain()
+    assert console.last_lines(0) == ["attempt 1"]
 
 
 def test_wrong_token_is_refused(console, caplog):

@@ -14,7 +14,8 @@ Executors' stderr stays on the executors on a real cluster, so each rank streams
 spark.driver.host (bound on spark.driver.bindAddress when set), port chosen by the system.
 A connection's first line must carry the job's random token (in the task plan); any other
 connection is refused and logged. The driver logs each line on "caffeonspark.rank" as
-"[rank r] message" at the rank's level, keeps the last KEEP_LINES per rank, and shows
+"[rank r] message" at the rank's level, keeps the last KEEP_LINES of each rank's latest
+connection (its latest attempt), and shows
 progress records: one live line on a TTY, log lines otherwise. failure(spark_error) names
 the failed ranks (Spark's "barrier task ...Task(stage, partition)" and the ranks that
 reported an error), with their last lines and Spark's own message.
@@ -128,15 +129,17 @@ class DriverConsole:
                 rank = int(hello["rank"])
             except (OSError, ValueError, KeyError, TypeError, AttributeError):
                 hello, rank, token = None, -1, ""
-            if hello is None or not hmac.compare_digest(token, self.token):
+            if hello is None or not hmac.compare_digest(token.encode(), self.token.encode()):
                 self.refused += 1
                 log.warning("console: refused a connection from %s:%s (no valid token)", *peer[:2])
                 return
             conn.settimeout(None)
+            with self._lock:  # a new connection is the rank's next attempt
+                self._lines[rank] = deque(maxlen=KEEP_LINES)
             try:
                 while line := stream.readline(MAX_LINE):
                     self._handle(rank, json.loads(line))
-            except (OSError, ValueError) as err:
+            except (OSError, ValueError, TypeError, AttributeError) as err:
                 log.warning("console: rank %d's connection ended: %s", rank, err)
 
     def _handle(self, rank: int, record: dict) -> None:
@@ -144,8 +147,7 @@ class DriverConsole:
         if kind == "log":
             text = str(record.get("msg", ""))
             with self._lock:
-                lines = self._lines.setdefault(rank, deque(maxlen=KEEP_LINES))
-                lines.extend(text.splitlines() or [""])
+                self._lines[rank].extend(text.splitlines() or [""])
             self._clear_live()
             rank_log.log(int(record.get("level", logging.INFO)), "[rank %d] %s", rank, text,
                          extra={"rank": rank, "rank_time": record.get("time")})
