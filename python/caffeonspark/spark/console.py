@@ -78,7 +78,7 @@ class DriverConsole:
         self._readers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._live = False  # a progress line is on the terminal
-        self.progress: list[dict] = []  # the progress records received, in order
+        self.progress: deque[dict] = deque(maxlen=100)  # the latest progress records
         self.refused = 0
         self._closed = False
         self._acceptor = threading.Thread(target=self._accept, name="caffeonspark-console",
