@@ -154,31 +154,61 @@ def test_client_never_blocks(capfd):
         client.close(timeout=0.5)
 
 
-def test_failure_names_spark_and_reported_ranks(console):
-    for rank, lines in ((0, ["rank 0 trains"]), (1, ["rank 1 trains", "rank 1 dies"])):
-        client = ConsoleClient(console.address, console.token, rank=rank)
-        logger = rank_logger(client)
-        for line in lines:
-            logger.info(line)
-        if rank == 0:
-            client.send("failed", attempt=0, msg="CommError: old attempt")
-            client.send("failed", attempt=3, msg="CommError: rank 1 broke the connection")
-        client.close()
-    spark_error = RuntimeError(
-        "Job aborted due to stage failure: ShuffleMapStage 4 (collect) has failed the maximum "
-        "allowable number of times: 4. Most recent failure reason: Stage failed because "
-        "barrier task ShuffleMapTask(4, 1) finished unsuccessfully.\nPython worker exited"
-    )
+def connect(console, rank: int, lines: list[str], *records: dict) -> None:
+    """One attempt of `rank`: its log lines, then `records` (none: it crashed)."""
+    client = ConsoleClient(console.address, console.token, rank=rank)
+    logger = rank_logger(client)
+    for line in lines:
+        logger.info(line)
+    for record in records:
+        client.send(**record)
+    client.close()
+    console.drain()
+
+
+SPARK_ERROR = (
+    "Job aborted due to stage failure: ShuffleMapStage 4 (collect) has failed the maximum "
+    "allowable number of times: 4. Most recent failure reason: Stage failed because barrier "
+    "task ShuffleMapTask(4, {}) finished unsuccessfully.\nPython worker exited"
+)
+
+
+def test_failure_names_the_crashed_rank_first(console):
+    # Rank 1 crashes in attempt 0 and 1; rank 0's CommError follows; attempt 0's own
+    # errors are forgotten; rank 2 finished.
+    connect(console, 0, ["old"], {"kind": "failed", "msg": "ValueError: old attempt"})
+    connect(console, 1, ["rank 1, attempt 0"])
+    connect(console, 0, ["rank 0 trains"],
+            {"kind": "failed", "msg": "CommError: rank 1 broke the connection", "comm": True})
+    connect(console, 1, ["rank 1 trains", "rank 1 dies"])
+    connect(console, 2, ["rank 2 trains"], {"kind": "done"})
+    spark_error = RuntimeError(SPARK_ERROR.format(0))  # Spark saw rank 0's failure first
     failure = console.failure(spark_error)
     assert isinstance(failure, RankFailure)
     assert failure.ranks == [1, 0]
     assert failure.last_lines == {1: ["rank 1 trains", "rank 1 dies"], 0: ["rank 0 trains"]}
     text = str(failure)
-    assert text.startswith("training failed on rank(s) 1, 0")
-    assert "--- rank 1, last 2 line(s) ---\nrank 1 trains\nrank 1 dies\n" in text
-    assert "rank 0 reported: CommError: rank 1 broke the connection" in text
-    assert "old attempt" not in text
+    assert text.startswith("training failed on rank(s) 1, 0 (Spark gave up retrying")
+    assert ("rank 1 ended without a result (its process died, or Spark killed it after another"
+            " rank failed)\n--- rank 1, last 2 line(s) ---\nrank 1 trains\nrank 1 dies\n") in text
+    assert "rank 0 failed because a peer did: CommError: rank 1 broke the connection" in text
+    assert "old attempt" not in text and "rank 2" not in text
     assert text.endswith("--- Spark's cause ---\n" + str(spark_error))
+
+
+def test_failure_puts_a_rank_s_own_error_before_a_silent_rank(console):
+    connect(console, 0, ["rank 0 trains"])  # killed by Spark without a word
+    connect(console, 1, ["rank 1 trains"], {"kind": "failed", "msg": "RuntimeError: boom"})
+    failure = console.failure(RuntimeError(SPARK_ERROR.format(1)))
+    assert failure.ranks == [1, 0]
+    assert "rank 1 failed: RuntimeError: boom" in str(failure)
+    # Spark names a rank the console never heard from.
+    empty = DriverConsole("127.0.0.1", "127.0.0.1", stream=io.StringIO(), tty=False)
+    try:
+        failure = empty.failure(RuntimeError(SPARK_ERROR.format(3)))
+    finally:
+        empty.close()
+    assert failure.ranks == [3] and "(nothing received from this rank)" in str(failure)
 
 
 class FakeSolver:

@@ -17,8 +17,9 @@ connection is refused and logged. The driver logs each line on "caffeonspark.ran
 "[rank r] message" at the rank's level, keeps the last KEEP_LINES of each rank's latest
 connection (its latest attempt), and shows
 progress records: one live line on a TTY, log lines otherwise. failure(spark_error) names
-the failed ranks (Spark's "barrier task ...Task(stage, partition)" and the ranks that
-reported an error), with their last lines and Spark's own message.
+the failed ranks of the latest attempt, those that failed on their own first (from the
+ranks' reports, the connections that ended without a result, and the partition in Spark's
+"barrier task ...Task(stage, partition)"), with their last lines and Spark's message.
 Tests: tests/spark/test_console.py.
 """
 
@@ -74,7 +75,9 @@ class DriverConsole:
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty() if tty is None else tty
         self._lines: dict[int, deque[str]] = {}
-        self._errors: dict[int, tuple[int, str]] = {}  # rank -> (attempt, its error)
+        # Each rank's latest connection (its latest attempt): "running", "done", "lost"
+        # (ended without a result), or its error {"msg", "comm": failed because of a peer}.
+        self._ends: dict[int, Any] = {}
         self._readers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._live = False  # a progress line is on the terminal
@@ -136,11 +139,15 @@ class DriverConsole:
             conn.settimeout(None)
             with self._lock:  # a new connection is the rank's next attempt
                 self._lines[rank] = deque(maxlen=KEEP_LINES)
+                self._ends[rank] = "running"
             try:
                 while line := stream.readline(MAX_LINE):
                     self._handle(rank, json.loads(line))
             except (OSError, ValueError, TypeError, AttributeError) as err:
                 log.warning("console: rank %d's connection ended: %s", rank, err)
+            with self._lock:
+                if self._ends.get(rank) == "running":
+                    self._ends[rank] = "lost"
 
     def _handle(self, rank: int, record: dict) -> None:
         kind = record.get("t")
@@ -156,7 +163,11 @@ class DriverConsole:
             self._show_progress(record)
         elif kind == "failed":
             with self._lock:
-                self._errors[rank] = (int(record.get("attempt", 0)), str(record.get("msg", "")))
+                self._ends[rank] = {"msg": str(record.get("msg", "")),
+                                    "comm": bool(record.get("comm"))}
+        elif kind == "done":
+            with self._lock:
+                self._ends[rank] = "done"
 
     # -- progress -------------------------------------------------------------------------
 
@@ -195,22 +206,39 @@ class DriverConsole:
             reader.join(max(0.0, deadline - time.monotonic()))
 
     def failure(self, error: BaseException) -> RankFailure:
-        """The RankFailure for a failed training stage (`error`: what Spark raised)."""
+        """The RankFailure for a failed training stage (`error`: what Spark raised). The
+        ranks that failed on their own come first: an error of their own, then a rank
+        that ended without a result (crashed) and that Spark names, then other such ranks
+        (crashed, or killed by Spark after the first failure), then the ranks that failed
+        because a peer broke the ring (CommError)."""
         self.drain(timeout=3.0)
         spark_message = str(error).strip()
-        ranks = sorted({int(m.group(2)) for m in _BARRIER_TASK.finditer(spark_message)})
-        with self._lock:  # the errors the ranks reported in the last attempt
-            latest = max((attempt for attempt, _ in self._errors.values()), default=0)
-            errors = {r: text for r, (attempt, text) in self._errors.items() if attempt == latest}
-        ranks += sorted(r for r in errors if r not in ranks)
+        named = {int(m.group(2)) for m in _BARRIER_TASK.finditer(spark_message)}
+        with self._lock:
+            ends = {rank: end for rank, end in self._ends.items() if end not in ("running", "done")}
+        for rank in named:
+            ends.setdefault(rank, "lost")
+
+        def order(rank: int) -> tuple[int, int]:
+            end = ends[rank]
+            if isinstance(end, dict):
+                return (3 if end["comm"] else 0), rank
+            return (1 if rank in named else 2), rank
+
+        ranks = sorted(ends, key=order)
         last = {rank: self.last_lines(rank) for rank in ranks}
         parts = [
             "training failed on rank(s) " + (", ".join(map(str, ranks)) or "unknown")
             + " (Spark gave up retrying the barrier stage)"
         ]
         for rank in ranks:
-            if rank in errors:
-                parts.append(f"rank {rank} reported: {errors[rank]}")
+            end = ends[rank]
+            if isinstance(end, dict):
+                how = "failed because a peer did" if end["comm"] else "failed"
+                parts.append(f"rank {rank} {how}: {end['msg']}")
+            else:
+                parts.append(f"rank {rank} ended without a result (its process died, or Spark "
+                             "killed it after another rank failed)")
             parts.append(f"--- rank {rank}, last {len(last[rank])} line(s) ---")
             parts.extend(last[rank] or ["(nothing received from this rank)"])
         summary = spark_message.splitlines()

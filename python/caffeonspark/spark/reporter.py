@@ -13,7 +13,8 @@ bounded queue (dropped, and counted, when the queue is full); a daemon thread co
 proves the job's token in its first line, then sends the queue. When the driver cannot be
 reached the client says so once on stderr and drops what follows; training goes on.
 Records: {"t": "log", "level", "msg", "time"}, {"t": "progress", "iter", "max_iter",
-"loss", "images_per_second", "eta"}, {"t": "failed", "msg"}. The driver side is console.py.
+"loss", "images_per_second", "eta"}, {"t": "failed", "msg", "comm"} (comm: a CommError, the
+rank failed because a peer did), {"t": "done"}. The driver side is console.py.
 
 IterationMeter is called before every iteration (pycaffe's on_start): it keeps the wall
 clock of the first completed iteration and the steady-state images/s (the first WARMUP

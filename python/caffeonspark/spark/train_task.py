@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from caffeonspark.errors import ConfigError
+from caffeonspark.errors import CommError, ConfigError
 from caffeonspark.proto import caffe_pb2
 from caffeonspark.spark import fault
 from caffeonspark.spark.reporter import ConsoleClient, IterationMeter
@@ -158,7 +158,6 @@ class TrainTask:
         client = ConsoleClient(*plan.console, rank) if plan.console else None
         if client is not None:
             log.addHandler(client)
-        attempt = -1
         try:
             with tempfile.TemporaryDirectory(prefix=f"caffeonspark-rank{rank}-",
                                              dir=local_dir()) as tmp:
@@ -171,15 +170,17 @@ class TrainTask:
                     )
                 log.info("rank %d: %d training rows spooled to %s", rank, rows, spool_path)
                 resume = fault.agree(ctx, rank, self._decide)
-                attempt = resume.attempt
                 yield from self._train(ctx, rank, rows, spool_path, tmp, resume, client)
+            if client is not None:
+                client.send("done")
         except GeneratorExit:
             raise
         except BaseException as error:
             if client is not None:
                 log.error("rank %d failed: %s", rank, "".join(
                     traceback.format_exception(type(error), error, error.__traceback__)).rstrip())
-                client.send("failed", attempt=attempt, msg=f"{type(error).__name__}: {error}")
+                client.send("failed", msg=f"{type(error).__name__}: {error}",
+                            comm=isinstance(error, CommError))
             raise
         finally:
             if client is not None:
