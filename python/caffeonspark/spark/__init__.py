@@ -7,6 +7,9 @@ driver module once), and pyspark (the `spark` extra) only when Spark work starts
     driver.py      CaffeOnSpark, run(), main()              placement.py ranks and slots
     train_task.py  the training barrier task                infer_task.py features / test
     seam.py        where the ring allreduce (caffeonspark.distributed) plugs in
+    fault.py       retried attempts resume from the snapshot; FailAt (test hook)
+    console.py     the driver's console: rank logs, progress, RankFailure
+    reporter.py    a rank's side of the console; iteration timing
 Docs: docs/SPARK.md. Tests: tests/spark/.
 """
 
@@ -15,13 +18,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["CaffeOnSpark", "Config", "DataSource", "TestMetrics"]
+__all__ = ["CaffeOnSpark", "Config", "DataSource", "TestMetrics", "RankFailure", "FailAt"]
 
 _HOMES = {
     "CaffeOnSpark": "caffeonspark.spark.driver",
     "TestMetrics": "caffeonspark.spark.driver",
     "Config": "caffeonspark.spark.config",
     "DataSource": "caffeonspark.spark.source",
+    "RankFailure": "caffeonspark.spark.console",
+    "FailAt": "caffeonspark.spark.fault",
 }
 
 

@@ -9,10 +9,14 @@
     validation = cos.trainWithValidation(train_source, validation_source)
 
 Training is one barrier stage (Spark's barrier execution mode, as TorchDistributor does
-it): -clusterSize tasks start together, rank = partition id; before the stage the driver
-checks the application can run them all at once (placement.py) and gives rank r the rows of
-shard r (data/shard_rule.py: the contiguous range r of n of the source, as the launcher's
-rank r reads it), splitting the DataFrame when its partitions are not those shards. With -clusterSize 1 the task trains with
+it), followed by a one-partition shuffle so that Spark retries it when a rank dies (the
+retried ranks resume from the job's newest snapshot: fault.py); the ranks' log lines and
+progress reach this driver's console (console.py), and a failed job raises RankFailure with
+the failed ranks' last lines. -clusterSize tasks start together, rank = partition id;
+before the stage the driver checks the application can run them all at once (placement.py)
+and gives rank r the rows of shard r (data/shard_rule.py: the contiguous range r of n of
+the source, as the launcher's rank r reads it), splitting the DataFrame when its partitions
+are not those shards. With -clusterSize 1 the task trains with
 the engine's Solver directly; with more, each task hands its solver to the ring allreduce
 through seam.py (the only place that knows caffeonspark.distributed). Model bytes never
 travel in a task: rank 0 writes -model (and snapshots, under -model's directory when
@@ -35,14 +39,16 @@ Command line, under spark-submit or on an embedded local[clusterSize] Spark:
     spark-submit .../caffeonspark/spark/driver.py -train -conf S -model file:/tmp/m ...
     python -m caffeonspark.spark.driver -features ip1 -label label -conf S -model M ...
 -test / -features write their result to -output in -outputFormat (json or parquet).
-Tests: tests/spark/test_spark.py.
+Tests: tests/spark/test_spark.py, tests/spark/test_fault.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
+import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -53,11 +59,12 @@ import pyarrow as pa
 from caffeonspark.data.shard_rule import shard_seed
 from caffeonspark.errors import CaffeOnSparkError, ConfigError
 from caffeonspark.proto import caffe_pb2
-from caffeonspark.spark import placement, seam, storage
+from caffeonspark.spark import fault, placement, seam, storage
 from caffeonspark.spark.config import DATA_LAYER_TYPES, Config
+from caffeonspark.spark.console import DriverConsole
 from caffeonspark.spark.infer_task import TEST_OUTPUT, InferPlan, InferTask
 from caffeonspark.spark.source import DataSource
-from caffeonspark.spark.train_task import TRAIN_OUTPUT, TrainPlan, TrainTask
+from caffeonspark.spark.train_task import SUMMARY_FIELDS, TRAIN_OUTPUT, TrainPlan, TrainTask
 
 __all__ = ["CaffeOnSpark", "TestMetrics", "run", "main", "spark_session"]
 
@@ -72,6 +79,27 @@ class TestMetrics(dict):
     dataframe: Any = None
 
 
+def _summary_dict(row: Any) -> dict[str, Any]:
+    values = dict(zip(SUMMARY_FIELDS, row.values, strict=True))
+
+    def number(name: str) -> float | None:
+        value = values[name]
+        return None if value is None or np.isnan(value) else float(value)
+
+    resumed = number("resumed_from")
+    return {
+        "rank": row.rank,
+        "iter": row.iter,
+        "smoothed_loss": values["smoothed_loss"],
+        "rows": row.rows,
+        "seconds": row.seconds,
+        "first_iteration_time": number("first_iteration_time"),
+        "images_per_second": number("images_per_second"),
+        "attempt": int(values["attempt"]),
+        "resumed_from": None if resumed is None else int(resumed),
+    }
+
+
 def _phase_data_layer(net: caffe_pb2.NetParameter, state: caffe_pb2.NetState) -> int:
     from caffeonspark import netspec
 
@@ -84,10 +112,18 @@ def _phase_data_layer(net: caffe_pb2.NetParameter, state: caffe_pb2.NetState) ->
 class CaffeOnSpark:
     """The driver: one engine per Spark task. `spark` is a SparkSession (or SparkContext);
     `timeout` bounds each blocking wait between ranks; `trainer` ("module:function") is the
-    allreduce trainer used with -clusterSize > 1 (seam.py has its contract)."""
+    allreduce trainer used with -clusterSize > 1 (seam.py has its contract); `console`
+    streams the ranks' log lines and progress to this driver (console.py); `fail_at` is a
+    TEST-ONLY hook killing one rank at one iteration (fault.FailAt, or a tuple
+    (rank, iteration, marker path))."""
 
     def __init__(
-        self, spark: Any, timeout: float = 300.0, trainer: str = seam.DEFAULT_TRAINER
+        self,
+        spark: Any,
+        timeout: float = 300.0,
+        trainer: str = seam.DEFAULT_TRAINER,
+        console: bool = True,
+        fail_at: fault.FailAt | tuple | None = None,
     ) -> None:
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
@@ -97,12 +133,19 @@ class CaffeOnSpark:
         self.spark = spark
         self.timeout = float(timeout)
         self.trainer = trainer  # the allreduce trainer with -clusterSize > 1 (seam.py)
+        self.console = console
+        if isinstance(fail_at, tuple):
+            fail_at = fault.FailAt(*fail_at)
+        self.fail_at = fail_at
 
     # -- training --------------------------------------------------------------------------
 
     def train(self, source: DataSource) -> list[dict[str, Any]]:
-        """Train to the solver's max_iter; rank 0 writes -model. Returns one summary per rank
-        (rank, iter, smoothed_loss, rows, seconds)."""
+        """Train to the solver's max_iter; rank 0 writes -model. Returns one summary per rank:
+        rank, iter, smoothed_loss, rows, seconds, first_iteration_time (time.time() when the
+        rank's first iteration of the last attempt ended), images_per_second (the rank's
+        steady state, None with too few iterations), attempt (0 unless Spark retried the
+        stage), resumed_from (the snapshot's iteration, or None)."""
         summaries, _ = self._train(source, None)
         return summaries
 
@@ -147,26 +190,69 @@ class CaffeOnSpark:
 
             df = df.persist(StorageLevel.DISK_ONLY)
         log.info("training on %d rank(s): model %s", n, plan.model_path)
-        rows = df.mapInArrow(TrainTask(plan), TRAIN_OUTPUT, barrier=True).collect()
-        summaries = [
-            {
-                "rank": r.rank,
-                "iter": r.iter,
-                "smoothed_loss": r.values[0],
-                "rows": r.rows,
-                "seconds": r.seconds,
-            }
-            for r in sorted(rows, key=lambda r: r.rank)
-            if r.kind == "summary"
-        ]
+        rows = self._run_training(df, plan)
+        summaries = [_summary_dict(r) for r in sorted(rows, key=lambda r: r.rank)
+                     if r.kind == "summary"]
         if storage.HadoopFiles(self.spark).kind(plan.model_path, "model") != "file":
             raise ConfigError(f"training finished but rank 0 wrote no model at {plan.model_path}")
         for s in summaries:
+            rate = s["images_per_second"]
+            if not s["attempt"]:
+                how = ""
+            elif s["resumed_from"] is None:
+                how = f"; attempt {s['attempt']}, from the start"
+            else:
+                how = f"; attempt {s['attempt']}, resumed from iteration {s['resumed_from']}"
             log.info(
-                "rank %d: %d iterations over %d rows in %.1f s, smoothed loss %.6g",
-                s["rank"], s["iter"], s["rows"], s["seconds"], s["smoothed_loss"],
+                "rank %d: %d iterations over %d rows in %.1f s (%s images/s), smoothed loss "
+                "%.6g%s",
+                s["rank"], s["iter"], s["rows"], s["seconds"],
+                "?" if rate is None else f"{rate:.0f}", s["smoothed_loss"], how,
             )
         return summaries, [r for r in rows if r.kind == "validation"]
+
+    def _run_training(self, df: Any, plan: TrainPlan) -> list[Any]:
+        """The barrier stage, followed by a shuffle: Spark retries a failed barrier
+        shuffle-map stage (up to spark.stage.maxConsecutiveAttempts) but aborts a failed
+        barrier result stage, so the tasks' rows go through repartition(1)."""
+        param = caffe_pb2.SolverParameter.FromString(plan.solver)
+        run_dir, existing = None, {}
+        if storage.is_local(plan.model_path) and storage.is_local(param.snapshot_prefix or "."):
+            model_dir, model_name = os.path.split(plan.model_path)
+            run_dir = os.path.join(model_dir, f".{model_name}.attempts-{secrets.token_hex(4)}")
+            existing = fault.existing_snapshots(param.snapshot_prefix)
+        else:
+            # The attempt count and the snapshot search use the filesystem every executor
+            # sees; with -model at a URI a retried stage trains again from its start.
+            log.warning("-model %s is a URI: a retried training stage restarts from iteration "
+                        "0 (resuming from snapshots needs -model on a shared filesystem)",
+                        plan.model_path)
+        local = self.spark.sparkContext.master.startswith("local")
+        console = DriverConsole.open(self.spark) if self.console else None
+        plan = dataclasses.replace(
+            plan,
+            console=None if console is None else (console.address, console.token),
+            echo_stderr=console is None or not local,
+            run_dir=run_dir,
+            existing_snapshots=tuple((p, m, z) for p, (m, z) in sorted(existing.items())),
+            fail_at=self.fail_at,
+        )
+        if self.fail_at is not None:
+            log.warning("TEST HOOK armed: rank %d fails at iteration %d (%s)",
+                        self.fail_at.rank, self.fail_at.iteration,
+                        "once" if self.fail_at.marker else "on every attempt")
+        stage = df.mapInArrow(TrainTask(plan), TRAIN_OUTPUT, barrier=True).repartition(1)
+        try:
+            return stage.collect()
+        except Exception as err:
+            if console is None:
+                raise
+            raise console.failure(err) from err
+        finally:
+            if console is not None:
+                console.close()
+            if run_dir is not None:
+                shutil.rmtree(run_dir, ignore_errors=True)
 
     def _train_plan(self, source: DataSource, n: int, validation: Any) -> TrainPlan:
         conf = source.conf
@@ -201,7 +287,10 @@ class CaffeOnSpark:
         else:
             param.snapshot = 0
             param.snapshot_after_train = False
+        train_layer = net.layer[train_index]
         return TrainPlan(
+            images_per_iteration=int(train_layer.memory_data_param.batch_size)
+            * max(1, int(param.iter_size)),
             solver=param.SerializeToString(),
             train_layer=train_index,
             model_path=model,

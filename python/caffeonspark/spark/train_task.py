@@ -3,24 +3,28 @@
     df.mapInArrow(TrainTask(plan), TRAIN_OUTPUT, barrier=True)
 
 Each task:
-1. spools its partition's Arrow record batches to an Arrow IPC file in the executor's local
+1. connects this rank's "caffeonspark" logger to the driver console (reporter.py) when the
+   plan names one: its log lines, rank 0's progress and a failure's traceback reach the
+   driver;
+2. spools its partition's Arrow record batches to an Arrow IPC file in the executor's local
    directory (SPARK_LOCAL_DIRS, else the temp dir): the epochs that follow read it
    memory-mapped, through the MemoryData layer the driver rewrote to `source_class:
    "Arrow"` (data/sources/arrow_source.py), shuffled per epoch by the rule the launcher's
    ranks follow (data/shard_rule.py: as shard `rank` of n); an empty partition is an error;
-2. builds the engine's Solver from the plan's SolverParameter (net inline; this rank's
+3. builds the engine's Solver from the plan's SolverParameter (net inline; this rank's
    spool file as the TRAIN source; as on the launcher, random_seed + rank, and on ranks
-   other than 0 no display, snapshots or test nets);
-   applies -weights, then -snapshot (restored with -weights as its learned net);
-3. trains: with one rank, solver.solve() here; with more, seam.train_distributed (the
-   ring allreduce of caffeonspark.distributed);
-4. rank 0 writes the final weights to -model (temporary name, then rename; storage.py for
+   other than 0 no display, snapshots or test nets); on the first attempt applies
+   -weights, then -snapshot (restored with -weights as its learned net; URIs fetched to
+   the task's directory first); on a retried attempt every rank restores the newest
+   snapshot this job wrote instead (fault.py: rank 0 decides, allGather tells the others);
+4. trains: with one rank, solver.solve() here; with more, seam.train_distributed (the
+   ring allreduce of caffeonspark.distributed); every iteration is timed (IterationMeter);
+5. rank 0 writes the final weights to -model (temporary name, then rename; storage.py for
    URIs), and returns one summary row per rank plus, with validation, one row per test
    output per test interval. A snapshot_prefix that is a URI (hdfs://...) is written in the
-   task's directory and each snapshot pair uploaded there (upload_snapshots_to); -weights /
-   -snapshot URIs are fetched to it first.
+   task's directory and each snapshot pair uploaded there (upload_snapshots_to).
 The spool file is removed when the task ends, whatever happens.
-Tests: tests/spark/test_spark.py.
+Tests: tests/spark/test_spark.py, tests/spark/test_fault.py, tests/spark/test_console.py.
 """
 
 from __future__ import annotations
@@ -30,16 +34,18 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-from caffeonspark.errors import ConfigError
+from caffeonspark.errors import CommError, ConfigError
 from caffeonspark.proto import caffe_pb2
-from caffeonspark.spark import storage
+from caffeonspark.spark import fault, storage
+from caffeonspark.spark.reporter import ConsoleClient, IterationMeter
 
-__all__ = ["TrainPlan", "TrainTask", "TRAIN_OUTPUT", "setup_executor"]
+__all__ = ["TrainPlan", "TrainTask", "TRAIN_OUTPUT", "SUMMARY_FIELDS", "setup_executor"]
 
 TRAIN_OUTPUT = (
     "rank long, kind string, iter long, name string, values array<double>, rows long, "
@@ -64,19 +70,29 @@ class TrainPlan:
     connection: str
     timeout: float
     trainer: str  # "module:function" of the allreduce trainer (seam.DEFAULT_TRAINER)
+    images_per_iteration: int = 0  # per rank: batch_size * iter_size of the TRAIN layer
+    console: tuple[str, str] | None = None  # the driver console's (host:port, token)
+    echo_stderr: bool = True  # also log on the executor's stderr (off in local mode)
+    run_dir: str | None = None  # where rank 0 counts the attempts (fault.next_attempt)
+    existing_snapshots: tuple[tuple[str, int, int], ...] = ()  # (path, mtime_ns, size)
+    fail_at: fault.FailAt | None = None  # TEST ONLY (fault.FailAt)
 
 
-def setup_executor(resize: bool, threads: int) -> None:
+def setup_executor(resize: bool, threads: int, echo_stderr: bool = True) -> None:
     """Per-task engine settings (Python workers are reused, so set every one)."""
     from caffeonspark import engine
     from caffeonspark.data import feeders
 
     logger = logging.getLogger("caffeonspark")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
+    logger.setLevel(logging.INFO)
+    echo = next((h for h in logger.handlers if getattr(h, "_caffeonspark_stderr", False)), None)
+    if echo is None:
+        echo = logging.StreamHandler(sys.stderr)
+        echo.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        echo._caffeonspark_stderr = True  # type: ignore[attr-defined]
+        logger.addHandler(echo)
+    # In local mode the executors' stderr is the driver's: the console shows the lines once.
+    echo.setLevel(logging.NOTSET if echo_stderr else logging.CRITICAL + 1)
     engine.set_num_threads(max(1, int(threads)))
     feeders.set_default_shard(0, 1)  # the partition is this rank's share already
     feeders.set_default_resize(resize)
@@ -179,19 +195,59 @@ class TrainTask:
         ctx = BarrierTaskContext.get()
         rank = ctx.partitionId()
         plan = self.plan
-        setup_executor(plan.resize, ctx.cpus())
-        with tempfile.TemporaryDirectory(prefix=f"caffeonspark-rank{rank}-", dir=local_dir()) as tmp:
-            spool_path = os.path.join(tmp, "partition.arrow")
-            rows = spool(batches, spool_path)
-            if rows == 0:
-                raise ConfigError(
-                    f"rank {rank} of {plan.world_size}: its partition of the training data is "
-                    "empty; give the source at least -clusterSize rows per rank"
-                )
-            log.info("rank %d: %d training rows spooled to %s", rank, rows, spool_path)
-            yield from self._train(ctx, rank, rows, spool_path, tmp)
+        setup_executor(plan.resize, ctx.cpus(), plan.echo_stderr)
+        client = ConsoleClient(*plan.console, rank) if plan.console else None
+        if client is not None:
+            log.addHandler(client)
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"caffeonspark-rank{rank}-",
+                                             dir=local_dir()) as tmp:
+                spool_path = os.path.join(tmp, "partition.arrow")
+                rows = spool(batches, spool_path)
+                if rows == 0:
+                    raise ConfigError(
+                        f"rank {rank} of {plan.world_size}: its partition of the training data "
+                        "is empty; give the source at least -clusterSize rows per rank"
+                    )
+                log.info("rank %d: %d training rows spooled to %s", rank, rows, spool_path)
+                resume = fault.agree(ctx, rank, self._decide)
+                yield from self._train(ctx, rank, rows, spool_path, tmp, resume, client)
+            if client is not None:
+                client.send("done")
+        except GeneratorExit:
+            raise
+        except BaseException as error:
+            if client is not None:
+                log.error("rank %d failed: %s", rank, "".join(
+                    traceback.format_exception(type(error), error, error.__traceback__)).rstrip())
+                client.send("failed", msg=f"{type(error).__name__}: {error}",
+                            comm=isinstance(error, CommError))
+            raise
+        finally:
+            if client is not None:
+                log.removeHandler(client)
+                client.close()
 
-    def _train(self, ctx, rank: int, rows: int, spool_path: str, tmp: str):
+    def _decide(self) -> fault.Resume:
+        """Rank 0: the attempt number and the snapshot every rank resumes from."""
+        plan = self.plan
+        if plan.run_dir is None:
+            return fault.Resume(attempt=0)
+        attempt = fault.next_attempt(plan.run_dir)
+        prefix = caffe_pb2.SolverParameter.FromString(plan.solver).snapshot_prefix
+        existing = {path: (mtime, size) for path, mtime, size in plan.existing_snapshots}
+        found = fault.newest_snapshot(prefix, existing) if attempt > 0 and prefix else None
+        if found is None:
+            if attempt > 0:
+                log.warning("attempt %d: no snapshot of this job yet; training from the start",
+                            attempt)
+            return fault.Resume(attempt=attempt)
+        iteration, state = found
+        log.warning("attempt %d: resuming from %s at iteration %d", attempt, state, iteration)
+        return fault.Resume(attempt=attempt, state=state, iteration=iteration)
+
+    def _train(self, ctx, rank: int, rows: int, spool_path: str, tmp: str,
+               resume: fault.Resume, client: ConsoleClient | None):
         from caffeonspark.data.shard_rule import follow_shard_rule
         from caffeonspark.solver import Solver
 
@@ -206,11 +262,25 @@ class TrainTask:
         if snapshot_uri is not None:
             upload_snapshots_to(solver, snapshot_uri, tmp)
         try:
-            weights = storage.fetch(plan.weights, tmp, "weights") if plan.weights else None
-            if weights:
-                solver.net.copy_from(weights)
-            if plan.snapshot:
-                _restore(solver, storage.fetch(plan.snapshot, tmp, "snapshot"), weights or "", tmp)
+            if resume.state is not None:
+                _resume(solver, rank, resume)
+            else:
+                weights = storage.fetch(plan.weights, tmp, "weights") if plan.weights else None
+                if weights:
+                    solver.net.copy_from(weights)
+                if plan.snapshot:
+                    _restore(solver, storage.fetch(plan.snapshot, tmp, "snapshot"), weights or "",
+                             tmp)
+            meter = IterationMeter(solver, rank, plan.images_per_iteration, plan.world_size,
+                                   client)
+            solver.add_callback(on_start=meter.on_start)
+            journal = None
+            if rank == 0 and plan.run_dir is not None and solver.test_nets:
+                journal = fault.TestJournal(plan.run_dir)
+                solver.add_callback(on_start=lambda: journal.keep(solver.test_results))
+            if plan.fail_at is not None:
+                fault.install_fail_at(solver, rank, plan.fail_at,
+                                      client.flush if client is not None else lambda: None)
             if plan.world_size == 1:
                 solver.solve()
             else:
@@ -219,26 +289,59 @@ class TrainTask:
                 train_distributed(
                     solver, ctx, plan.world_size, plan.connection, plan.timeout, plan.trainer
                 )
+            meter.finish()
             if rank == 0:
                 storage.publish(plan.model_path, solver.net.save, "model", tmp)
                 log.info("rank 0: model written to %s", plan.model_path)
             seconds = time.perf_counter() - start
-            yield _summary(rank, solver, rows, seconds)
-            if rank == 0 and solver.test_results:
-                yield _validation(solver.test_results)
+            yield _summary(rank, solver, rows, seconds, meter, resume)
+            tests = solver.test_results
+            if journal is not None and resume.state is not None:
+                tests = journal.before(resume.iteration) + tests
+            if rank == 0 and tests:
+                yield _validation(tests)
         finally:
             for net in (solver.net, *solver.test_nets):
                 net.close()
 
 
-def _summary(rank: int, solver, rows: int, seconds: float) -> pa.RecordBatch:
+def _resume(solver, rank: int, resume: fault.Resume) -> None:
+    try:
+        solver.restore(resume.state)
+    except OSError as err:
+        raise type(err)(
+            f"rank {rank}: cannot restore {resume.state}, the snapshot rank 0 resumes from "
+            f"(every executor must see the snapshot directory): {err}"
+        ) from err
+    if solver.iter != resume.iteration:
+        raise ConfigError(
+            f"rank {rank}: {resume.state} holds iteration {solver.iter}, its name says "
+            f"{resume.iteration}"
+        )
+
+
+SUMMARY_FIELDS = (
+    "smoothed_loss", "first_iteration_time", "images_per_second", "attempt", "resumed_from"
+)
+
+
+def _summary(rank: int, solver, rows: int, seconds: float, meter: IterationMeter,
+             resume: fault.Resume) -> pa.RecordBatch:
+    nan = float("nan")
+    values = [
+        float(solver.smoothed_loss),
+        meter.first_iteration_time or nan,
+        meter.images_per_second or nan,
+        float(resume.attempt),
+        float(resume.iteration) if resume.state is not None else nan,
+    ]
     return pa.RecordBatch.from_pydict(
         {
             "rank": pa.array([rank], pa.int64()),
             "kind": ["summary"],
             "iter": pa.array([solver.iter], pa.int64()),
-            "name": ["smoothed_loss"],
-            "values": pa.array([[float(solver.smoothed_loss)]], pa.list_(pa.float64())),
+            "name": [",".join(SUMMARY_FIELDS)],
+            "values": pa.array([values], pa.list_(pa.float64())),
             "rows": pa.array([rows], pa.int64()),
             "seconds": pa.array([seconds], pa.float64()),
         }
