@@ -11,20 +11,27 @@ and saving a result without losing what was there.
 - `save_replacing(target, write, overwrite)`: `write(tmp)` writes a fresh sibling path, which
   is then renamed onto `target`; an existing target is refused unless `overwrite`, and is
   only removed once the new one is in place.
+- `run_main(main, args, name)`: an example's command line: main(spark, args) on the running
+  Spark (spark-submit) or an embedded local[--cluster-size], errors printed as one line.
 
 Tests: tests/examples/.
 """
 
 from __future__ import annotations
 
+import argparse
+import logging
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from caffeonspark import model_io
 from caffeonspark.data.convert_mnist import TEST_DB, TRAIN_DB, prepare_mnist_lmdb
+from caffeonspark.errors import CaffeOnSparkError
 from caffeonspark.proto import caffe_pb2
 
 HERE = Path(__file__).resolve().parent
@@ -94,6 +101,24 @@ def check_writable(target: str | os.PathLike[str], overwrite: bool) -> None:
     """Fail before any work when target exists and may not be replaced."""
     if Path(target).exists() and not overwrite:
         raise FileExistsError(f"{Path(target).resolve()} exists; pass --overwrite to replace it")
+
+
+def run_main(main: Callable[[Any, argparse.Namespace], Any], args: argparse.Namespace,
+             name: str) -> int:
+    """Exit status of main(spark, args) run on the session of spark_session(--cluster-size)."""
+    from caffeonspark.spark.driver import spark_session
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    spark, owned = spark_session(args.cluster_size)
+    try:
+        main(spark, args)
+    except (FileExistsError, CaffeOnSparkError) as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        return 1
+    finally:
+        if owned:
+            spark.stop()
+    return 0
 
 
 def _remove(path: Path) -> None:

@@ -19,12 +19,17 @@ Tests: tests/examples/test_extract_features.py.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from example_support import check_writable, ensure_digits, save_replacing, write_lenet
+from example_support import (
+    check_writable,
+    ensure_digits,
+    run_main,
+    save_replacing,
+    write_lenet,
+)
 
 from caffeonspark.spark import Config, DataSource
 from caffeonspark.spark.driver import run
@@ -46,7 +51,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", default=None,
                         help="where the features go (default work/<features>.<format>)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    parser.add_argument("--train-count", type=int, default=10000,
+    parser.add_argument("--train-count", type=int, default=30000,
                         help="digits to generate for training (when --data has none)")
     parser.add_argument("--test-count", type=int, default=2000,
                         help="held-out digits to generate (when --data has none)")
@@ -96,18 +101,7 @@ def main(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    """Command line: the running Spark (spark-submit) or an embedded local[cluster-size]."""
-    from caffeonspark.spark.driver import spark_session
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    args = parse_args(argv)
-    spark, owned = spark_session(args.cluster_size)
-    try:
-        main(spark, args)
-    finally:
-        if owned:
-            spark.stop()
-    return 0
+    return run_main(main, parse_args(argv), Path(__file__).name)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,18 @@ Tests: tests/examples/test_mllib_pipeline.py.
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from example_support import check_writable, ensure_digits, save_replacing, write_lenet
+from example_support import (
+    check_writable,
+    ensure_digits,
+    run_main,
+    save_replacing,
+    write_lenet,
+)
 
 from caffeonspark.spark import CaffeOnSpark, Config, DataSource
 
@@ -37,11 +42,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="folder of mnist_train_lmdb / mnist_test_lmdb (made if absent)")
     parser.add_argument("--work", default="data/examples/mllib",
                         help="folder for the nets, the LeNet model and the LR model")
-    parser.add_argument("--train-count", type=int, default=3000,
+    parser.add_argument("--train-count", type=int, default=30000,
                         help="digits to generate for training (when --data has none)")
-    parser.add_argument("--test-count", type=int, default=1000,
+    parser.add_argument("--test-count", type=int, default=2000,
                         help="held-out digits to generate (when --data has none)")
-    parser.add_argument("--iterations", type=int, default=300, help="LeNet's max_iter")
+    parser.add_argument("--iterations", type=int, default=700, help="LeNet's max_iter")
     parser.add_argument("--cluster-size", type=int, default=1, help="CaffeOnSpark ranks")
     parser.add_argument("--lr-iterations", type=int, default=50,
                         help="LogisticRegression maxIter")
@@ -119,18 +124,7 @@ def main(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    """Command line: the running Spark (spark-submit) or an embedded local[cluster-size]."""
-    from caffeonspark.spark.driver import spark_session
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    args = parse_args(argv)
-    spark, owned = spark_session(args.cluster_size)
-    try:
-        main(spark, args)
-    finally:
-        if owned:
-            spark.stop()
-    return 0
+    return run_main(main, parse_args(argv), Path(__file__).name)
 
 
 if __name__ == "__main__":

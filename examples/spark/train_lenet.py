@@ -27,7 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from example_support import check_writable, ensure_digits, save_replacing, write_lenet
+from example_support import (
+    check_writable,
+    ensure_digits,
+    run_main,
+    save_replacing,
+    write_lenet,
+)
 
 from caffeonspark import cli as caffeonspark_cli
 
@@ -38,7 +44,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="folder of mnist_train_lmdb / mnist_test_lmdb (made if absent)")
     parser.add_argument("--work", default="data/examples/lenet",
                         help="folder for the nets, the model and the features")
-    parser.add_argument("--train-count", type=int, default=10000,
+    parser.add_argument("--train-count", type=int, default=30000,
                         help="digits to generate for training (when --data has none)")
     parser.add_argument("--test-count", type=int, default=2000,
                         help="held-out digits to generate (when --data has none)")
@@ -55,7 +61,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
     """Prepare, print and run the command line (on the active session when there is one)."""
-    del spark  # the command line finds the running session itself (or starts local[N])
+    del spark  # the command line below runs on the active session (run_main started it)
     check_writable(args.output, args.overwrite)
     train_lmdb, test_lmdb = ensure_digits(args.data, args.train_count, args.test_count)
     work = Path(args.work).resolve()
@@ -80,8 +86,7 @@ def main(spark: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
-    main(None, parse_args(argv))
-    return 0
+    return run_main(main, parse_args(argv), Path(__file__).name)
 
 
 if __name__ == "__main__":
