@@ -1,13 +1,17 @@
-"""Helpers of the Spark tests: CaffeOnSpark's LeNet nets (shared/anchors/caffeonspark) written
-next to small generated digit sets; the same training for Spark and for the local launcher
-(test_parity.py, test_local_cluster.py)."""
+"""Helpers of the Spark tests (and of tests/examples): the local[2] session they share,
+CaffeOnSpark's LeNet nets (shared/anchors/caffeonspark) written next to small generated digit
+sets, and the same training for Spark and for the local launcher (test_parity.py,
+test_local_cluster.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+import pytest
 
 import caffeonspark
 from caffeonspark import model_io
@@ -17,6 +21,32 @@ from caffeonspark import model_io
 PYTHON_DIR = Path(caffeonspark.__file__).resolve().parents[1]
 REPO_DIR = Path(__file__).resolve().parents[2]
 TESTS_DIR = Path(__file__).resolve().parent
+
+
+def skip_without_spark() -> None:
+    """Skip the calling test without pyspark, pandas (mapInArrow) or a Java runtime."""
+    pytest.importorskip("pyspark", reason="pyspark (the `spark` extra) is not installed")
+    pytest.importorskip("pandas", reason="pyspark's mapInArrow needs pandas")
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        pytest.skip("no Java runtime for Spark")
+
+
+def local_session(app_name: str, *worker_paths: Path) -> Any:
+    """A local[2] SparkSession whose Python workers import the caffeonspark under test and
+    the given folders."""
+    from pyspark.sql import SparkSession
+
+    python_path = os.pathsep.join(str(p) for p in (PYTHON_DIR, *worker_paths))
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName(app_name)
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.executorEnv.PYTHONPATH", python_path)
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return session
 
 
 def write_lenet(

@@ -165,6 +165,17 @@ def test_udf_helpers(trained):
         assert row.first == pytest.approx(row.ip2[0])
 
 
+def test_features_refuses_a_batch_output(trained):
+    # CaffeOnSpark's first example asks for `-features accuracy,loss`: one value per batch,
+    # which no row owns; the task says so instead of failing on a reshape.
+    root, _, cos, _ = trained
+    conf = Config(["-features", "accuracy,loss", "-label", "label", "-conf",
+                   str(root / "solver.prototxt"), "-model", str(root / "lenet.caffemodel"),
+                   "-output", str(root / "never")])
+    with pytest.raises(Exception, match=r"-features: blob 'accuracy' has shape \(\), not one"):
+        cos.features(DataSource.getSource(conf, False)).collect()
+
+
 def test_image_dataframe_source_train_with_validation(spark, digits, anchors, tmp_path):
     lmdb_to_parquet(digits.train, tmp_path / "train_df", row_group_size=500)
     lmdb_to_parquet(digits.test, tmp_path / "test_df")

@@ -14,7 +14,8 @@ row is used once and nothing is padded.
 
 - features: one output row per input row, in input order: `SampleID` (the input's id
   column), the -label blob's value (double) when asked, and each requested blob flattened
-  per sample as array<float>.
+  per sample as array<float>. A blob without one entry per sample (a loss, an accuracy) is
+  a ConfigError naming it: such outputs belong to test.
 - test: per task and per net output, the sum over samples and the sample count: an output
   whose first axis is the batch is summed per sample; any other (a loss, an accuracy) is
   weighted by the batch's rows. The driver divides: each output's mean over all samples.
@@ -175,7 +176,15 @@ class InferTask:
             columns.append(pa.array(values[:, 0].astype(np.float64)))
             names.append(self.plan.label)
         for name in self.plan.features:
-            flat = np.ascontiguousarray(blobs[name].data.reshape(rows, -1), dtype=np.float32)
+            data = blobs[name].data
+            if data.ndim == 0 or data.shape[0] != rows:
+                # A loss or an accuracy is one value per batch: no row owns it.
+                raise ConfigError(
+                    f"-features: blob '{name}' has shape {tuple(data.shape)}, not one entry "
+                    f"per sample of the batch of {rows}; extract per-sample blobs (ip1, ip2, "
+                    "...) and use -test for batch outputs such as accuracy and loss"
+                )
+            flat = np.ascontiguousarray(data.reshape(rows, -1), dtype=np.float32)
             offsets = pa.array(np.arange(rows + 1, dtype=np.int32) * flat.shape[1])
             columns.append(pa.ListArray.from_arrays(offsets, pa.array(flat.reshape(-1))))
             names.append(name)
