@@ -7,22 +7,40 @@ label=5, float_data=6, encoded=7) to and from images.
   image decoded with OpenCV in `mode` ("native" / "color" / "gray", image_codec.decode_mode;
   an encoded Datum's channels/height/width are 0 and ignored). `resize` = (height, width)
   resizes bilinearly afterwards (convert_imageset's resize, CaffeOnSpark's `-resize`).
+- `raw_datum_batch(values, shape)`: the fast path for a batch of raw records: one native
+  call (cpp/data/datum_view.h) reads the Datums' wire bytes (bytes, or memoryviews into an
+  LMDB read transaction) and copies their pixels once, into one (N, C, H, W) uint8 array,
+  with the GIL released. None when any record is not a raw Datum of that shape (encoded,
+  float_data, malformed, wrong size): the caller then takes the per-record path above,
+  whose errors name the source and key.
 - `raw_datum(image, label)` / `encoded_datum(data, label)`: build Datums the way Caffe's
   converters do (raw: channels/height/width set, encoded false; encoded: only data, label and
   encoded = true).
 
-Tests: tests/data/test_image_codec.py, tests/data/test_convert_imageset.py.
+Tests: tests/data/test_image_codec.py, tests/data/test_convert_imageset.py,
+tests/data/test_datum_batch.py.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from collections.abc import Sequence
+from typing import Any
+
+from caffeonspark._native import _engine
 from caffeonspark.data.image_codec import decode_image, resize_image
 from caffeonspark.errors import FormatError
 from caffeonspark.proto import caffe_pb2
 
-__all__ = ["key_text", "parse_datum", "datum_image", "raw_datum", "encoded_datum"]
+__all__ = [
+    "key_text",
+    "parse_datum",
+    "datum_image",
+    "raw_datum_batch",
+    "raw_datum",
+    "encoded_datum",
+]
 
 
 def key_text(key: bytes | str) -> str:
@@ -70,6 +88,16 @@ def datum_image(
     if resize is not None:
         image = resize_image(image, int(resize[0]), int(resize[1]))
     return image
+
+
+def raw_datum_batch(
+    values: Sequence[Any], shape: tuple[int, int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(data (N, C, H, W) uint8, labels (N,) float32) of serialized raw Datums, every one of
+    shape `shape` (or of the first's), or None for the per-record path (see module doc)."""
+    if not values or any(value is None for value in values):
+        return None
+    return _engine.parse_raw_datums(values, None if shape is None else [int(d) for d in shape])
 
 
 def raw_datum(image: np.ndarray, label: int) -> caffe_pb2.Datum:
