@@ -4,6 +4,7 @@
 // Datums -> one uint8 batch, one call per batch, GIL released). Python wrappers:
 // python/caffeonspark/data/. Tests: tests/data/test_batch_queue.py,
 // tests/data/test_transformer.py, tests/data/test_datum_batch.py.
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -183,6 +184,45 @@ py::object ParseRawDatums(const py::sequence& values, std::optional<std::vector<
   return py::make_tuple(data, labels);
 }
 
+// Per serialized Datum, one int64 row: (parsed, encoded, channels, height, width, label,
+// data offset in the record (-1 without data), data size, float_data count); parsed = 0
+// for malformed bytes (then the rest is 0). Lets a feeder decode encoded images straight
+// from the records' memory without building protobuf objects. GIL released while scanning.
+py::array_t<int64_t> ScanDatums(const py::sequence& values) {
+  const size_t n = values.size();
+  std::vector<py::buffer_info> buffers;
+  buffers.reserve(n);
+  for (const py::handle value : values) {
+    buffers.push_back(py::reinterpret_borrow<py::buffer>(value).request());
+    const py::buffer_info& info = buffers.back();
+    COS_CHECK(info.ndim <= 1 && (info.ndim == 0 || info.strides[0] == info.itemsize), ShapeError,
+              "scan_datums needs contiguous byte buffers");
+  }
+  constexpr int kColumns = 9;
+  py::array_t<int64_t> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n), kColumns});
+  int64_t* rows = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::string error;
+    DatumView v;
+    for (size_t i = 0; i < n; ++i) {
+      const auto* start = static_cast<const uint8_t*>(buffers[i].ptr);
+      int64_t* row = rows + i * kColumns;
+      std::fill(row, row + kColumns, 0);
+      if (!ParseDatum(start, static_cast<size_t>(buffers[i].size * buffers[i].itemsize), &v,
+                      &error)) {
+        continue;
+      }
+      const int64_t fields[kColumns] = {1, v.encoded, v.channels, v.height, v.width, v.label,
+                                        v.data ? v.data - start : -1,
+                                        static_cast<int64_t>(v.data_size),
+                                        static_cast<int64_t>(v.float_count)};
+      std::copy(fields, fields + kColumns, row);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void BindData(py::module_& m) {
@@ -230,6 +270,9 @@ void BindData(py::module_& m) {
       .def("transform", &Transform, py::arg("data"),
            "(float32 (N, C, H', W'), [(h_off, w_off, mirrored) per item])");
 
+  m.def("scan_datums", &ScanDatums, py::arg("values"),
+        "int64 (N, 9): (parsed, encoded, channels, height, width, label, data offset or -1, "
+        "data size, float_data count) of serialized Datums (bytes or memoryviews).");
   m.def("parse_raw_datums", &ParseRawDatums, py::arg("values"), py::arg("shape") = py::none(),
         "(uint8 (N, C, H, W), float32 labels) of serialized raw Datums (bytes or memoryviews), "
         "their pixels copied once with the GIL released; None when any record is not a raw "

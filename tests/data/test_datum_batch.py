@@ -121,7 +121,9 @@ def test_fuzzed_records_are_declined_or_read_as_protobuf_reads_them():
 
 def test_memoryviews_into_an_lmdb_transaction(tmp_path):
     pixels = images(6)
-    write_lmdb(tmp_path / "db", [(b"%02d" % i, v) for i, v in enumerate(serialized(pixels, range(6)))])
+    write_lmdb(
+        tmp_path / "db", [(b"%02d" % i, v) for i, v in enumerate(serialized(pixels, range(6)))]
+    )
     env = lmdb.open(str(tmp_path / "db"), readonly=True, lock=False)
     with env.begin(buffers=True) as txn:
         views = [txn.get(b"%02d" % i) for i in (4, 0, 5)]
@@ -140,11 +142,49 @@ def test_lmdb_source_fast_and_general_paths_agree(tmp_path):
     write_lmdb(
         tmp_path / "db", [(b"%03d" % i, v) for i, v in enumerate(serialized(pixels, range(23)))]
     )
-    with LmdbSource(tmp_path / "db", shuffle=True, seed=4, chunk_size=6) as fast, LmdbSource(
-        tmp_path / "db", shuffle=True, seed=4, chunk_size=6, resize=(5, 7)
-    ) as general:
+    with (
+        LmdbSource(tmp_path / "db", shuffle=True, seed=4, chunk_size=6) as fast,
+        LmdbSource(tmp_path / "db", shuffle=True, seed=4, chunk_size=6, resize=(5, 7)) as general,
+    ):
         for a, b in zip(fast.epoch(1), general.epoch(1), strict=True):
             np.testing.assert_array_equal(a.ids, b.ids)
             np.testing.assert_array_equal(a.data, b.data)
             np.testing.assert_array_equal(a.labels, b.labels)
             np.testing.assert_array_equal(a.data, pixels[a.ids])
+
+
+@pytest.mark.parametrize("mode", ["native", "color", "gray"])
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_encoded_datums_decode_like_the_per_record_path(mode, ext):
+    from caffeonspark.data.datums import datum_image, encoded_datum_batch
+    from caffeonspark.data.image_codec import DecodePool
+
+    pixels = images(7, (3, 9, 11), seed=6)
+    values = [
+        encoded_datum(encode_image(p, ext), 10 + i).SerializeToString()
+        for i, p in enumerate(pixels)
+    ]
+    with DecodePool(2) as pool:
+        data, labels = encoded_datum_batch(values, mode, None, pool)
+    expected = np.stack([datum_image(caffe_pb2.Datum.FromString(v), "", mode) for v in values])
+    np.testing.assert_array_equal(data, expected)
+    np.testing.assert_array_equal(labels, np.arange(10, 17))
+    assert data.shape[1] == (1 if mode == "gray" else 3)
+
+
+def test_encoded_alpha_is_dropped_and_odd_batches_are_declined():
+    from caffeonspark.data.datums import encoded_datum_batch
+
+    rgba = np.concatenate([images(1, (3, 5, 5))[0], np.full((1, 5, 5), 128, np.uint8)])
+    import cv2
+
+    png = cv2.imencode(".png", rgba.transpose(1, 2, 0))[1].tobytes()
+    data, _ = encoded_datum_batch([encoded_datum(png, 1).SerializeToString()])
+    np.testing.assert_array_equal(data[0], rgba[:3])
+    good = encoded_datum(encode_image(images(1, (3, 5, 5))[0]), 1).SerializeToString()
+    other_size = encoded_datum(encode_image(images(1, (3, 6, 5))[0]), 1).SerializeToString()
+    raw = raw_datum(images(1, (3, 5, 5))[0], 1).SerializeToString()
+    broken = encoded_datum(b"\x89PNG not really", 1).SerializeToString()
+    for bad in (other_size, raw, broken, b"\xff\xff"):
+        assert encoded_datum_batch([good, bad]) is None
+    assert encoded_datum_batch([good], shape=(3, 6, 5)) is None

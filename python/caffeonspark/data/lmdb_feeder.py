@@ -15,7 +15,8 @@ image_codec.py). batch_size records are stacked into (N, C, H, W) (uint8, or flo
 any holds float_data) with float labels; decoding runs on `decode_threads` threads
 (DecodePool, order kept); a batch of raw Datums is read zero-copy from the memory map and
 parsed in one native call instead (datums.raw_datum_batch, pixels copied once, GIL
-released). Every record must have the (decoded) shape of the first, which
+released), and a batch of encoded ones decoded straight from the map into the batch
+(datums.encoded_datum_batch); anything unusual goes record by record. Every record must have the (decoded) shape of the first, which
 fixed the layer's top shape at net construction; a mismatch, a data size other than C*H*W
 or undecodable bytes raise FormatError naming the source and key.
 
@@ -37,7 +38,13 @@ from typing import Any
 import lmdb
 import numpy as np
 
-from caffeonspark.data.datums import datum_image, key_text, parse_datum, raw_datum_batch
+from caffeonspark.data.datums import (
+    datum_image,
+    encoded_datum_batch,
+    key_text,
+    parse_datum,
+    raw_datum_batch,
+)
 from caffeonspark.data.feeder_thread import FeederThread
 from caffeonspark.data.image_codec import DecodePool
 from caffeonspark.data.native_queue import close_with_error
@@ -184,7 +191,10 @@ class LmdbFeeder(FeederThread):
         n = self.batch_size
         while True:
             chunk = [next(records) for _ in range(n)]
-            fast = raw_datum_batch([value for _, value in chunk], self.shape)
+            values = [value for _, value in chunk]
+            fast = raw_datum_batch(values, self.shape) or encoded_datum_batch(
+                values, self.mode, self.shape, self.pool
+            )
             if fast is not None:
                 yield fast
                 continue
