@@ -96,8 +96,9 @@ void DataTransformer::Transform(const T* in, int num, int channels, int height, 
   const float* mean_file = mean_data_.empty() ? nullptr : mean_data_.data();
   const float scale = scale_;
 
-  // Serial on purpose: this runs on the prefetch thread, beside the solver's own OpenMP team;
-  // a second team opened from here would compete with it (and its idle workers spin).
+  // Idle workers of this (prefetch-thread) team yield quickly: python/caffeonspark/_native.py
+  // bounds libgomp's spinning, which otherwise took the cores the feeders need.
+#pragma omp parallel for if (num * out_count > 65536)
   for (int i = 0; i < num; ++i) {
     const T* src = in + i * in_count;
     float* dst = out + i * out_count;
