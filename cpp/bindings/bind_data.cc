@@ -1,14 +1,19 @@
 // caffeonspark._engine data: BatchQueue (push/pop copy the arrays and block with the GIL
 // released; push_tops feeds CoSData's multi-top batches), the queues of a net's queue-fed
-// data layers (MemoryData, Data, CoSData), and the
-// DataTransformer on its own (tests, tools). Python wrappers: python/caffeonspark/data/.
-// Tests: tests/data/test_batch_queue.py, tests/data/test_transformer.py.
+// data layers (MemoryData, Data, CoSData), the DataTransformer on its own (tests, tools),
+// and parse_raw_datums (a list of serialized raw Datums -> one uint8 batch, one call per
+// batch, GIL released). Python wrappers: python/caffeonspark/data/.
+// Tests: tests/data/test_batch_queue.py, tests/data/test_transformer.py,
+// tests/data/test_datum_batch.py.
+#include <algorithm>
+#include <cstring>
 #include <optional>
 
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"
 #include "data/batch_queue.h"
+#include "data/datum_view.h"
 #include "data/transformer.h"
 #include "layers/queue_data.h"
 #include "net/net.h"
@@ -121,7 +126,7 @@ bool PushTops(BatchQueue& queue, const py::sequence& arrays, std::optional<doubl
 py::array BatchArray(const Batch& batch) {
   std::vector<py::ssize_t> shape(batch.shape.begin(), batch.shape.end());
   return batch.raw ? py::array(py::array_t<uint8_t>(shape, batch.pixels.data()))
-                   : py::array(py::array_t<float>(shape, batch.values.data()));
+                   : py::array(py::array_t<float>(shape, batch.float_data()));
 }
 
 py::tuple Pop(BatchQueue& queue, std::optional<double> timeout) {
@@ -175,6 +180,94 @@ py::tuple Transform(DataTransformer& transformer, const py::object& data_object)
   return py::make_tuple(out, picked);
 }
 
+// (data uint8 (N, C, H, W), labels float32 (N,)) of N serialized raw Datums (any buffers:
+// bytes, memoryviews into an LMDB map), or None when any record is not a plain raw Datum of
+// one shape (`shape` when given): encoded, float_data, malformed, a size other than C*H*W.
+// The caller then takes its general path, which reports bad records by key. Each record's
+// pixels are copied once, straight into the batch, with the GIL released.
+py::object ParseRawDatums(const py::sequence& values, std::optional<std::vector<int>> shape) {
+  const size_t n = values.size();
+  std::vector<py::buffer_info> buffers;
+  buffers.reserve(n);
+  for (const py::handle value : values) {
+    if (!PyObject_CheckBuffer(value.ptr())) return py::none();
+    buffers.push_back(py::reinterpret_borrow<py::buffer>(value).request());
+    const py::buffer_info& info = buffers.back();
+    if (info.ndim > 1 || (info.ndim == 1 && info.strides[0] != info.itemsize)) return py::none();
+  }
+  std::vector<DatumView> views(n);
+  bool plain = n > 0;
+  {
+    py::gil_scoped_release release;
+    std::string error;
+    for (size_t i = 0; i < n && plain; ++i) {
+      const auto& info = buffers[i];
+      DatumView& v = views[i];
+      plain = ParseDatum(static_cast<const uint8_t*>(info.ptr),
+                         static_cast<size_t>(info.size * info.itemsize), &v, &error) &&
+              !v.encoded && v.data_size > 0 && v.channels > 0 && v.height > 0 && v.width > 0 &&
+              v.data_size == static_cast<size_t>(v.channels) * v.height * v.width;
+      if (plain && !shape) shape = std::vector<int>{v.channels, v.height, v.width};
+      plain = plain && (*shape)[0] == v.channels && (*shape)[1] == v.height &&
+              (*shape)[2] == v.width;
+    }
+  }
+  if (!plain) return py::none();
+  const auto& s = *shape;
+  py::array_t<uint8_t> data(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n), s[0], s[1], s[2]});
+  py::array_t<float> labels(static_cast<py::ssize_t>(n));
+  uint8_t* out = data.mutable_data();
+  float* label_out = labels.mutable_data();
+  {
+    py::gil_scoped_release release;
+    const size_t item = views[0].data_size;
+    for (size_t i = 0; i < n; ++i) {
+      std::memcpy(out + i * item, views[i].data, item);
+      label_out[i] = static_cast<float>(views[i].label);
+    }
+  }
+  return py::make_tuple(data, labels);
+}
+
+// Per serialized Datum, one int64 row: (parsed, encoded, channels, height, width, label,
+// data offset in the record (-1 without data), data size, float_data count); parsed = 0
+// for malformed bytes (then the rest is 0). Lets a feeder decode encoded images straight
+// from the records' memory without building protobuf objects. GIL released while scanning.
+py::array_t<int64_t> ScanDatums(const py::sequence& values) {
+  const size_t n = values.size();
+  std::vector<py::buffer_info> buffers;
+  buffers.reserve(n);
+  for (const py::handle value : values) {
+    buffers.push_back(py::reinterpret_borrow<py::buffer>(value).request());
+    const py::buffer_info& info = buffers.back();
+    COS_CHECK(info.ndim <= 1 && (info.ndim == 0 || info.strides[0] == info.itemsize), ShapeError,
+              "scan_datums needs contiguous byte buffers");
+  }
+  constexpr int kColumns = 9;
+  py::array_t<int64_t> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n), kColumns});
+  int64_t* rows = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    std::string error;
+    DatumView v;
+    for (size_t i = 0; i < n; ++i) {
+      const auto* start = static_cast<const uint8_t*>(buffers[i].ptr);
+      int64_t* row = rows + i * kColumns;
+      std::fill(row, row + kColumns, 0);
+      if (!ParseDatum(start, static_cast<size_t>(buffers[i].size * buffers[i].itemsize), &v,
+                      &error)) {
+        continue;
+      }
+      const int64_t fields[kColumns] = {1, v.encoded, v.channels, v.height, v.width, v.label,
+                                        v.data ? v.data - start : -1,
+                                        static_cast<int64_t>(v.data_size),
+                                        static_cast<int64_t>(v.float_count)};
+      std::copy(fields, fields + kColumns, row);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 void BindData(py::module_& m) {
@@ -226,6 +319,14 @@ void BindData(py::module_& m) {
       .def("output_shape", &DataTransformer::OutputShape)
       .def("transform", &Transform, py::arg("data"),
            "(float32 (N, C, H', W'), [(h_off, w_off, mirrored) per item])");
+
+  m.def("scan_datums", &ScanDatums, py::arg("values"),
+        "int64 (N, 9): (parsed, encoded, channels, height, width, label, data offset or -1, "
+        "data size, float_data count) of serialized Datums (bytes or memoryviews).");
+  m.def("parse_raw_datums", &ParseRawDatums, py::arg("values"), py::arg("shape") = py::none(),
+        "(uint8 (N, C, H, W), float32 labels) of serialized raw Datums (bytes or memoryviews), "
+        "their pixels copied once with the GIL released; None when any record is not a raw "
+        "Datum of one shape (`shape` (C, H, W) when given), for the caller's general path.");
 }
 
 }  // namespace caffeonspark::py_bind

@@ -1,5 +1,6 @@
 #include "core/tensor.h"
 
+#include <algorithm>
 #include <climits>
 #include <sstream>
 
@@ -68,6 +69,16 @@ void Tensor::ShareData(const Tensor& other) {
             shape_string(), " and ", other.shape_string());
   data_ = other.data_;
   capacity_ = std::min(capacity_, other.capacity_);
+}
+
+std::shared_ptr<SyncedMemory> Tensor::SwapData(std::shared_ptr<SyncedMemory> memory) {
+  COS_CHECK(memory && memory->size() >= static_cast<size_t>(count_) * sizeof(float), ShapeError,
+            "a swapped-in buffer of ", memory ? memory->size() : 0, " bytes is too small for ",
+            shape_string());
+  std::swap(data_, memory);
+  const size_t diff_bytes = diff_ ? diff_->size() : 0;
+  capacity_ = static_cast<int64_t>(std::min(data_->size(), diff_bytes) / sizeof(float));
+  return memory;
 }
 
 void Tensor::ShareDiff(const Tensor& other) {

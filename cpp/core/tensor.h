@@ -41,6 +41,10 @@ class Tensor {
   void ShareDiff(const Tensor& other);
 
   const std::shared_ptr<SyncedMemory>& data_memory() const { return data_; }
+  // Takes `memory` (at least count() floats) as the data buffer and returns the previous
+  // one: how a data layer hands a prefetched batch to its top without copying it. Tensors
+  // that shared the old buffer keep it (layers re-share in their Reshape, every Forward).
+  std::shared_ptr<SyncedMemory> SwapData(std::shared_ptr<SyncedMemory> memory);
   const std::shared_ptr<SyncedMemory>& diff_memory() const { return diff_; }
 
   // Sum of |x| and of x^2 over data / diff, used by the solver and debug output.

@@ -31,6 +31,14 @@ int64_t Batch::item_count() const {
   return count;
 }
 
+const float* Batch::float_data() const {
+  return memory ? static_cast<const float*>(memory->host_data()) : values.data();
+}
+
+size_t Batch::float_count() const {
+  return memory ? static_cast<size_t>(item_count()) * num() : values.size();
+}
+
 BatchQueue::BatchQueue(std::string owner, size_t capacity, double pop_timeout_s)
     : owner_(std::move(owner)), capacity_(capacity), pop_timeout_s_(pop_timeout_s) {
   COS_CHECK(capacity > 0, ConfigError, owner_, "a batch queue needs a capacity of at least 1");

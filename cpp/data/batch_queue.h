@@ -15,26 +15,35 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "core/synced_memory.h"
+
 namespace caffeonspark {
 
 // One batch: N items of shape (C, H, W) as raw uint8 pixels (before the DataTransformer) or
-// as float32 values, plus N float labels. Exactly one of pixels / values is used.
+// as float32 values, plus N float labels. Raw batches use `pixels`; float batches use
+// `values`, or, when the prefetcher transformed them, `memory`: a tensor buffer the layer's
+// top takes by swapping buffers instead of copying (cpp/layers/queue_data.cc).
 // A multi-top batch (CoSData, cpp/layers/cos_data.h) instead holds one such batch per top
 // in `tops` (no labels of its own; its shape is (N)).
 struct Batch {
   std::vector<int> shape;           // (N, C, H, W)
   std::vector<uint8_t> pixels;      // raw images, when raw
-  std::vector<float> values;        // float data, when !raw
+  std::vector<float> values;        // float data, when !raw and memory is null
+  std::shared_ptr<SyncedMemory> memory;  // transformed float data (host), when set
   std::vector<float> labels;        // N
   bool raw = false;
   std::vector<Batch> tops;          // multi-top batches only
 
   int num() const { return shape.empty() ? 0 : shape[0]; }
   int64_t item_count() const;       // C*H*W
+  // The float data of a !raw batch, wherever it is held; float_count() values.
+  const float* float_data() const;
+  size_t float_count() const;
 };
 
 class BatchQueue {

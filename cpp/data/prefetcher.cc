@@ -8,7 +8,8 @@ Prefetcher::Prefetcher(std::string owner, size_t capacity, Process process)
     : owner_(std::move(owner)),
       process_(std::move(process)),
       input_(std::make_shared<BatchQueue>(owner_, capacity)),
-      ready_(std::make_shared<BatchQueue>(owner_, capacity)) {
+      ready_(std::make_shared<BatchQueue>(owner_, capacity)),
+      free_limit_(capacity + 2) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -23,7 +24,7 @@ void Prefetcher::Run() {
     Batch out;
     try {
       // No deadline here: the consumer's pop on ready() carries the timeout.
-      out = process_(input_->Pop(-1));
+      out = process_(input_->Pop(-1), *this);
     } catch (...) {
       ready_->Close(std::current_exception());
       input_->Close();
@@ -33,8 +34,27 @@ void Prefetcher::Run() {
   }
 }
 
+void Prefetcher::Recycle(std::shared_ptr<SyncedMemory> memory) {
+  if (!memory || memory.use_count() != 1 || memory->head() != SyncedMemory::Head::kAtHost) return;
+  std::lock_guard<std::mutex> lock(free_mutex_);
+  if (free_.size() < free_limit_) free_.push_back(std::move(memory));
+}
+
+std::shared_ptr<SyncedMemory> Prefetcher::Buffer(size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(free_mutex_);
+    for (size_t i = 0; i < free_.size(); ++i) {
+      if (free_[i]->size() != bytes) continue;
+      std::shared_ptr<SyncedMemory> memory = std::move(free_[i]);
+      free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+      return memory;
+    }
+  }
+  return std::make_shared<SyncedMemory>(bytes);
+}
+
 Batch Prefetcher::TransformBatch(const std::string& owner, DataTransformer& transformer,
-                                 bool transform_floats, Batch batch) {
+                                 bool transform_floats, Batch batch, Prefetcher& pool) {
   COS_CHECK(batch.tops.empty(), ShapeError, owner, "got a batch of ", batch.tops.size(),
             " tops; this layer takes one data array and its labels");
   COS_CHECK(batch.shape.size() == 4, ShapeError, owner, "a batch must be 4-D (N, C, H, W), got ",
@@ -49,14 +69,15 @@ Batch Prefetcher::TransformBatch(const std::string& owner, DataTransformer& tran
   std::vector<int> item = transformer.OutputShape(batch.shape[1], batch.shape[2], batch.shape[3]);
   Batch out;
   out.shape = {num, item[0], item[1], item[2]};
-  out.values.resize(static_cast<size_t>(out.item_count()) * num);
+  out.memory = pool.Buffer(static_cast<size_t>(out.item_count()) * num * sizeof(float));
   out.labels = std::move(batch.labels);
+  float* target = static_cast<float*>(out.memory->mutable_host_data());
   if (batch.raw) {
     transformer.Transform(batch.pixels.data(), num, batch.shape[1], batch.shape[2],
-                          batch.shape[3], out.values.data());
+                          batch.shape[3], target);
   } else {
     transformer.Transform(batch.values.data(), num, batch.shape[1], batch.shape[2],
-                          batch.shape[3], out.values.data());
+                          batch.shape[3], target);
   }
   return out;
 }

@@ -6,6 +6,26 @@
 
 namespace caffeonspark {
 
+namespace {
+
+// One output row: d[x] = (s[x] - mean) * scale, written reversed when mirrored. Separate
+// loops per case so each one vectorizes (no per-pixel branches); the arithmetic is the same
+// float expression in every case, so results do not depend on which loop ran.
+inline float MeanAt(const float* mean, int x) { return mean[x]; }
+inline float MeanAt(float mean, int) { return mean; }
+
+template <typename T, typename Mean>
+void TransformRow(const T* s, Mean mean, float scale, int width, bool mirror, float* d) {
+  if (mirror) {
+    float* last = d + width - 1;
+    for (int x = 0; x < width; ++x) last[-x] = (static_cast<float>(s[x]) - MeanAt(mean, x)) * scale;
+  } else {
+    for (int x = 0; x < width; ++x) d[x] = (static_cast<float>(s[x]) - MeanAt(mean, x)) * scale;
+  }
+}
+
+}  // namespace
+
 DataTransformer::DataTransformer(const Params& p, bool train, std::string owner, uint32_t seed)
     : owner_(std::move(owner)),
       train_(train),
@@ -76,6 +96,8 @@ void DataTransformer::Transform(const T* in, int num, int channels, int height, 
   const float* mean_file = mean_data_.empty() ? nullptr : mean_data_.data();
   const float scale = scale_;
 
+  // Idle workers of this (prefetch-thread) team yield quickly: python/caffeonspark/_native.py
+  // bounds libgomp's spinning, which otherwise took the cores the feeders need.
 #pragma omp parallel for if (num * out_count > 65536)
   for (int i = 0; i < num; ++i) {
     const T* src = in + i * in_count;
@@ -87,11 +109,11 @@ void DataTransformer::Transform(const T* in, int num, int channels, int height, 
       for (int y = 0; y < out_h; ++y) {
         const int64_t source_row = (static_cast<int64_t>(c) * height + y + pick.h_off) * width + pick.w_off;
         const T* s = src + source_row;
-        const float* m = mean_file ? mean_file + source_row : nullptr;
         float* d = dst + (static_cast<int64_t>(c) * out_h + y) * out_w;
-        for (int x = 0; x < out_w; ++x) {
-          float value = (static_cast<float>(s[x]) - (m ? m[x] : channel_mean)) * scale;
-          d[pick.mirror ? out_w - 1 - x : x] = value;
+        if (mean_file) {
+          TransformRow(s, mean_file + source_row, scale, out_w, pick.mirror, d);
+        } else {
+          TransformRow(s, channel_mean, scale, out_w, pick.mirror, d);
         }
       }
     }

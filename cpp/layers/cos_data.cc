@@ -97,7 +97,7 @@ void CoSDataLayer::LayerSetUp(const Tensors&, const Tensors& top) {
     tops_.push_back(MakeTop(p.child("top", i), static_cast<int>(i), batch_size_));
     top[i]->Reshape(tops_.back().shape);
   }
-  StartPrefetch(kQueueCapacity, [this](Batch batch) { return Process(std::move(batch)); });
+  StartPrefetch(kQueueCapacity, [this](Batch batch, Prefetcher&) { return Process(std::move(batch)); });
 }
 
 Batch CoSDataLayer::Process(Batch batch) {

@@ -29,8 +29,9 @@ void QueueDataLayer::StartPrefetch(size_t capacity, bool transform_floats) {
   transformer_ = MakeTransformer(TransformParam(spec_));
   DataTransformer* transformer = transformer_.get();
   std::string owner = where();
-  StartPrefetch(capacity, [owner, transformer, transform_floats](Batch batch) {
-    return Prefetcher::TransformBatch(owner, *transformer, transform_floats, std::move(batch));
+  StartPrefetch(capacity, [owner, transformer, transform_floats](Batch batch, Prefetcher& pool) {
+    return Prefetcher::TransformBatch(owner, *transformer, transform_floats, std::move(batch),
+                                      pool);
   });
 }
 
@@ -57,7 +58,13 @@ void QueueDataLayer::Forward_cpu(const Tensors&, const Tensors& top) {
   Batch batch = NextBatch();
   CheckBatch(batch);
   top[0]->Reshape(batch.shape);
-  std::copy(batch.values.begin(), batch.values.end(), top[0]->mutable_data());
+  if (batch.memory) {
+    // The prefetched buffer becomes the top's data; the top's old buffer goes back to the
+    // prefetcher for a later batch (Caffe's prefetch layers swap their batches in likewise).
+    prefetcher_->Recycle(top[0]->SwapData(std::move(batch.memory)));
+  } else {
+    std::copy(batch.values.begin(), batch.values.end(), top[0]->mutable_data());
+  }
   if (top.size() > 1) {
     top[1]->Reshape({batch.num()});
     std::copy(batch.labels.begin(), batch.labels.end(), top[1]->mutable_data());

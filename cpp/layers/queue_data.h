@@ -1,10 +1,11 @@
 // QueueDataLayer: the base of the data layers fed through native queues (MemoryData, Data,
 // CoSData). No bottoms; by default tops data (N, C, H, W) and, optionally, label (N) (CoSData
 // overrides the tops and Forward). Each Forward pops one transformed batch from the layer's
-// Prefetcher (cpp/data/prefetcher.h) and copies it into the tops; no Python runs in Forward,
-// so a solver loop with the GIL released never waits on the interpreter. Feeders (Python
-// threads, user code) push into feed_queue(); the consumer's waiting time and pop deadline
-// live on ready_queue(). Never backward.
+// Prefetcher (cpp/data/prefetcher.h) and swaps its buffer into the data top (floats pushed
+// as they are are copied), the labels into the label top; no Python runs in Forward, so a
+// solver loop with the GIL released never waits on the interpreter. Feeders (Python threads,
+// user code) push into feed_queue(); the consumer's waiting time and pop deadline live on
+// ready_queue(). Never backward.
 // Tests: tests/layers/test_memory_data.py, tests/layers/test_data.py,
 // tests/layers/test_cos_data.py.
 #pragma once

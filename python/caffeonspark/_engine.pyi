@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BatchQueue', 'CommListener', 'Communicator', 'DataParallel', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'has_cuda', 'layer_types', 'num_threads', 'set_num_threads', 'set_random_seed', 'update_rule_types']
+__all__: list[str] = ['BatchQueue', 'CommListener', 'Communicator', 'DataParallel', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'has_cuda', 'layer_types', 'num_threads', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'update_rule_types']
 class Tensor:
     @typing.overload
     def __init__(self) -> None:
@@ -382,6 +382,14 @@ def layer_types() -> list[str]:
     """
 def num_threads() -> int:
     ...
+def parse_raw_datums(values: collections.abc.Sequence, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] | None = None) -> typing.Any:
+    """
+    (uint8 (N, C, H, W), float32 labels) of serialized raw Datums (bytes or memoryviews), their pixels copied once with the GIL released; None when any record is not a raw Datum of one shape (`shape` (C, H, W) when given), for the caller's general path.
+    """
+def scan_datums(values: collections.abc.Sequence) -> numpy.typing.NDArray[numpy.int64]:
+    """
+    int64 (N, 9): (parsed, encoded, channels, height, width, label, data offset or -1, data size, float_data count) of serialized Datums (bytes or memoryviews).
+    """
 def set_num_threads(arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
     """
     Threads for BLAS and OpenMP loops.

@@ -1,6 +1,6 @@
 """MemoryData (cpp/layers/memory_data.h): batches pushed from Python through
 engine.Net.memory_data_feeder(name) come out of Forward unchanged (float) or transformed
-natively (uint8); pops time out with a clear error; a feeder's error surfaces in forward;
+natively (uint8), swapped into the top without overwriting arrays taken earlier; pops time out with a clear error; a feeder's error surfaces in forward;
 forward waits with the GIL released."""
 
 from __future__ import annotations
@@ -53,6 +53,32 @@ def test_uint8_batches_get_the_transform():
     expected = (images.astype(np.float64) - np.array([10.0, 20.0])[None, :, None, None]) * 0.5
     np.testing.assert_allclose(net.blobs["data"].data, expected, rtol=1e-6)
     np.testing.assert_array_equal(net.blobs["label"].data, [3, 4])
+
+
+def test_transformed_batches_swapped_into_the_top_stay_right_and_held_arrays_keep_theirs():
+    """Forward swaps the prefetched buffer into the top and recycles the old one: over many
+    batches every one is right, with a downstream layer reading the top, and an array taken
+    from the top earlier still holds the batch it showed (its buffer is never recycled)."""
+    transform = "transform_param { scale: 0.25 mean_value: 3 }"
+    extra = 'layer { name: "flat" type: "Flatten" bottom: "data" top: "flat" }'
+    net = memory_net(c=2, transform=transform, extra=extra)
+    feeder = net.memory_data_feeder("feed")
+    images = np.random.default_rng(2).integers(0, 256, size=(24, 2, 4, 5), dtype=np.uint8)
+    expected = (images.astype(np.float32) - np.float32(3)) * np.float32(0.25)
+    held = []
+    pusher = threading.Thread(target=feeder.push, args=(images, np.arange(24)))
+    pusher.start()
+    for k in range(12):
+        net.forward()
+        batch = expected[2 * k : 2 * k + 2]
+        np.testing.assert_array_equal(net.blobs["data"].data, batch)
+        np.testing.assert_array_equal(net.blobs["flat"].data, batch.reshape(2, -1))
+        if k % 4 == 0:
+            held.append((k, net.blobs["data"].data))
+    pusher.join()
+    for k, array in held:
+        np.testing.assert_array_equal(array, expected[2 * k : 2 * k + 2])
+    net.close()
 
 
 def test_uint8_crop_in_test_phase_takes_the_centre():

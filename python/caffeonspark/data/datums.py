@@ -7,22 +7,46 @@ label=5, float_data=6, encoded=7) to and from images.
   image decoded with OpenCV in `mode` ("native" / "color" / "gray", image_codec.decode_mode;
   an encoded Datum's channels/height/width are 0 and ignored). `resize` = (height, width)
   resizes bilinearly afterwards (convert_imageset's resize, CaffeOnSpark's `-resize`).
+- `raw_datum_batch(values, shape)`: the fast path for a batch of raw records: one native
+  call (cpp/data/datum_view.h) reads the Datums' wire bytes (bytes, or memoryviews into an
+  LMDB read transaction) and copies their pixels once, into one (N, C, H, W) uint8 array,
+  with the GIL released. None when any record is not a raw Datum of that shape (encoded,
+  float_data, malformed, wrong size): the caller then takes the per-record path above,
+  whose errors name the source and key.
+- `encoded_datum_batch(values, mode, shape, pool)`: the same for a batch of encoded
+  records: the Datums' fields are read natively (no protobuf objects, no copy of the file
+  bytes), each image is decoded straight from the record's memory on the DecodePool and its
+  planes written into the batch (one copy); None when anything is unusual (a record not
+  encoded, undecodable, of another shape), for the per-record path and its keyed errors.
 - `raw_datum(image, label)` / `encoded_datum(data, label)`: build Datums the way Caffe's
   converters do (raw: channels/height/width set, encoded false; encoded: only data, label and
   encoded = true).
 
-Tests: tests/data/test_image_codec.py, tests/data/test_convert_imageset.py.
+Tests: tests/data/test_image_codec.py, tests/data/test_convert_imageset.py,
+tests/data/test_datum_batch.py.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
-from caffeonspark.data.image_codec import decode_image, resize_image
+from caffeonspark._native import _engine
+from caffeonspark.data.image_codec import DecodePool, decode_hwc, decode_image, resize_image
 from caffeonspark.errors import FormatError
 from caffeonspark.proto import caffe_pb2
 
-__all__ = ["key_text", "parse_datum", "datum_image", "raw_datum", "encoded_datum"]
+__all__ = [
+    "key_text",
+    "parse_datum",
+    "datum_image",
+    "raw_datum_batch",
+    "encoded_datum_batch",
+    "raw_datum",
+    "encoded_datum",
+]
 
 
 def key_text(key: bytes | str) -> str:
@@ -70,6 +94,58 @@ def datum_image(
     if resize is not None:
         image = resize_image(image, int(resize[0]), int(resize[1]))
     return image
+
+
+def raw_datum_batch(
+    values: Sequence[Any], shape: tuple[int, int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(data (N, C, H, W) uint8, labels (N,) float32) of serialized raw Datums, every one of
+    shape `shape` (or of the first's), or None for the per-record path (see module doc)."""
+    if not values or any(value is None for value in values):
+        return None
+    return _engine.parse_raw_datums(values, None if shape is None else [int(d) for d in shape])
+
+
+def encoded_datum_batch(
+    values: Sequence[Any],
+    mode: str = "native",
+    shape: tuple[int, int, int] | None = None,
+    pool: DecodePool | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(data (N, C, H, W) uint8, labels (N,) float32) of serialized encoded Datums decoded in
+    `mode`, every image of shape `shape` (or of the first's), or None (see module doc).
+    `values` must stay valid until this returns (LMDB views: inside their transaction)."""
+    if not values or any(value is None for value in values):
+        return None
+    rows = _engine.scan_datums(values)
+    # parsed, encoded, with data
+    if not (rows[:, 0].all() and rows[:, 1].all() and (rows[:, 7] > 0).all()):
+        return None
+
+    def decode(i: int) -> np.ndarray | None:
+        offset, size = int(rows[i, 6]), int(rows[i, 7])
+        return decode_hwc(np.frombuffer(values[i], np.uint8, count=size, offset=offset), mode)
+
+    first = decode(0)
+    if first is None:
+        return None
+    planes = 1 if first.ndim == 2 else first.shape[2]
+    shape = tuple(shape) if shape is not None else (planes, first.shape[0], first.shape[1])
+    data = np.empty((len(values), *shape), np.uint8)
+
+    def store(i: int, image: np.ndarray | None) -> bool:
+        if image is None or (1 if image.ndim == 2 else image.shape[2], *image.shape[:2]) != shape:
+            return False
+        data[i] = image[np.newaxis] if image.ndim == 2 else image.transpose(2, 0, 1)
+        return True
+
+    if not store(0, first):
+        return None
+    rest = range(1, len(values))
+    stored = (pool or DecodePool(1)).map(lambda i: store(i, decode(i)), rest)
+    if not all(stored):
+        return None
+    return data, rows[:, 5].astype(np.float32)
 
 
 def raw_datum(image: np.ndarray, label: int) -> caffe_pb2.Datum:

@@ -323,6 +323,9 @@ class NetFeeds:
             "mode": feeder.mode,
             "resize": (height, width) if self._resize else None,
             "decode_threads": decode_threads(),
+            # Whole batches per read: a batch is then a view of one chunk, never a
+            # concatenation of two (the record order does not depend on the chunk size).
+            "chunk_size": feeder.batch_size * max(1, 256 // feeder.batch_size),
             "owner": owner,
         }
         if train and defaults["shuffle_shard"] is not None:

@@ -7,6 +7,8 @@
   ConfigError, as in Caffe.
 - `decode_image(data, mode)`: encoded bytes (JPEG, PNG, BMP, ... anything cv2.imdecode
   reads) to a planar (C, H, W) uint8 array; undecodable bytes raise FormatError.
+  `decode_hwc(buffer, mode)` is its first half: OpenCV's own (H, W[, C]) result, alpha
+  dropped, or None when undecodable (for callers that write the planes into a batch).
 - `resize_image(image, height, width)`: cv2.resize with bilinear interpolation (INTER_LINEAR,
   OpenCV's half-pixel-centre rule, edge pixels replicated), as convert_imageset's
   resize_height/resize_width and CaffeOnSpark's `-resize` do; (C, H, W) in and out.
@@ -36,6 +38,7 @@ __all__ = [
     "DECODE_MODES",
     "decode_mode",
     "decode_image",
+    "decode_hwc",
     "resize_image",
     "encode_image",
     "DecodePool",
@@ -78,15 +81,22 @@ def decode_image(
     if flag is None:
         raise ConfigError(f"{where}unknown decode mode {mode!r} (known: {DECODE_MODES})")
     buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
-    image = cv2.imdecode(buffer, flag) if buffer.size else None
+    image = decode_hwc(buffer, mode)
     if image is None:
         head = bytes(buffer[:8])
         raise FormatError(
             f"{where}cannot decode the encoded image ({buffer.size} bytes, starting {head!r})"
         )
-    if image.ndim == 3 and image.shape[2] == 4:  # alpha is never a channel of Caffe's images
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
     return _to_chw(image)
+
+
+def decode_hwc(buffer: np.ndarray, mode: str) -> np.ndarray | None:
+    """cv2.imdecode of a uint8 buffer in `mode` (a known mode), alpha dropped; None when
+    OpenCV cannot decode it."""
+    image = cv2.imdecode(buffer, _IMREAD_FLAGS[mode]) if buffer.size else None
+    if image is not None and image.ndim == 3 and image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)  # alpha is never a Caffe channel
+    return image
 
 
 def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:

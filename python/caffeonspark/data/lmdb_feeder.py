@@ -13,7 +13,10 @@ CHW), `float_data`, or an encoded image (JPEG, PNG, ...) decoded here with OpenC
 layer's decode mode (transform_param force_color / force_gray, CAFFE_FACTS §5.4; see
 image_codec.py). batch_size records are stacked into (N, C, H, W) (uint8, or float32 when
 any holds float_data) with float labels; decoding runs on `decode_threads` threads
-(DecodePool, order kept). Every record must have the (decoded) shape of the first, which
+(DecodePool, order kept); a batch of raw Datums is read zero-copy from the memory map and
+parsed in one native call instead (datums.raw_datum_batch, pixels copied once, GIL
+released), and a batch of encoded ones decoded straight from the map into the batch
+(datums.encoded_datum_batch); anything unusual goes record by record. Every record must have the (decoded) shape of the first, which
 fixed the layer's top shape at net construction; a mismatch, a data size other than C*H*W
 or undecodable bytes raise FormatError naming the source and key.
 
@@ -35,7 +38,13 @@ from typing import Any
 import lmdb
 import numpy as np
 
-from caffeonspark.data.datums import datum_image, key_text, parse_datum
+from caffeonspark.data.datums import (
+    datum_image,
+    encoded_datum_batch,
+    key_text,
+    parse_datum,
+    raw_datum_batch,
+)
 from caffeonspark.data.feeder_thread import FeederThread
 from caffeonspark.data.image_codec import DecodePool
 from caffeonspark.data.native_queue import close_with_error
@@ -150,9 +159,11 @@ class LmdbFeeder(FeederThread):
         self.rank = int(rank)
         self.world_size = int(world_size)
 
-    def records(self) -> Iterator[tuple[bytes, bytes]]:
-        """(key, value) of this reader's records, in DB order, wrapping around forever."""
-        with open_lmdb(self.source, self.owner) as env, env.begin(buffers=False) as txn:
+    def records(self) -> Iterator[tuple[bytes, memoryview]]:
+        """(key, value) of this reader's records, in DB order, wrapping around forever; the
+        value is a view into the read transaction's memory map, valid while this generator
+        lives."""
+        with open_lmdb(self.source, self.owner) as env, env.begin(buffers=True) as txn:
             cursor = txn.cursor()
             index = 0
             while True:
@@ -162,10 +173,10 @@ class LmdbFeeder(FeederThread):
                     keep = not self.train or index % self.world_size == self.rank
                     index += 1
                     if keep:
-                        yield key, value
+                        yield bytes(key), value
 
-    def _image(self, record: tuple[bytes, bytes]) -> tuple[np.ndarray, float]:
-        key, value = record
+    def _image(self, record: tuple[bytes, memoryview]) -> tuple[np.ndarray, float]:
+        key, value = record[0], bytes(record[1])
         image, label = record_image(value, self.source, key, self.owner, self.mode)
         if image.shape != self.shape:
             raise FormatError(
@@ -180,6 +191,13 @@ class LmdbFeeder(FeederThread):
         n = self.batch_size
         while True:
             chunk = [next(records) for _ in range(n)]
+            values = [value for _, value in chunk]
+            fast = raw_datum_batch(values, self.shape) or encoded_datum_batch(
+                values, self.mode, self.shape, self.pool
+            )
+            if fast is not None:
+                yield fast
+                continue
             items = self.pool.map(self._image, chunk)
             floats = any(image.dtype != np.uint8 for image, _ in items)
             data = np.empty((n, *self.shape), dtype=np.float32 if floats else np.uint8)
