@@ -4,8 +4,10 @@ rank), then test() and features() checked against the engine run directly on the
 and rows (every row once, the partial last batch included); features join back on id;
 JSON / Parquet outputs load back with Spark; the UDF helpers; an ImageDataFrame (Parquet)
 source with trainWithValidation and an in-memory DataFrame; the command line on the running
-session; and the fast failures: too few barrier slots, the missing allreduce, an unreadable
-source, a missing solver."""
+session; the fast failures: too few barrier slots, the missing allreduce, an unreadable
+source, a missing solver; and CaffeOnSpark's lenet_cos (CoSData tops from a Parquet of typed
+columns): trainWithValidation, test and features against the engine reading the same Parquet
+itself, with and without an id column, and a missing top column named."""
 
 from __future__ import annotations
 
