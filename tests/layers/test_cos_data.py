@@ -1,7 +1,8 @@
 """CoSData layers (cpp/layers/cos_data.cc, python/caffeonspark/data/cos_tops.py, cos_feeder.py):
 every top type against a NumPy float64 reference of CaffeOnSpark's rules (docs/DATA.md),
 the top shape rules (sample_num_axes, out_*, transpose), partitioned reading, bad input
-naming the layer / top / row, and CaffeOnSpark's lenet_cos net trained from Parquet."""
+naming the layer / top / row, a layer without a source fed by push (as Spark's test /
+features tasks feed it), and CaffeOnSpark's lenet_cos net trained from Parquet."""
 
 from __future__ import annotations
 
@@ -435,3 +436,34 @@ def test_lenet_cos_trains_from_parquet(anchors, tmp_path):
     assert np.mean(losses[-30:]) < 0.5 * np.mean(losses[:10])
     accuracy = solver.test(0)["accuracy"][0]
     assert accuracy > 0.9, f"lenet_cos test accuracy {accuracy:.3f} after 300 iterations"
+
+
+def test_layer_without_source_is_fed_by_push(tmp_path):
+    # What Spark's test / features tasks do: one array per top, made by cos_tops.top_arrays.
+    from caffeonspark.data.cos_dataframe import cos_table
+    from caffeonspark.data.cos_tops import top_arrays, top_specs
+
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, size=(3, 2, 4, 5), dtype=np.uint8)
+    tops = """
+      top { name: "data" type: RAW_IMAGE channels: 2 height: 4 width: 5
+            transform_param { scale: 0.5 mean_value: 3 mean_value: 1 } }
+      top { name: "label" type: STRING channels: 1 height: 1 width: 1 }"""
+    layer = cos_layer("", tops, batch_size=3)
+    layer.ClearField("source_class")
+    layer.cos_data_param.ClearField("source")
+    net = cos_net(layer)
+    assert not net.data_feeds.cos_feeders  # no reader thread
+    table = cos_table({"data": ("RAW_IMAGE", images), "label": ("STRING", [4, 0, 9])})
+    arrays = top_arrays(table, top_specs(layer), np.arange(3), "test")
+    assert net.data_feeds.cos_feed("data").push_tops(list(arrays))
+    net.forward()
+    want = (images.astype(np.float64) - np.array([3, 1]).reshape(1, 2, 1, 1)) * 0.5
+    np.testing.assert_allclose(net.blobs["data"].data, want, rtol=1e-6)
+    np.testing.assert_array_equal(net.blobs["label"].data.reshape(-1), [4, 0, 9])
+    net.close()
+    reading = cos_net(cos_layer(write_cos_parquet(tmp_path / "x.parquet", {
+        "data": ("RAW_IMAGE", images), "label": ("STRING", [4, 0, 9])}), tops, batch_size=3))
+    with pytest.raises(errors.ConfigError, match=r"reads cos_data_param.source itself"):
+        reading.data_feeds.cos_feed("data")
+    reading.close()

@@ -134,10 +134,13 @@ def test_solver_problems_name_the_file(tmp_path):
         Config(["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])
 
 
-def test_cos_data_nets_are_not_supported_by_the_driver_yet(anchors, tmp_path):
+def test_cos_data_nets_feed_from_their_cos_data_layers(anchors, tmp_path):
     solver = anchors / "caffeonspark" / "lenet_cos_solver.prototxt"
-    with pytest.raises(NotImplementedError, match=r"layer 'data' \(CoSData\).*_train_plan"):
-        Config(["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])
+    conf = Config(["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])
+    for phase, folder in ((caffe_pb2.TRAIN, "mnist_train"), (caffe_pb2.TEST, "mnist_test")):
+        layer = conf.data_layer(phase)
+        assert layer.type == "CoSData" and folder in layer.cos_data_param.source
+        assert [top.name for top in layer.cos_data_param.top] == ["data", "label"]
 
 
 def test_uris_wait_for_the_session_that_checks_them(lenet):

@@ -1,7 +1,8 @@
 """Spark and the local launcher train the same model (data/shard_rule.py, docs/SPARK.md "Same
 result as the launcher"): CaffeOnSpark's LeNet trained with -clusterSize 2 on the local[2]
-session, from (a) an ImageDataFrame (Parquet) source and (b) an LMDB source
-(com.yahoo.ml.caffe.LMDB), ends with the parameters `caffeonspark train -world_size 2` gives
+session, from (a) an ImageDataFrame (Parquet) source, (b) an LMDB source
+(com.yahoo.ml.caffe.LMDB) and (c) lenet_cos's CoSData layer over a Parquet of typed columns
+(com.yahoo.ml.caffe.DataFrameSource, with cos_data_param.shuffle), ends with the parameters `caffeonspark train -world_size 2` gives
 on the same data and seed: rank r reads the contiguous shard r of 2 (651 records: 325 and 326,
 a different remainder dropped each epoch), shuffled per epoch from (random_seed, epoch, r, 2).
 Also: the contiguous split of a DataFrame (contiguous.py) in its own order and in Parquet's.
@@ -17,7 +18,9 @@ import pytest
 from spark_util import assert_same_model, lenet_parity_solvers, train_with_launcher
 
 from caffeonspark.data.convert_mnist import prepare_mnist_lmdb
+from caffeonspark.data.cos_dataframe import write_cos_parquet
 from caffeonspark.data.parquet_io import lmdb_to_parquet
+from caffeonspark.data.sources import LmdbSource
 from caffeonspark.spark import CaffeOnSpark, Config, DataSource
 from caffeonspark.spark.contiguous import split_contiguously
 from caffeonspark.spark.placement import with_partitions
@@ -32,17 +35,29 @@ def digits(tmp_path_factory):
     lmdb = prepare_mnist_lmdb(root, n_train=N_TRAIN, n_test=100)
     lmdb_to_parquet(lmdb.train, root / "train_df")  # one row group: ParquetSource's block
     lmdb_to_parquet(lmdb.test, root / "test_df")  # shuffle is then the full one
+    for name, path in (("train", lmdb.train), ("test", lmdb.test)):  # CoSData's columns
+        with LmdbSource(path, chunk_size=N_TRAIN) as source:
+            (chunk,) = list(source.epoch(0))
+        write_cos_parquet(root / f"{name}_cos.parquet", {
+            "data": ("RAW_IMAGE", chunk.data), "label": ("STRING", chunk.labels)})
     return root, lmdb
 
 
-@pytest.mark.parametrize("kind", ["dataframe", "memory"])
+@pytest.mark.parametrize("kind", ["dataframe", "memory", "cos"])
 def test_two_spark_ranks_train_the_launchers_model(spark, digits, anchors, tmp_path, kind):
     root, lmdb = digits
     if kind == "dataframe":  # (a) ImageDataFrame: Spark reads the Parquet file itself
         sources = (str(root / "train_df"), str(root / "test_df"))
-    else:  # (b) com.yahoo.ml.caffe.LMDB: read by 2 tasks (-lmdb_partitions), one shard each
+    elif kind == "memory":  # (b) com.yahoo.ml.caffe.LMDB: read by 2 tasks, one shard each
         sources = (f"file:{lmdb.train}", f"file:{lmdb.test}")
+    else:  # (c) CoSData (DataFrameSource): typed columns, shuffled with shuffle: true
+        sources = (str(root / "train_cos.parquet"), str(root / "test_cos.parquet"))
     solvers = lenet_parity_solvers(tmp_path, anchors, kind, *sources, max_iter=ITERS)
+    if kind == "cos":
+        for solver in (solvers.launcher, solvers.spark):
+            net = solver.parent / "lenet_cos_train_test.prototxt"
+            text = net.read_text()  # the first cos_data_param is the TRAIN layer's
+            net.write_text(text.replace("cos_data_param {", "cos_data_param { shuffle: true", 1))
     launcher_model, initial = train_with_launcher(solvers, 2)
     model = tmp_path / "spark.caffemodel"
     conf = Config(spark, ["-train", "-conf", str(solvers.spark), "-model", str(model),

@@ -4,8 +4,10 @@ rank), then test() and features() checked against the engine run directly on the
 and rows (every row once, the partial last batch included); features join back on id;
 JSON / Parquet outputs load back with Spark; the UDF helpers; an ImageDataFrame (Parquet)
 source with trainWithValidation and an in-memory DataFrame; the command line on the running
-session; and the fast failures: too few barrier slots, the missing allreduce, an unreadable
-source, a missing solver."""
+session; the fast failures: too few barrier slots, the missing allreduce, an unreadable
+source, a missing solver; and CaffeOnSpark's lenet_cos (CoSData tops from a Parquet of typed
+columns): trainWithValidation, test and features against the engine reading the same Parquet
+itself, with and without an id column, and a missing top column named."""
 
 from __future__ import annotations
 
@@ -289,3 +291,109 @@ def test_python_m_driver_checks_flags_before_spark(tmp_path):
     assert "-clusterSize wants an integer, got 'x'" in result.stderr
     assert "Warning" not in result.stderr  # the module runs once, not imported twice
     assert time.perf_counter() - started < 30  # no JVM was started
+
+
+# -- CoSData (CaffeOnSpark's DataFrameSource): lenet_cos from a Parquet of typed columns ------
+
+N_COS_TRAIN, N_COS_TEST = 640, 150  # TEST batch 64: 64 + 64 + a partial batch of 22
+
+
+@pytest.fixture(scope="module")
+def cos_digits(tmp_path_factory):
+    """Parquet files in lenet_cos's layout: data RAW_IMAGE bytes, label STRING, plus an id."""
+    from caffeonspark.data.cos_dataframe import write_cos_parquet
+    from caffeonspark.data.digits import generate_digits
+
+    root = tmp_path_factory.mktemp("cos")
+    images, labels = generate_digits(N_COS_TRAIN + N_COS_TEST, seed=11)
+    paths = {}
+    for name, rows in (("train", slice(0, N_COS_TRAIN)), ("test", slice(N_COS_TRAIN, None))):
+        ids = np.arange(len(labels))[rows] + 1000
+        paths[name] = write_cos_parquet(
+            root / f"{name}.parquet",
+            {"id": ("INT", ids), "data": ("RAW_IMAGE", images[rows]),
+             "label": ("STRING", labels[rows])},
+            row_group_size=100,
+        )
+    return paths, images[N_COS_TRAIN:], labels[N_COS_TRAIN:]
+
+
+def cos_reference(conf: Config, model: str, rows: int) -> dict:
+    """The TEST CoSData net run by the engine on its own Parquet source (ParquetSource, in
+    order): the first `rows` rows in one batch; outputs with ip2 and label."""
+    net_param = conf.phase_net(caffe_pb2.TEST)
+    layer = next(layer for layer in net_param.layer if layer.type == "CoSData")
+    layer.cos_data_param.batch_size = rows
+    net = engine.Net(net_param, phase=engine.TEST)
+    net.copy_from(model)
+    outputs = net.forward(blobs=["ip2", "label"])
+    net.close()
+    return outputs
+
+
+def test_cos_data_net_trains_validates_tests_and_extracts_features(
+    spark, cos_digits, anchors, tmp_path
+):
+    paths, test_images, test_labels = cos_digits
+    solver = write_lenet(
+        tmp_path, anchors, "cos", f"file:{paths['train']}", str(paths["test"]),
+        max_iter=30, test_interval=15, test_iter=2, display=0,
+    )
+    model = tmp_path / "cos.caffemodel"
+    conf = Config(spark, ["-train", "-conf", str(solver), "-model", str(model),
+                          "-clusterSize", "1", "-features", "ip2", "-label", "label"])
+    cos = CaffeOnSpark(spark)
+    train, test = DataSource.getSource(conf, True), DataSource.getSource(conf, False)
+    assert type(train).__name__ == "CosDataSource" and train.batch_size == 64
+    validation = cos.trainWithValidation(train, test).orderBy("iter").collect()
+    assert [r.iter for r in validation] == [0, 15, 30]
+    assert model.is_file() and (tmp_path / "mnist_lenet_iter_30.caffemodel").is_file()
+
+    # The last validation tested the final model on the first 2 TEST batches (128 rows).
+    first = cos_reference(conf, str(model), 128)
+    np.testing.assert_allclose(validation[-1].accuracy, first["accuracy"].ravel(), rtol=1e-6)
+    np.testing.assert_allclose(validation[-1].loss, first["loss"].ravel(), rtol=1e-4)
+
+    # test(): every row once (64 + 64 + 22), each output's mean over the rows.
+    reference = cos_reference(conf, str(model), N_COS_TEST)
+    np.testing.assert_array_equal(reference["label"].ravel(), test_labels)  # STRING parsed
+    metrics = cos.test(test)
+    assert set(metrics) == {"accuracy", "loss"}
+    np.testing.assert_allclose(metrics["accuracy"], reference["accuracy"].ravel(), rtol=1e-6)
+    np.testing.assert_allclose(metrics["loss"], reference["loss"].ravel(), rtol=1e-4)
+    assert metrics["accuracy"][0] > 0.3  # 30 iterations: learning, not converged
+
+    # features(): one row per input row, SampleID = the input's id, label from -label.
+    features = cos.features(test)
+    assert features.columns == ["SampleID", "label", "ip2"]
+    by_id = {r.SampleID: r for r in features.collect()}
+    ids = list(range(1000 + N_COS_TRAIN, 1000 + N_COS_TRAIN + N_COS_TEST))
+    assert sorted(by_id) == ids
+    np.testing.assert_array_equal([by_id[i].label for i in ids], test_labels)
+    got = np.array([by_id[i].ip2 for i in ids], dtype=np.float32)
+    np.testing.assert_allclose(got, reference["ip2"], rtol=1e-4, atol=1e-4)
+    inputs = test.dataframe(spark)
+    assert inputs.join(features, inputs.id == features.SampleID).count() == N_COS_TEST
+
+    # A DataFrame without an id (3 partitions): SampleID numbers the rows, same values.
+    df = inputs.drop("id").repartition(3)
+    no_id = cos.features(DataSource.fromDataFrame(conf, df, isTrain=False)).collect()
+    assert len(no_id) == N_COS_TEST and len({r.SampleID for r in no_id}) == N_COS_TEST
+    got = np.array([r.ip2 for r in no_id], dtype=np.float32)
+    nearest = np.abs(got[:, None, :] - reference["ip2"][None]).max(axis=2).argmin(axis=1)
+    assert sorted(nearest) == list(range(N_COS_TEST))  # each reference row matched once
+    np.testing.assert_allclose(got, reference["ip2"][nearest], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal([r.label for r in no_id], test_labels[nearest])
+
+
+def test_cos_data_source_names_the_missing_column(spark, cos_digits, anchors, tmp_path):
+    paths, _, _ = cos_digits
+    solver = write_lenet(tmp_path, anchors, "cos", str(paths["train"]), str(paths["test"]))
+    conf = Config(spark, ["-train", "-conf", str(solver), "-model", str(tmp_path / "m")])
+    df = spark.read.parquet(str(paths["train"])).withColumnRenamed("label", "digit")
+    with pytest.raises(errors.ConfigError, match=r"layer 'data' \(CoSData\).*no column for "
+                       r"top\(s\) label \(columns: id, data, digit\)"):
+        CaffeOnSpark(spark).train(DataSource.fromDataFrame(conf, df, isTrain=True))
+    missing = write_lenet(tmp_path / "b", anchors, "cos", str(tmp_path / "absent"), "x")
+    with pytest.raises(errors.IoError, match=r"layer 'data' \(CoSData\).*'.*absent' does not"):
+        DataSource.getSource(Config(spark, ["-train", "-conf", str(missing), "-model", "m"]), True)

@@ -4,7 +4,8 @@ pushes its typed batches (feeders.NetFeeds starts one per CoSData layer of a bui
 `open_cos_source(layer, owner, ...)` picks the source class: `source_class`
 com.yahoo.ml.caffe.DataFrameSource (or DataFrameSource, or none) reads
 `cos_data_param.source` in its `dataframe_format` — "parquet" (ParquetSource: a file or a
-folder of part files) or "arrow" (ArrowSource: an Arrow IPC file, what a Spark task spools);
+folder of part files) or "arrow" (ArrowSource: an Arrow IPC file, what a Spark task spools;
+`shuffle_shard` shuffles such a pre-cut share as its rank's shard, data/shard_rule.py);
 `Parquet` / com.yahoo.ml.caffe.ImageDataFrame and `Arrow` name those directly. Each top
 reads the column named like it (data/cos_tops.py). Datum sources (LMDB, SequenceFile) and
 NumPy archives hold no typed columns and raise NotImplementedError; other dataframe formats
@@ -65,6 +66,7 @@ def open_cos_source(
     num_partitions: int = 1,
     shuffle: bool = False,
     seed: int = 0,
+    shuffle_shard: tuple[int, int] | None = None,
     resize: bool = False,
     decode_threads: int = 1,
 ) -> Source:
@@ -82,6 +84,7 @@ def open_cos_source(
         num_partitions=num_partitions,
         shuffle=shuffle,
         seed=seed,
+        shuffle_shard=shuffle_shard,
         decode_threads=decode_threads,
         owner=owner,
         tops=tops,

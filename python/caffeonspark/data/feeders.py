@@ -24,8 +24,10 @@ Two steps, called by python/caffeonspark/engine.py:
    seed, the epoch-remainder policy and the shard a pre-cut share shuffles as; the rule ranks
    follow is data/shard_rule.py), one CosFeeder thread per CoSData layer
    (data/cos_feeder.py: its DataFrame source, partition rank of world_size in TRAIN,
-   shuffled per epoch when cos_data_param.shuffle and the source defaults allow, images
-   resized to each top with set_default_resize), and hands out MemoryDataFeeders; close()
+   shuffled per epoch when cos_data_param.shuffle and the source defaults allow, as
+   `shuffle_shard` for a pre-cut share, images resized to each top with
+   set_default_resize; a CoSData layer naming neither source_class nor source is fed by
+   push through `cos_feed(name)`), and hands out MemoryDataFeeders; close()
    stops and joins the threads (engine.Net calls it on close() and when the Net is
    collected).
    An unknown source_class is a ConfigError naming the layer and the known classes; a
@@ -110,8 +112,9 @@ def set_source_defaults(
     remainder: str | None = None,
     shuffle_shard: tuple[int, int] | None = _KEEP,
 ) -> None:
-    """For source-fed MemoryData layers of nets built from now on: shuffle each epoch in
-    TRAIN (default True; TEST never shuffles), the shuffle seed (0), what happens to an
+    """For source-fed MemoryData and CoSData layers of nets built from now on: shuffle each
+    epoch in TRAIN (default True; CoSData only with cos_data_param.shuffle; TEST never
+    shuffles), the shuffle seed (0), what happens to an
     epoch's last partial batch ("drop" default, "wrap", see data/sources/base.py), and
     `shuffle_shard` (rank, world_size): the shard whose shuffle a TRAIN source draws when it
     already holds just that rank's share (a Spark task's spool file; None: the partition
@@ -235,7 +238,8 @@ class NetFeeds:
                 if layer.type == "Data":
                     self._lmdb[name] = self._start_lmdb(name, layer, specs, rank, world_size)
                 elif layer.type == "CoSData":
-                    self._cos[name] = self._start_cos(name, layer, rank, world_size)
+                    if layer.source_class or layer.cos_data_param.source:
+                        self._cos[name] = self._start_cos(name, layer, rank, world_size)
                 elif layer.source_class or layer.memory_data_param.source:
                     spec = next(s for s in specs if s["name"] == name)
                     self._sources[name] = self._start_source(name, layer, spec, rank, world_size)
@@ -280,6 +284,7 @@ class NetFeeds:
             num_partitions=world_size if train else 1,
             shuffle=train and layer.cos_data_param.shuffle and bool(defaults["shuffle"]),
             seed=int(defaults["seed"]),
+            shuffle_shard=defaults["shuffle_shard"] if train else None,
             resize=self._resize,
             decode_threads=decode_threads(),
         )
@@ -377,6 +382,23 @@ class NetFeeds:
         return MemoryDataFeeder(
             layer, self._queues[layer_name], self._owners[layer_name], resize=self._resize
         )
+
+    def cos_feed(self, layer_name: str) -> Any:
+        """The feed queue of a CoSData layer that names neither source_class nor
+        cos_data_param.source: push one (N, C, H, W) array per top with `push_tops`
+        (data/cos_tops.py top_arrays makes them; the layer transforms them natively)."""
+        layer = self._layers.get(layer_name)
+        if layer is None or layer.type != "CoSData":
+            known = [n for n, lay in self._layers.items() if lay.type == "CoSData"]
+            raise ConfigError(
+                f"the net has no CoSData layer '{layer_name}' (CoSData layers: {known})"
+            )
+        if layer_name in self._cos:
+            raise ConfigError(
+                f"{self._owners[layer_name]}reads cos_data_param.source itself; clear "
+                "source_class and cos_data_param.source to feed it by push"
+            )
+        return self._queues[layer_name][0]
 
     def set_timeout(self, seconds: float, layer_name: str | None = None) -> None:
         """Seconds Forward waits for a batch (every queue-fed layer, or one)."""

@@ -16,7 +16,7 @@ snapshotStateFile, snapshotModelFile, isRddPersistent, ...) and snake_case alias
 
 Checks when a mode (-train / -test / -features) is given: -conf names a readable solver whose
 `net` (resolved from the working directory, then beside the solver) or `net_param` holds a
-data layer (MemoryData or Data) for each phase used; -model's directory must exist for
+data layer (MemoryData, Data or CoSData) for each phase used; -model's directory must exist for
 -train, the file itself for -test / -features without -train; -snapshot needs -weights and
 both files must exist; -features / -label name blobs of the TEST net; -outputFormat is json
 or parquet; -connection ethernet or infiniband; counts are positive; -output must not exist
@@ -48,7 +48,7 @@ __all__ = ["Config", "FLAGS", "local_path_of", "DATA_LAYER_TYPES"]
 
 log = logging.getLogger("caffeonspark")
 
-DATA_LAYER_TYPES = ("MemoryData", "Data")
+DATA_LAYER_TYPES = ("MemoryData", "Data", "CoSData")
 OUTPUT_FORMATS = ("json", "parquet")
 CONNECTIONS = ("ethernet", "infiniband")
 
@@ -360,18 +360,9 @@ class Config:
         return netspec.filter_net(self._net(), self.net_state(phase))
 
     def data_layer(self, phase: int) -> caffe_pb2.LayerParameter:
-        """The phase's first data layer (MemoryData or Data): what the Spark source feeds.
-        CoSData layers run in engine.Net / Solver but not under the Spark driver yet."""
+        """The phase's first data layer (MemoryData, Data or CoSData): what the Spark
+        source feeds."""
         for layer in self.phase_net(phase).layer:
-            if layer.type == "CoSData":
-                raise NotImplementedError(
-                    f"-conf {self.solver_path}: layer '{layer.name}' (CoSData) is not supported "
-                    "by the Spark driver yet: it lacks a CoSData DataSource (a DataFrame with "
-                    "one column per cos_data_param top, spark/source.py) and the TRAIN plan "
-                    "that points the layer's source at the rank's Arrow spool file "
-                    "(dataframe_format \"arrow\", spark/driver.py _train_plan). "
-                    "engine.Net and caffeonspark.solver.Solver train CoSData nets directly"
-                )
             if layer.type in DATA_LAYER_TYPES:
                 return layer
         name = caffe_pb2.Phase.Name(phase)

@@ -287,17 +287,15 @@ class CaffeOnSpark:
         else:
             param.snapshot = 0
             param.snapshot_after_train = False
-        train_layer = net.layer[train_index]
         return TrainPlan(
-            images_per_iteration=int(train_layer.memory_data_param.batch_size)
-            * max(1, int(param.iter_size)),
+            images_per_iteration=source.batch_size * max(1, int(param.iter_size)),
             solver=param.SerializeToString(),
             train_layer=train_index,
             model_path=model,
             weights=storage.normalize(conf.weights, "weights") if conf.weights else None,
             snapshot=storage.normalize(conf.snapshot, "snapshot") if conf.snapshot else None,
             world_size=n,
-            resize=source.reader.resize is not None,
+            resize=source.reader.resizes,
             seed=shard_seed(param.random_seed),
             connection=conf.connection,
             timeout=self.timeout,

@@ -4,11 +4,14 @@ not barrier, stages: every task is independent).
     df.mapInArrow(InferTask(plan), output schema)
 
 Each task builds the TEST net (its data layer rewritten by the driver to a plain MemoryData
-layer), loads -model (a local copy first when it is a URI: storage.py), and streams the partition: each Arrow record batch
-becomes items through caffeonspark.data.sources.ArrowSource (the layer's select, sizes,
-encoded flag, decode mode and -resize), items are pushed batch_size at a time into the
-MemoryData layer (uint8 transformed natively, float items through the same transform) and
-the net runs forward once per batch. The partition's last rows, fewer than batch_size, run
+layer, or a CoSData layer fed by push), loads -model (a local copy first when it is a URI:
+storage.py), and streams the partition: each Arrow record batch becomes items through
+caffeonspark.data.sources.ArrowSource (the layer's select, sizes, encoded flag, decode mode
+and -resize), items are pushed batch_size at a time into the MemoryData layer (uint8
+transformed natively, float items through the same transform) and the net runs forward once
+per batch. For a CoSData net each record batch becomes one array per top instead
+(data/cos_tops.py top_arrays: the column named like the top, converted by its type, images
+resized with -resize), pushed with `push_tops` and transformed natively per top. The partition's last rows, fewer than batch_size, run
 through a second net of exactly that batch size sharing the first one's weights, so every
 row is used once and nothing is padded.
 
@@ -44,7 +47,7 @@ TEST_OUTPUT = "name string, sums array<double>, samples long"
 
 @dataclass(frozen=True)
 class InferPlan:
-    net: bytes  # serialized NetParameter, filtered for TEST, data layer -> plain MemoryData
+    net: bytes  # serialized NetParameter, filtered for TEST, data layer fed by push
     data_layer: int  # its index
     model_path: str
     reader: ReaderOptions
@@ -57,30 +60,40 @@ class _Engine:
     """The TEST net at one batch size (weights from -model, or shared with another)."""
 
     def __init__(self, plan: InferPlan, batch_size: int, weights_from: Any = None) -> None:
-        from caffeonspark import engine, netspec
-        from caffeonspark.data.source_feeder import SourceFeeder
+        from caffeonspark import engine
 
         param = caffe_pb2.NetParameter.FromString(plan.net)
         layer = param.layer[plan.data_layer]
-        layer.memory_data_param.batch_size = batch_size
+        if layer.type == "CoSData":
+            layer.cos_data_param.batch_size = batch_size
+        else:
+            layer.memory_data_param.batch_size = batch_size
         self.net = engine.Net(param, phase=engine.TEST)
         if weights_from is None:
             with storage.fetched(plan.model_path, "model", local_dir()) as model:
                 self.net.copy_from(model)
         else:
             self.net.native.share_trained_layers_with(weights_from.net.native)
-        transform = netspec.layer_params(layer).get("transform_param")
-        self.feeder = SourceFeeder(
-            None,  # type: ignore[arg-type]  # push() only: no source of its own
-            self.net.memory_data_feeder(layer.name),
-            transform_param=transform,
-            train=False,
-        )
+        if layer.type == "CoSData":
+            feed = self.net.data_feeds.cos_feed(layer.name)
+            self.push = lambda arrays: feed.push_tops(list(arrays))
+        else:
+            from caffeonspark import netspec
+            from caffeonspark.data.source_feeder import SourceFeeder
+
+            transform = netspec.layer_params(layer).get("transform_param")
+            feeder = SourceFeeder(
+                None,  # type: ignore[arg-type]  # push() only: no source of its own
+                self.net.memory_data_feeder(layer.name),
+                transform_param=transform,
+                train=False,
+            )
+            self.push = lambda arrays: feeder.push(*arrays)
         self.batch_size = batch_size
 
-    def run(self, data: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
-        if not self.feeder.push(data, labels):
-            raise ConfigError("the net's MemoryData layer closed while features were computed")
+    def run(self, arrays: tuple[np.ndarray, ...]) -> dict[str, np.ndarray]:
+        if not self.push(arrays):
+            raise ConfigError("the net's data layer closed while features were computed")
         return self.net.forward()
 
     def close(self) -> None:
@@ -96,45 +109,40 @@ class InferTask:
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
-        from caffeonspark.data.sources import ArrowSource
-
         plan = self.plan
         ctx = TaskContext.get()
-        setup_executor(plan.reader.resize is not None, ctx.cpus() if ctx else 1)
+        setup_executor(plan.reader.resizes, ctx.cpus() if ctx else 1)
         param = caffe_pb2.NetParameter.FromString(plan.net)
-        batch_size = int(param.layer[plan.data_layer].memory_data_param.batch_size)
+        layer = param.layer[plan.data_layer]
+        owner = f"features/test task {ctx.partitionId() if ctx else 0}: "
+        read = _cos_reader(layer, plan, owner) if layer.type == "CoSData" else _item_reader(
+            plan, owner)
+        batch_size = int(layer.cos_data_param.batch_size if layer.type == "CoSData"
+                         else layer.memory_data_param.batch_size)
         main = _Engine(plan, batch_size)
         tail: _Engine | None = None
         sums: dict[str, np.ndarray] = {}
         count = 0
-        held: list[tuple[np.ndarray, np.ndarray, pa.Array | None]] = []
+        held: list[tuple[tuple[np.ndarray, ...], pa.Array | None]] = []
         held_rows = 0
         try:
             for record_batch in batches:
                 if record_batch.num_rows == 0:
                     continue
-                source = ArrowSource(
-                    record_batch,
-                    chunk_size=record_batch.num_rows,
-                    owner=f"features/test task {ctx.partitionId() if ctx else 0}: ",
-                    **plan.reader.source_options(),
-                )
-                with source:
-                    (chunk,) = list(source.epoch(0))
                 ids = record_batch.column(plan.id_column) if plan.id_column else None
-                held.append((chunk.data, chunk.labels, ids))
-                held_rows += len(chunk.labels)
+                held.append((read(record_batch, count + held_rows), ids))
+                held_rows += record_batch.num_rows
                 while held_rows >= batch_size:
-                    data, labels, ids, held = _take(held, batch_size)
+                    arrays, ids, held = _take(held, batch_size)
                     held_rows -= batch_size
-                    out = self._step(main, data, labels, ids, sums)
+                    out = self._step(main, arrays, ids, sums)
                     count += batch_size
                     if out is not None:
                         yield out
             if held_rows:
-                data, labels, ids, held = _take(held, held_rows)
+                arrays, ids, held = _take(held, held_rows)
                 tail = _Engine(plan, held_rows, weights_from=main)
-                out = self._step(tail, data, labels, ids, sums)
+                out = self._step(tail, arrays, ids, sums)
                 count += held_rows
                 if out is not None:
                     yield out
@@ -151,9 +159,9 @@ class InferTask:
                 }
             )
 
-    def _step(self, eng: _Engine, data, labels, ids, sums) -> pa.RecordBatch | None:
-        rows = len(labels)
-        outputs = eng.run(data, labels)
+    def _step(self, eng: _Engine, arrays, ids, sums) -> pa.RecordBatch | None:
+        rows = len(arrays[0])
+        outputs = eng.run(arrays)
         if not self.plan.features:
             for name, value in outputs.items():
                 value = np.asarray(value, dtype=np.float64)
@@ -191,29 +199,60 @@ class InferTask:
         return pa.RecordBatch.from_arrays(columns, names)
 
 
+def _item_reader(plan: InferPlan, owner: str):
+    """A record batch -> (data, labels) through ArrowSource (MemoryData nets)."""
+    from caffeonspark.data.sources import ArrowSource
+
+    def read(record_batch: pa.RecordBatch, first_row: int) -> tuple[np.ndarray, ...]:
+        source = ArrowSource(record_batch, chunk_size=record_batch.num_rows, owner=owner,
+                             **plan.reader.source_options())
+        with source:
+            (chunk,) = list(source.epoch(0))
+        return chunk.data, chunk.labels
+
+    return read
+
+
+def _cos_reader(layer: caffe_pb2.LayerParameter, plan: InferPlan, owner: str):
+    """A record batch -> one (k, C, H, W) array per top (CoSData nets, data/cos_tops.py);
+    rows are numbered within the task's partition in error messages."""
+    from caffeonspark.data.cos_tops import top_arrays, top_specs
+
+    tops = top_specs(layer, owner)
+    where = f"{owner}layer '{layer.name}' (CoSData)"
+
+    def read(record_batch: pa.RecordBatch, first_row: int) -> tuple[np.ndarray, ...]:
+        rows = np.arange(first_row, first_row + record_batch.num_rows)
+        table = pa.Table.from_batches([record_batch])
+        return top_arrays(table, tops, rows, where, resize=plan.reader.resize_tops)
+
+    return read
+
+
 def _take(held, n: int):
-    """The first n held rows (data, labels, ids) and what is left."""
-    parts_d, parts_l, parts_i = [], [], []
+    """The first n held rows (one array per input, ids) and what is left."""
+    parts: list[tuple[np.ndarray, ...]] = []
+    parts_i = []
     need = n
     rest = list(held)
     while need:
-        data, labels, ids = rest[0]
-        k = len(labels)
+        arrays, ids = rest[0]
+        k = len(arrays[0])
         if k <= need:
-            parts_d.append(data)
-            parts_l.append(labels)
+            parts.append(arrays)
             parts_i.append(ids)
             rest.pop(0)
             need -= k
         else:
-            parts_d.append(data[:need])
-            parts_l.append(labels[:need])
+            parts.append(tuple(a[:need] for a in arrays))
             parts_i.append(None if ids is None else ids.slice(0, need))
-            rest[0] = (data[need:], labels[need:], None if ids is None else ids.slice(need))
+            rest[0] = (tuple(a[need:] for a in arrays), None if ids is None else ids.slice(need))
             need = 0
-    data = parts_d[0] if len(parts_d) == 1 else np.concatenate(parts_d)
-    labels = parts_l[0] if len(parts_l) == 1 else np.concatenate(parts_l)
+    if len(parts) == 1:
+        arrays = parts[0]
+    else:
+        arrays = tuple(np.concatenate(column) for column in zip(*parts, strict=True))
     ids = None
     if parts_i[0] is not None:
         ids = parts_i[0] if len(parts_i) == 1 else pa.concat_arrays(parts_i)
-    return data, labels, ids, rest
+    return arrays, ids, rest

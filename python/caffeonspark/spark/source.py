@@ -15,7 +15,13 @@ Which DataFrame:
   double, channels, height, width, encoded = false, data = CHW uint8 pixels, decoded and, with
   -resize, resized), or `data` array<float> for float items. The path must be visible to the
   executors (local mode, or a shared mount).
-- fromDataFrame: the DataFrame as given.
+- CoSData (`source_class: "com.yahoo.ml.caffe.DataFrameSource"`, CaffeOnSpark's
+  DataFrameSource): `spark.read.format(cos_data_param.dataframe_format).load(source)`, one
+  column per cos_data_param top, named like it and typed as the top says (data/cos_tops.py;
+  other columns, e.g. `id`, ride along). The layer stays a CoSData layer on the executors:
+  training reads the rank's Arrow spool file (`dataframe_format: "arrow"`), test / features
+  push each batch's per-top arrays into it (infer_task.py).
+- fromDataFrame: the DataFrame as given (CoSData nets: its columns must name the tops).
 The executors receive partitions as Arrow record batches (mapInArrow) and read them with
 caffeonspark.data.sources.ArrowSource: `dataframe_column_select` renames ("col AS data"),
 sizes default to memory_data_param, `image_encoded` says whether bytes are image files.
@@ -23,8 +29,9 @@ sizes default to memory_data_param, `image_encoded` says whether bytes are image
 `shard_order(df)` says how the training DataFrame becomes one shard per rank
 (data/shard_rule.py): kept when it has -clusterSize partitions (file sources, given
 DataFrames), always split for ImageDataFrame (Parquet numbered in the launcher's order).
-`memory_layer(...)` is the MemoryData layer the executor's net uses in place of the data
-layer (a Data layer becomes MemoryData with its datum shape, or the crop size when cropping).
+`memory_layer(...)` is the layer the executor's net uses in place of the data layer (a Data
+layer becomes MemoryData with its datum shape, or the crop size when cropping; CoSData stays
+CoSData, reading the file it is given or, given none, fed by push).
 A missing or unreadable source fails here, on the driver, naming the layer and the path.
 Tests: tests/spark/test_spark.py.
 """
@@ -40,6 +47,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from caffeonspark.data.cos_feeder import DATAFRAME_SOURCE_CLASSES
+from caffeonspark.data.cos_tops import top_specs
 from caffeonspark.data.feeders import layer_decode_mode
 from caffeonspark.data.native_queue import layer_owner
 from caffeonspark.data.sources import ParquetSource, source_class
@@ -47,7 +56,14 @@ from caffeonspark.errors import ConfigError, IoError
 from caffeonspark.proto import caffe_pb2
 from caffeonspark.spark.config import Config, local_path_of
 
-__all__ = ["DataSource", "DataFrameSource", "ImageDataFrameSource", "FileSource", "ReaderOptions"]
+__all__ = [
+    "DataSource",
+    "DataFrameSource",
+    "ImageDataFrameSource",
+    "CosDataSource",
+    "FileSource",
+    "ReaderOptions",
+]
 
 log = logging.getLogger("caffeonspark")
 
@@ -63,7 +79,13 @@ class ReaderOptions:
     encoded_default: bool = False
     mode: str = "native"
     resize: tuple[int, int] | None = None
+    resize_tops: bool = False  # CoSData: decoded images resized to each top's size (-resize)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resizes(self) -> bool:
+        """Whether -resize applies (feeders.set_default_resize on the executors)."""
+        return self.resize is not None or self.resize_tops
 
     def source_options(self) -> dict[str, Any]:
         return {
@@ -90,6 +112,12 @@ class DataSource:
             p = layer.memory_data_param
             self.batch_size = int(p.batch_size)
             self.item_shape: tuple[int, int, int] = (int(p.channels), int(p.height), int(p.width))
+        elif layer.type == "CoSData":
+            self.batch_size = int(layer.cos_data_param.batch_size)
+            self.tops = top_specs(layer, self.owner)
+            if not self.tops:
+                raise ConfigError(f"{self.owner}cos_data_param describes no tops")
+            self.item_shape = self.tops[0].item
         else:
             self.batch_size = int(layer.data_param.batch_size)
             self.item_shape = self._datum_shape()
@@ -109,6 +137,8 @@ class DataSource:
                     f"(got {caffe_pb2.DataParameter.DB.Name(layer.data_param.backend)})"
                 )
             return FileSource(conf, isTrain, layer, "LMDB", layer.data_param.source)
+        if layer.type == "CoSData":
+            return CosDataSource(conf, isTrain, layer)
         name = layer.source_class.strip()
         path = layer.memory_data_param.source
         if not name or not path:
@@ -121,9 +151,11 @@ class DataSource:
         return FileSource(conf, isTrain, layer, name, path)
 
     @staticmethod
-    def fromDataFrame(conf: Config, df: Any, isTrain: bool = True) -> DataFrameSource:  # noqa: N802, N803
+    def fromDataFrame(conf: Config, df: Any, isTrain: bool = True) -> DataSource:  # noqa: N802, N803
         """A source over a DataFrame you already have (columns as the layer's select says)."""
         layer = conf.data_layer(caffe_pb2.TRAIN if isTrain else caffe_pb2.TEST)
+        if layer.type == "CoSData":
+            return CosDataSource(conf, isTrain, layer, df)
         return DataFrameSource(conf, isTrain, layer, df)
 
     get_source = getSource
@@ -224,6 +256,100 @@ class ImageDataFrameSource(DataSource):
         if self.format != "parquet" or "://" in self.path:
             return False, None
         return False, parquet_order(df, self.path, self.owner)
+
+
+class CosDataSource(DataSource):
+    """CaffeOnSpark's DataFrameSource for a CoSData layer: a stored DataFrame (or one given)
+    with one column per cos_data_param top."""
+
+    _SPARK_FORMATS = {"com.yahoo.ml.caffe.ImageDataFrame": "parquet", "ImageDataFrame": "parquet",
+                      "Parquet": "parquet"}
+
+    def __init__(self, conf: Config, is_train: bool, layer: Any, df: Any = None) -> None:
+        super().__init__(conf, is_train, layer)
+        self._df = df
+        self.path = ""
+        self.format = ""
+        if df is not None:
+            return
+        p = layer.cos_data_param
+        name = layer.source_class.strip()
+        if name in DATAFRAME_SOURCE_CLASSES:
+            self.format = p.dataframe_format.strip().lower() or "parquet"
+        elif name in self._SPARK_FORMATS:
+            self.format = self._SPARK_FORMATS[name]
+        else:
+            raise ConfigError(
+                f"{self.owner}source_class '{name}': a CoSData layer on Spark reads a DataFrame "
+                "(com.yahoo.ml.caffe.DataFrameSource with cos_data_param.dataframe_format)"
+            )
+        if self.format == "arrow":
+            raise ConfigError(
+                f"{self.owner}dataframe_format \"arrow\": Spark reads no Arrow IPC files; give "
+                "the DataFrame as Parquet (or any format spark.read knows)"
+            )
+        if not p.source:
+            raise ConfigError(f"{self.owner}cos_data_param.source is missing")
+        self.path = p.source
+        if "://" not in self.path or self.path.startswith("file:"):
+            local = local_path_of(self.path, "conf")
+            if not os.path.exists(local):
+                raise IoError(f"{self.owner}DataFrame source '{self.path}' does not exist")
+            self.path = local
+
+    def dataframe(self, spark: Any) -> Any:
+        df = self._df
+        if df is None:
+            df = spark.read.format(self.format).load(self.path)
+        missing = [top.name for top in self.tops if top.name not in df.columns]
+        if missing:
+            where = f"'{self.path}'" if self.path else "the DataFrame given"
+            raise ConfigError(
+                f"{self.owner}{where} has no column for top(s) {', '.join(missing)} "
+                f"(columns: {', '.join(df.columns)}); each cos_data_param top reads the "
+                "column named like it"
+            )
+        return df
+
+    def shard_order(self, df: Any) -> tuple[bool, Any]:
+        """A given DataFrame keeps its partitions (as DataFrameSource); a stored one is
+        split, a local Parquet numbered in the launcher's order (as ImageDataFrameSource)."""
+        if self._df is not None:
+            return True, None
+        if self.format != "parquet" or "://" in self.path:
+            return False, None
+        return False, parquet_order(df, self.path, self.owner)
+
+    @property
+    def reader(self) -> ReaderOptions:
+        return ReaderOptions(mode=self.mode, resize_tops=bool(self.conf.resize))
+
+    def memory_layer(
+        self, batch_size: int | None = None, source_class: str = "", source: str = ""
+    ) -> caffe_pb2.LayerParameter:
+        """The CoSData layer itself: reading `source` as `source_class` says ("Arrow": the
+        rank's spool file, "Parquet": trainWithValidation's scratch copy), or, with neither,
+        fed by push (test / features)."""
+        out = caffe_pb2.LayerParameter()
+        out.CopyFrom(self.layer)
+        p = out.cos_data_param
+        p.batch_size = int(batch_size or self.batch_size)
+        if source_class:
+            formats = {"Arrow": "arrow", "Parquet": "parquet"}
+            if source_class not in formats:
+                raise ValueError(f"CoSData executors read Arrow or Parquet, not {source_class}")
+            out.source_class = DATAFRAME_SOURCE_CLASSES[-1]
+            p.dataframe_format = formats[source_class]
+        else:
+            out.ClearField("source_class")
+        p.source = source
+        if not source:
+            p.ClearField("source")
+        return out
+
+    def __repr__(self) -> str:
+        where = self.path or "a given DataFrame"
+        return f"CosDataSource({self.owner.rstrip(': ')}, {where}, batch {self.batch_size})"
 
 
 class FileSource(DataSource):

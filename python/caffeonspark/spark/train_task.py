@@ -9,8 +9,10 @@ Each task:
 2. spools its partition's Arrow record batches to an Arrow IPC file in the executor's local
    directory (SPARK_LOCAL_DIRS, else the temp dir): the epochs that follow read it
    memory-mapped, through the MemoryData layer the driver rewrote to `source_class:
-   "Arrow"` (data/sources/arrow_source.py), shuffled per epoch by the rule the launcher's
-   ranks follow (data/shard_rule.py: as shard `rank` of n); an empty partition is an error;
+   "Arrow"` (data/sources/arrow_source.py), or the CoSData layer pointed at it with
+   `dataframe_format: "arrow"` (one column per top; shuffled only with
+   cos_data_param.shuffle), shuffled per epoch by the rule the launcher's ranks follow
+   (data/shard_rule.py: as shard `rank` of n); an empty partition is an error;
 3. builds the engine's Solver from the plan's SolverParameter (net inline; this rank's
    spool file as the TRAIN source; as on the launcher, random_seed + rank, and on ranks
    other than 0 no display, snapshots or test nets); on the first attempt applies
@@ -60,7 +62,7 @@ class TrainPlan:
     """Everything a training task needs; small (no weights: those are read from paths)."""
 
     solver: bytes  # serialized SolverParameter, net inline, data layers rewritten
-    train_layer: int  # index in solver.net_param.layer of the TRAIN MemoryData (Arrow)
+    train_layer: int  # index in solver.net_param.layer of the TRAIN MemoryData (Arrow) / CoSData
     model_path: str  # path or URI rank 0 writes the final weights to (storage.py)
     weights: str | None
     snapshot: str | None
@@ -126,7 +128,11 @@ def _rank_solver(plan: TrainPlan, rank: int, spool_path: str) -> caffe_pb2.Solve
     from caffeonspark.distributed.data_parallel import rank_solver_edit
 
     param = caffe_pb2.SolverParameter.FromString(plan.solver)
-    param.net_param.layer[plan.train_layer].memory_data_param.source = spool_path
+    layer = param.net_param.layer[plan.train_layer]
+    if layer.type == "CoSData":  # read as DataFrameSource, dataframe_format "arrow"
+        layer.cos_data_param.source = spool_path
+    else:
+        layer.memory_data_param.source = spool_path
     rank_solver_edit(param, rank)
     return param
 
@@ -178,9 +184,11 @@ def _fetch_remote_sources(param: caffe_pb2.SolverParameter, tmp: str) -> None:
     """Data sources of the net that are not local (trainWithValidation's Parquet beside a
     remote -model) are copied into `tmp` for the engine to read."""
     for layer in param.net_param.layer:
-        source = layer.memory_data_param.source
-        if layer.type == "MemoryData" and source and not storage.is_local(source):
-            layer.memory_data_param.source = storage.fetch_tree(source, tmp, "model")
+        if layer.type not in ("MemoryData", "CoSData"):
+            continue
+        p = layer.cos_data_param if layer.type == "CoSData" else layer.memory_data_param
+        if p.source and not storage.is_local(p.source):
+            p.source = storage.fetch_tree(p.source, tmp, "model")
 
 
 class TrainTask:
