@@ -138,7 +138,10 @@ class ConsoleClient(logging.Handler):
     def _give_up(self, why: str) -> None:
         # Not through logging: this handler would see its own complaint.
         self._dead = True
-        print(f"caffeonspark rank {self.rank}: {why}; logging locally only", file=sys.stderr)
+        try:
+            print(f"caffeonspark rank {self.rank}: {why}; logging locally only", file=sys.stderr)
+        except (OSError, ValueError):
+            pass  # stderr itself is gone (the worker is shutting down): nowhere left to say it
 
 
 class IterationMeter:
