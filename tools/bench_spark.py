@@ -5,7 +5,7 @@ run: time to the first iteration and steady-state images/s.
 
 The net is examples/spark's LeNet (MemoryData fed from an LMDB of generated digits, batch 64
 per rank, no test, no snapshots), SGD, one engine thread per rank on both sides (local[ranks]
-gives each task one core; the launcher gives each rank cpu_count / ranks).
+gives each task one core, spark.task.cpus; the launcher is told threads=1).
 
 - **Time to first iteration** (Spark): a fresh Python process, timed from its start as a
   `caffeonspark -train` submission would be (the clock starts before pyspark is imported):
@@ -59,7 +59,7 @@ def launcher_wall(solver: Path, ranks: int) -> float:
     from caffeonspark.distributed.launcher import launch
 
     start = time.perf_counter()
-    result = launch(str(solver), ranks, threads=max(1, (os.cpu_count() or 1) // ranks))
+    result = launch(str(solver), ranks, threads=1)  # what a local[n] task gets: 1 core
     if result.returncode:
         raise SystemExit(f"launcher failed: {result.first_error}")
     return time.perf_counter() - start
