@@ -49,9 +49,12 @@ def prepare(work: Path, n_train: int) -> tuple[Path, Path]:
 def solver_for(work: Path, train: Path, test: Path, iterations: int) -> Path:
     from example_support import write_lenet
 
+    folder = work / f"lenet_{iterations}"
+    # snapshot_prefix inside the scratch folder: the launcher writes its final snapshot
+    # relative to its working directory otherwise.
     return write_lenet(
-        work / f"lenet_{iterations}", train, test, max_iter=iterations, display=0,
-        test_interval=0, snapshot=0, random_seed=1,
+        folder, train, test, max_iter=iterations, display=0, test_interval=0, snapshot=0,
+        random_seed=1, snapshot_prefix=str(folder / "lenet"),
     )
 
 
