@@ -8,6 +8,7 @@ and saving a result without losing what was there.
   lenet_memory_solver.prototxt and lenet_memory_train_test.prototxt (this folder) in
   work_dir, the data layers reading the given LMDBs, the solver's fields replaced
   (max_iter=..., display=...); returns the solver's path.
+- `example_parser(...)`: the command-line options the examples share.
 - `save_replacing(target, write, overwrite)`: `write(tmp)` writes a fresh sibling path, which
   is then renamed onto `target`; an existing target is refused unless `overwrite`, and is
   only removed once the new one is in place.
@@ -37,6 +38,24 @@ from caffeonspark.proto import caffe_pb2
 HERE = Path(__file__).resolve().parent
 SOLVER = HERE / "lenet_memory_solver.prototxt"
 NET = HERE / "lenet_memory_train_test.prototxt"
+
+
+def example_parser(description: str, work: str, work_help: str, iterations: int,
+                   iterations_help: str, overwrite_help: str) -> argparse.ArgumentParser:
+    """The options every example takes: where the digits and its files go, how many digits
+    to generate, LeNet's max_iter, the cluster size and --overwrite."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", default="data/examples/digits",
+                        help="folder of mnist_train_lmdb / mnist_test_lmdb (made if absent)")
+    parser.add_argument("--work", default=work, help=work_help)
+    parser.add_argument("--train-count", type=int, default=30000,
+                        help="digits to generate for training (when --data has none)")
+    parser.add_argument("--test-count", type=int, default=2000,
+                        help="held-out digits to generate (when --data has none)")
+    parser.add_argument("--iterations", type=int, default=iterations, help=iterations_help)
+    parser.add_argument("--cluster-size", type=int, default=1, help="CaffeOnSpark ranks")
+    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
+    return parser
 
 
 def ensure_digits(data_dir: str | os.PathLike[str], n_train: int, n_test: int) -> tuple[Path, Path]:

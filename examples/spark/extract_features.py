@@ -26,6 +26,7 @@ from typing import Any
 from example_support import (
     check_writable,
     ensure_digits,
+    example_parser,
     run_main,
     save_replacing,
     write_lenet,
@@ -36,11 +37,10 @@ from caffeonspark.spark.driver import run
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="data/examples/digits",
-                        help="folder of mnist_train_lmdb / mnist_test_lmdb (made if absent)")
-    parser.add_argument("--work", default="data/examples/features",
-                        help="folder for the nets (and the LeNet model when trained here)")
+    parser = example_parser(
+        __doc__.split("\n\n")[0], "data/examples/features",
+        "folder for the nets (and the LeNet model when trained here)", 300,
+        "LeNet's max_iter when it is trained here", "replace an existing output")
     parser.add_argument("--source", default=None,
                         help="LMDB whose rows get features (default: --data's mnist_test_lmdb)")
     parser.add_argument("--model", default=None,
@@ -50,14 +50,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--format", default="parquet", choices=["parquet", "json"])
     parser.add_argument("--output", default=None,
                         help="where the features go (default work/<features>.<format>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    parser.add_argument("--train-count", type=int, default=30000,
-                        help="digits to generate for training (when --data has none)")
-    parser.add_argument("--test-count", type=int, default=2000,
-                        help="held-out digits to generate (when --data has none)")
-    parser.add_argument("--iterations", type=int, default=300,
-                        help="LeNet's max_iter when it is trained here")
-    parser.add_argument("--cluster-size", type=int, default=1, help="CaffeOnSpark ranks")
     args = parser.parse_args(argv)
     work = Path(args.work)
     if args.model is None:

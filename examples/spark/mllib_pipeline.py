@@ -28,6 +28,7 @@ from typing import Any
 from example_support import (
     check_writable,
     ensure_digits,
+    example_parser,
     run_main,
     save_replacing,
     write_lenet,
@@ -37,22 +38,14 @@ from caffeonspark.spark import CaffeOnSpark, Config, DataSource
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="data/examples/digits",
-                        help="folder of mnist_train_lmdb / mnist_test_lmdb (made if absent)")
-    parser.add_argument("--work", default="data/examples/mllib",
-                        help="folder for the nets, the LeNet model and the LR model")
-    parser.add_argument("--train-count", type=int, default=30000,
-                        help="digits to generate for training (when --data has none)")
-    parser.add_argument("--test-count", type=int, default=2000,
-                        help="held-out digits to generate (when --data has none)")
-    parser.add_argument("--iterations", type=int, default=700, help="LeNet's max_iter")
-    parser.add_argument("--cluster-size", type=int, default=1, help="CaffeOnSpark ranks")
+    parser = example_parser(
+        __doc__.split("\n\n")[0], "data/examples/mllib",
+        "folder for the nets, the LeNet model and the LR model", 700, "LeNet's max_iter",
+        "replace an existing LR model")
     parser.add_argument("--lr-iterations", type=int, default=50,
                         help="LogisticRegression maxIter")
     parser.add_argument("--lr-model", default=None,
                         help="where the fitted LogisticRegression goes (default work/lr_ip1)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing LR model")
     args = parser.parse_args(argv)
     if args.lr_model is None:
         args.lr_model = str(Path(args.work) / "lr_ip1")

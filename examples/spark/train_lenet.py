@@ -30,6 +30,7 @@ from typing import Any
 from example_support import (
     check_writable,
     ensure_digits,
+    example_parser,
     run_main,
     save_replacing,
     write_lenet,
@@ -39,20 +40,12 @@ from caffeonspark import cli as caffeonspark_cli
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default="data/examples/digits",
-                        help="folder of mnist_train_lmdb / mnist_test_lmdb (made if absent)")
-    parser.add_argument("--work", default="data/examples/lenet",
-                        help="folder for the nets, the model and the features")
-    parser.add_argument("--train-count", type=int, default=30000,
-                        help="digits to generate for training (when --data has none)")
-    parser.add_argument("--test-count", type=int, default=2000,
-                        help="held-out digits to generate (when --data has none)")
-    parser.add_argument("--iterations", type=int, default=500, help="LeNet's max_iter")
-    parser.add_argument("--cluster-size", type=int, default=1, help="CaffeOnSpark ranks")
+    parser = example_parser(
+        __doc__.split("\n\n")[0], "data/examples/lenet",
+        "folder for the nets, the model and the features", 500, "LeNet's max_iter",
+        "replace an existing output")
     parser.add_argument("--output", default=None,
                         help="features (JSON) path (default work/lenet_features_result)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output")
     args = parser.parse_args(argv)
     if args.output is None:
         args.output = str(Path(args.work) / "lenet_features_result")
