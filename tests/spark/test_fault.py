@@ -151,6 +151,35 @@ def test_killed_rank_resumes_from_the_snapshot(spark, digits, anchors, tmp_path,
     assert abs(again - base) <= 0.01, (base, again)
 
 
+
+def test_resume_from_snapshots_at_a_uri(spark, digits, anchors, tmp_path, uninterrupted):
+    """-model at a URI that is not a local path (fsspec's `local://`, which storage.py opens
+    through pyarrow's fsspec bridge as it would hdfs: or s3:): the snapshots are uploaded
+    there, listed there on the retry, fetched by every rank and restored; the model again
+    equals the uninterrupted run's."""
+    pytest.importorskip("fsspec", reason="the local:// filesystem comes from fsspec")
+    root = uninterrupted[0]
+    solver = lenet(tmp_path, anchors, digits)
+    marker = tmp_path / "failed-once"
+    model = f"local://{tmp_path}/out/lenet.caffemodel"
+    (tmp_path / "out").mkdir()
+    _, _, resumed = train_two_ranks(spark, solver, model,
+                                    fail_at=FailAt(rank=1, iteration=FAIL_AT, marker=str(marker)))
+    assert marker.exists()
+    assert [(s["rank"], s["attempt"], s["resumed_from"]) for s in resumed] == [
+        (0, 1, SNAPSHOT), (1, 1, SNAPSHOT)
+    ]
+    out = tmp_path / "out"
+    assert (out / f"mnist_lenet_iter_{MAX_ITER}.solverstate").is_file()
+    assert not list(out.glob(".lenet.caffemodel.attempts-*"))
+    expected = model_io.read_caffemodel(root / "lenet.caffemodel").layer
+    got = model_io.read_caffemodel(out / "lenet.caffemodel").layer
+    for a, b in zip(got, expected, strict=True):
+        for blob_a, blob_b in zip(a.blobs, b.blobs, strict=True):
+            np.testing.assert_allclose(model_io.blob_to_array(blob_a),
+                                       model_io.blob_to_array(blob_b), rtol=1e-5, atol=1e-6)
+
+
 def test_rank_logs_and_progress_reach_the_driver(uninterrupted):
     _, _, _, summaries, log, started = uninterrupted
     for s in summaries:

@@ -48,7 +48,6 @@ import dataclasses
 import logging
 import os
 import secrets
-import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -57,7 +56,7 @@ import numpy as np
 import pyarrow as pa
 
 from caffeonspark.data.shard_rule import shard_seed
-from caffeonspark.errors import CaffeOnSparkError, ConfigError
+from caffeonspark.errors import CaffeOnSparkError, ConfigError, IoError
 from caffeonspark.proto import caffe_pb2
 from caffeonspark.spark import fault, placement, seam, storage
 from caffeonspark.spark.config import DATA_LAYER_TYPES, Config
@@ -216,17 +215,16 @@ class CaffeOnSpark:
         shuffle-map stage (up to spark.stage.maxConsecutiveAttempts) but aborts a failed
         barrier result stage, so the tasks' rows go through repartition(1)."""
         param = caffe_pb2.SolverParameter.FromString(plan.solver)
-        run_dir, existing = None, {}
-        if storage.is_local(plan.model_path) and storage.is_local(param.snapshot_prefix or "."):
-            model_dir, model_name = os.path.split(plan.model_path)
-            run_dir = os.path.join(model_dir, f".{model_name}.attempts-{secrets.token_hex(4)}")
+        model = plan.model_path
+        run_dir: str | None = storage.join(
+            storage.parent(model), f".{storage.basename(model)}.attempts-{secrets.token_hex(4)}")
+        try:
             existing = fault.existing_snapshots(param.snapshot_prefix)
-        else:
-            # The attempt count and the snapshot search use the filesystem every executor
-            # sees; with -model at a URI a retried stage trains again from its start.
-            log.warning("-model %s is a URI: a retried training stage restarts from iteration "
-                        "0 (resuming from snapshots needs -model on a shared filesystem)",
-                        plan.model_path)
+        except IoError as err:
+            # This machine cannot list the snapshots (an edge node without libhdfs): without
+            # knowing which are older, a retry must not pick any.
+            log.warning("%s; a retried training stage restarts from iteration 0", err)
+            run_dir, existing = None, {}
         local = self.spark.sparkContext.master.startswith("local")
         console = DriverConsole.open(self.spark) if self.console else None
         plan = dataclasses.replace(
@@ -252,7 +250,7 @@ class CaffeOnSpark:
             if console is not None:
                 console.close()
             if run_dir is not None:
-                shutil.rmtree(run_dir, ignore_errors=True)
+                storage.remove_tree(run_dir, "model")
 
     def _train_plan(self, source: DataSource, n: int, validation: Any) -> TrainPlan:
         conf = source.conf

@@ -14,7 +14,7 @@ retry starts every rank again. Then (in every task, before training):
 - `agree` gives every rank rank 0's decision through BarrierTaskContext.allGather, and every
   rank restores that snapshot (weights, history, iteration; the data stream skips the
   batches already trained on), so at most `snapshot` iterations are lost.
-The snapshot directory must be visible to every executor (as -model already must be).
+The snapshot directory must be reachable from every executor (a shared path or a URI).
 With validation, rank 0 also keeps its test results in the run directory (TestJournal), so
 a resumed attempt returns the tests of the iterations before its snapshot too.
 
@@ -26,7 +26,6 @@ Tests: tests/spark/test_fault.py.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
@@ -34,6 +33,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from caffeonspark.spark import storage
 
 __all__ = [
     "FailAt",
@@ -49,6 +50,7 @@ __all__ = [
 log = logging.getLogger("caffeonspark")
 
 _STATE = re.compile(r"_iter_(\d+)\.solverstate(\.h5)?$")
+SNAPSHOT_FLAG = "conf snapshot_prefix"
 FAIL_EXIT_CODE = 57
 
 
@@ -73,13 +75,18 @@ class Resume:
     iteration: int = 0
 
 
-def _identity(path: str) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_mtime_ns, st.st_size
-
-
 def _snapshot_states(prefix: str) -> list[str]:
-    return [p for p in glob.glob(glob.escape(prefix) + "_iter_*.solverstate*") if _STATE.search(p)]
+    """The solver states under `prefix` (a local path or a URI: storage.py lists both)."""
+    folder, base = storage.parent(prefix), storage.basename(prefix)
+    names = storage.listdir(folder, SNAPSHOT_FLAG)
+    return [storage.join(folder, name) for name in names
+            if name.startswith(base + "_iter_") and _STATE.search(name)]
+
+
+def model_of(state: str) -> str:
+    """The weights that go with a solver state: <prefix>_iter_N.caffemodel[.h5]."""
+    match = _STATE.search(state)
+    return state[: match.start()] + f"_iter_{match.group(1)}.caffemodel{match.group(2) or ''}"
 
 
 def existing_snapshots(prefix: str) -> dict[str, tuple[int, int]]:
@@ -88,10 +95,9 @@ def existing_snapshots(prefix: str) -> dict[str, tuple[int, int]]:
         return {}
     found = {}
     for path in _snapshot_states(prefix):
-        try:
-            found[path] = _identity(path)
-        except OSError:
-            continue
+        seen = storage.identity(path, SNAPSHOT_FLAG)
+        if seen is not None:
+            found[path] = seen
     return found
 
 
@@ -100,14 +106,12 @@ def newest_snapshot(prefix: str, existing: dict[str, tuple[int, int]]) -> tuple[
     `existing` was taken; None when there is none."""
     best: tuple[int, str] | None = None
     for path in _snapshot_states(prefix):
-        match = _STATE.search(path)
-        model = path[: match.start()] + f"_iter_{match.group(1)}.caffemodel{match.group(2) or ''}"
-        try:
-            if existing.get(path) == _identity(path) or not os.path.isfile(model):
-                continue
-        except OSError:
+        seen = storage.identity(path, SNAPSHOT_FLAG)
+        if seen is None or existing.get(path) == seen:
             continue
-        iteration = int(match.group(1))
+        if storage.arrow_kind(model_of(path), SNAPSHOT_FLAG) != "file":
+            continue  # the state without its weights: a snapshot still being uploaded
+        iteration = int(_STATE.search(path).group(1))
         if best is None or iteration > best[0]:
             best = (iteration, path)
     return best
@@ -115,15 +119,25 @@ def newest_snapshot(prefix: str, existing: dict[str, tuple[int, int]]) -> tuple[
 
 def next_attempt(run_dir: str) -> int:
     """Rank 0: this attempt's number (0 first), counted by files in the run directory."""
-    os.makedirs(run_dir, exist_ok=True)
+    if storage.is_local(run_dir):
+        run_dir = storage.local_path(run_dir, SNAPSHOT_FLAG)
+        os.makedirs(run_dir, exist_ok=True)
+        attempt = 0
+        while True:
+            try:
+                os.close(os.open(os.path.join(run_dir, f"attempt-{attempt}"),
+                                 os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                return attempt
+            except FileExistsError:
+                attempt += 1
+    # Elsewhere no exclusive create: list, then add; only rank 0 of one attempt writes here
+    # (Spark has stopped the failed attempt's tasks before it starts the next).
+    names = set(storage.listdir(run_dir, SNAPSHOT_FLAG))
     attempt = 0
-    while True:
-        try:
-            os.close(os.open(os.path.join(run_dir, f"attempt-{attempt}"),
-                             os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return attempt
-        except FileExistsError:
-            attempt += 1
+    while f"attempt-{attempt}" in names:
+        attempt += 1
+    storage.write_text(storage.join(run_dir, f"attempt-{attempt}"), "", SNAPSHOT_FLAG)
+    return attempt
 
 
 def agree(ctx: Any, rank: int, decide: Callable[[], Resume]) -> Resume:
@@ -141,28 +155,21 @@ class TestJournal:
     __test__ = False  # not a pytest class
 
     def __init__(self, run_dir: str) -> None:
-        self.path = os.path.join(run_dir, "tests.json")
+        self.path = storage.join(run_dir, "tests.json")
         self._kept = 0
 
     def keep(self, results: list[dict]) -> None:
         """Record `results` (cheap when nothing new: called before every iteration)."""
         if len(results) == self._kept:
             return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        temporary = f"{self.path}.{os.getpid()}.tmp"
-        with open(temporary, "w") as out:
-            json.dump(results, out)
-        os.replace(temporary, self.path)
+        storage.write_text(self.path, json.dumps(results), SNAPSHOT_FLAG)
         self._kept = len(results)
 
     def before(self, iteration: int) -> list[dict]:
         """The results a failed attempt recorded for iterations before `iteration` (the
         resumed solver tests `iteration` itself again)."""
-        try:
-            with open(self.path) as source:
-                results = json.load(source)
-        except FileNotFoundError:
-            return []
+        text = storage.read_text(self.path, SNAPSHOT_FLAG)
+        results = json.loads(text) if text else []
         return [r for r in results if int(r["iter"]) < iteration]
 
 

@@ -130,7 +130,10 @@ def parent(uri: str) -> str:
     if is_local(uri):
         return os.path.dirname(local_path(uri, "path"))
     parts = urlsplit(uri)
-    return urlunsplit(parts._replace(path=posixpath.dirname(parts.path.rstrip("/")) or "/"))
+    folder = posixpath.dirname(parts.path.rstrip("/")) or "/"
+    if "://" in uri:  # keep an empty authority (hdfs:///x): urlunsplit would drop its "//"
+        return f"{parts.scheme}://{parts.netloc}{folder}"
+    return urlunsplit(parts._replace(path=folder))
 
 
 def basename(uri: str) -> str:
@@ -322,6 +325,57 @@ def arrow_kind(uri: str, flag: str) -> str | None:
     except OSError as err:
         raise IoError(f"-{flag}: cannot check '{uri}': {err}") from None
     return {FileType.File: "file", FileType.Directory: "dir"}.get(kind)
+
+
+def identity(uri: str, flag: str) -> tuple[int, int] | None:
+    """(mtime in ns, size) of the file at `uri`, None when there is none: what tells a file
+    rewritten since from the one seen before."""
+    from pyarrow.fs import FileType
+
+    filesystem, path = arrow_filesystem(uri, flag)
+    try:
+        info = filesystem.get_file_info(path)
+    except OSError as err:
+        raise IoError(f"-{flag}: cannot check '{uri}': {err}") from None
+    if info.type != FileType.File:
+        return None
+    return int(info.mtime_ns or 0), int(info.size or 0)
+
+
+def write_text(uri: str, text: str, flag: str) -> None:
+    """`text` as the whole file at `uri`, atomically (publish)."""
+
+    def write(path: str) -> None:
+        with open(path, "w") as out:
+            out.write(text)
+
+    if is_local(uri):
+        os.makedirs(os.path.dirname(local_path(uri, flag)), exist_ok=True)
+    else:
+        filesystem, folder = arrow_filesystem(parent(uri), flag)
+        with contextlib.suppress(OSError):
+            filesystem.create_dir(folder, recursive=True)  # object stores have no folders
+    with tempfile.TemporaryDirectory(prefix="caffeonspark-") as workdir:
+        publish(uri, write, flag, workdir)
+
+
+def read_text(uri: str, flag: str) -> str | None:
+    """The file at `uri` as text, None when it does not exist."""
+    if arrow_kind(uri, flag) != "file":
+        return None
+    with tempfile.TemporaryDirectory(prefix="caffeonspark-") as workdir:
+        with open(fetch(uri, workdir, flag)) as source:
+            return source.read()
+
+
+def remove_tree(uri: str, flag: str) -> None:
+    """Delete the folder `uri` and everything in it, if it is there (best effort)."""
+    with contextlib.suppress(OSError):
+        if is_local(uri):
+            shutil.rmtree(local_path(uri, flag), ignore_errors=True)
+            return
+        filesystem, path = arrow_filesystem(uri, flag)
+        filesystem.delete_dir(path)
 
 
 # -- driver: Spark's Hadoop FileSystem ---------------------------------------------------------

@@ -271,7 +271,7 @@ class TrainTask:
             upload_snapshots_to(solver, snapshot_uri, tmp)
         try:
             if resume.state is not None:
-                _resume(solver, rank, resume)
+                _resume(solver, rank, resume, tmp)
             else:
                 weights = storage.fetch(plan.weights, tmp, "weights") if plan.weights else None
                 if weights:
@@ -313,13 +313,20 @@ class TrainTask:
                 net.close()
 
 
-def _resume(solver, rank: int, resume: fault.Resume) -> None:
+def _resume(solver, rank: int, resume: fault.Resume, tmp: str) -> None:
+    """Restore the snapshot rank 0 chose; one at a URI is fetched first, its state restored
+    with the fetched weights (the learned_net it names was rank 0's local file)."""
     try:
-        solver.restore(resume.state)
+        if storage.is_local(resume.state):
+            solver.restore(storage.local_path(resume.state, fault.SNAPSHOT_FLAG))
+        else:
+            state = storage.fetch(resume.state, tmp, fault.SNAPSHOT_FLAG)
+            weights = storage.fetch(fault.model_of(resume.state), tmp, fault.SNAPSHOT_FLAG)
+            _restore(solver, state, weights, tmp)
     except OSError as err:
         raise type(err)(
             f"rank {rank}: cannot restore {resume.state}, the snapshot rank 0 resumes from "
-            f"(every executor must see the snapshot directory): {err}"
+            f"(every executor must reach the snapshot directory): {err}"
         ) from err
     if solver.iter != resume.iteration:
         raise ConfigError(
