@@ -7,7 +7,9 @@ batches (mapInArrow), is spooled to an IPC file, and a MemoryData layer naming
 Columns become items as in Parquet (arrow_items.ArrowItems: image schema or numeric
 columns, `select` renames). Partition i of n is the contiguous row range [N*i/n, N*(i+1)/n);
 record ids are row numbers; the shuffle permutes the share's rows per epoch. Rows read in
-order are zero-copy slices of the table; shuffled rows are gathered with one `take` per chunk.
+order are zero-copy slices of the table; shuffled rows are gathered with one `take` per chunk,
+or, when every row is a raw image of one size (a spool), by NumPy from the pixel buffers
+(arrow_gather.py).
 Tests: tests/data/test_sources.py.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from caffeonspark.data.sources.arrow_gather import RawImageRows
 from caffeonspark.data.sources.arrow_items import ArrowItems
 from caffeonspark.data.sources.base import Chunk, Source, local_path, partition_range
 from caffeonspark.errors import FormatError, IoError
@@ -85,6 +88,17 @@ class ArrowSource(ArrowItems, Source):
         self.table = table.select(self._columns)
         self.total = table.num_rows
         self._lo, self._hi = partition_range(self.total, self.partition, self.num_partitions)
+        self._raw_rows = self._plan_raw_rows()
+
+    def _plan_raw_rows(self) -> RawImageRows | None:
+        """The take-free read plan when every row is a raw image of one size (a spool)."""
+        if self.tops or not self.image or self.resize:
+            return None
+        n = self.table.num_rows
+        encoded = self._column(self.table, "encoded", n, self.encoded_default).astype(bool)
+        return RawImageRows.plan(
+            self.table, self.data_columns[0], self.label_column, self._dims(self.table, n), encoded
+        )
 
     def _refs(self) -> Sequence[Any]:
         return np.arange(self._lo, self._hi, dtype=np.int64)
@@ -93,6 +107,10 @@ class ArrowSource(ArrowItems, Source):
         rows = np.asarray(refs, dtype=np.int64)
         if len(rows) and rows[-1] - rows[0] + 1 == len(rows) and (np.diff(rows) == 1).all():
             part = self.table.slice(int(rows[0]), len(rows))
+        elif self._raw_rows is not None and len(rows):
+            data, labels = self._raw_rows.gather(rows)
+            self.check_shape(data[0], f"{self.owner}Arrow '{self.path}' row {rows[0]}")
+            return Chunk(rows, data, labels)
         else:
             part = self.table.take(pa.array(rows))
         return self._items(part, rows, f"{self.owner}Arrow '{self.path}'")

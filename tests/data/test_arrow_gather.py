@@ -1,0 +1,111 @@
+"""The take-free gather of raw images from an Arrow table (data/sources/arrow_gather.py):
+rows spread over ragged record batches come back with the original pixels and labels,
+through a memory-mapped IPC file too (what ArrowSource reads a Spark spool with); tables it
+must not handle (encoded rows, mixed sizes, null or non-numeric labels, a short row) get no
+plan, so ArrowSource keeps its row-precise errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from caffeonspark import errors
+from caffeonspark.data.sources import ArrowSource
+from caffeonspark.data.sources.arrow_gather import RawImageRows
+
+N, C, H, W = 50, 2, 3, 4
+
+
+def image_table(pixels: np.ndarray, labels, chunk_sizes=(7, 1, 20, 22), large=False) -> pa.Table:
+    binary = pa.large_binary() if large else pa.binary()
+    batches, at = [], 0
+    for size in chunk_sizes:
+        rows = range(at, at + size)
+        batches.append(
+            pa.RecordBatch.from_arrays(
+                [
+                    pa.array([pixels[i].tobytes() for i in rows], binary),
+                    pa.array([labels[i] for i in rows]),
+                    pa.array([C] * size, pa.int32()),
+                    pa.array([H] * size, pa.int32()),
+                    pa.array([W] * size, pa.int32()),
+                    pa.array([False] * size),
+                ],
+                ["data", "label", "channels", "height", "width", "encoded"],
+            )
+        )
+        at += size
+    assert at == len(pixels)
+    return pa.Table.from_batches(batches)
+
+
+@pytest.fixture
+def pixels():
+    return np.random.default_rng(3).integers(0, 256, size=(N, C, H, W), dtype=np.uint8)
+
+
+def plan_of(table: pa.Table) -> RawImageRows | None:
+    n = table.num_rows
+    dims = np.stack([table.column(c).to_numpy() for c in ("channels", "height", "width")], 1)
+    encoded = table.column("encoded").to_numpy(zero_copy_only=False)
+    return RawImageRows.plan(table, "data", "label", dims.astype(np.int64), encoded[:n])
+
+
+@pytest.mark.parametrize("large", [False, True])
+def test_gather_returns_the_rows_asked_for(pixels, large):
+    labels = np.arange(N) * 0.5
+    plan = plan_of(image_table(pixels, labels.tolist(), large=large))
+    assert plan is not None and plan.shape == (C, H, W)
+    rows = np.random.default_rng(1).permutation(N)[:33]
+    rows = np.concatenate([rows, rows[:3]])  # repeats are allowed (a wrapped batch)
+    data, got = plan.gather(rows)
+    np.testing.assert_array_equal(data, pixels[rows])
+    np.testing.assert_array_equal(got, labels[rows].astype(np.float32))
+    assert data.dtype == np.uint8 and got.dtype == np.float32
+
+
+def test_a_memory_mapped_spool_reads_the_same_as_take(pixels, tmp_path):
+    table = image_table(pixels, list(range(N)))
+    spool = tmp_path / "spool.arrow"
+    with pa.ipc.new_file(spool, table.schema) as writer:
+        for batch in table.to_batches():
+            writer.write_batch(batch)
+    with ArrowSource(spool, partition=1, num_partitions=2, shuffle=True, seed=4) as fast:
+        assert fast._raw_rows is not None
+        with ArrowSource(spool, partition=1, num_partitions=2, shuffle=True, seed=4) as slow:
+            slow._raw_rows = None  # the general path: Table.take
+            for a, b in zip(fast.batches(8), slow.batches(8), strict=False):
+                np.testing.assert_array_equal(a.data, b.data)
+                np.testing.assert_array_equal(a.labels, b.labels)
+                np.testing.assert_array_equal(a.data, pixels[a.ids])
+                if a.epochs[-1] >= 2:
+                    break
+
+
+def test_tables_it_must_not_handle_get_no_plan(pixels):
+    table = image_table(pixels, list(range(N)))
+    encoded = table.set_column(5, "encoded", pa.array([i == 9 for i in range(N)]))
+    assert plan_of(encoded) is None
+    null_label = table.set_column(1, "label", pa.array([None] + list(range(1, N))))
+    assert plan_of(null_label) is None
+    text_label = table.set_column(1, "label", pa.array(["x"] * N))
+    assert plan_of(text_label) is None
+    short = table.set_column(
+        0, "data", pa.array([pixels[i].tobytes()[: -1 if i == 30 else None] for i in range(N)])
+    )
+    assert plan_of(short) is None
+    mixed = table.set_column(4, "width", pa.array([W if i else W + 1 for i in range(N)], pa.int32()))
+    assert plan_of(mixed) is None
+
+
+def test_a_short_row_still_fails_naming_it(pixels):
+    table = image_table(pixels, list(range(N)))
+    short = table.set_column(
+        0, "data", pa.array([pixels[i].tobytes()[: -1 if i == 30 else None] for i in range(N)])
+    )
+    with ArrowSource(short, shuffle=True, seed=1) as source:
+        assert source._raw_rows is None
+        with pytest.raises(errors.FormatError, match="row 30: 23 data bytes"):
+            for _ in source.batches(N):
+                pass
