@@ -109,3 +109,31 @@ def test_a_short_row_still_fails_naming_it(pixels):
         with pytest.raises(errors.FormatError, match="row 30: 23 data bytes"):
             for _ in source.batches(N):
                 pass
+
+
+def test_parquet_row_groups_read_the_same_as_take(pixels, tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    from caffeonspark.data.sources import ParquetSource
+
+    pq.write_table(image_table(pixels, list(range(N))), tmp_path / "p.parquet", row_group_size=16)
+
+    def epochs(source):
+        out = []
+        for batch in source.batches(8):
+            if batch.epochs[-1] >= 2:
+                return out
+            out.append(batch)
+
+    with ParquetSource(tmp_path / "p.parquet", shuffle=True, seed=2) as source:
+        fast = epochs(source)
+        assert source._cache[2] is not None  # the gather plan was used
+    monkeypatch.setattr(ParquetSource, "_raw_image_plan", lambda self, table: None)
+    with ParquetSource(tmp_path / "p.parquet", shuffle=True, seed=2) as source:
+        slow = epochs(source)
+    assert len(fast) == len(slow) > 0
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a.ids, b.ids)
+        np.testing.assert_array_equal(a.data, b.data)
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_array_equal(a.data, pixels[a.ids])

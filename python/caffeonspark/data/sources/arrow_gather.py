@@ -10,6 +10,7 @@ buffer (memory-mapped for a spool file) into one (k, C, H, W) array, about 4x le
 
 Tables that do not pass (encoded rows, mixed sizes, nulls, resizing) get no plan, and
 ArrowSource reads them as before, which is also where row-precise errors come from.
+ParquetSource plans each row group it reads the same way.
 Tests: tests/data/test_arrow_gather.py.
 """
 

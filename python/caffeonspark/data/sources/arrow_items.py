@@ -16,7 +16,9 @@ like it, converted by its type (cos_tops.top_arrays); chunks then hold one array
 and no labels; `resize_tops` resizes decoded images to each top's height x width.
 
 `_setup_items(schema, ...)` checks the columns against a schema (FormatError naming
-`where` and the missing columns); `_items(table, ids, where)` turns rows into a Chunk.
+`where` and the missing columns); `_items(table, ids, where)` turns rows into a Chunk;
+`_raw_image_plan(table)` / `_gathered(...)` read shuffled raw images without Table.take
+(arrow_gather.py).
 Tests: tests/data/test_sources.py.
 """
 
@@ -33,6 +35,7 @@ import pyarrow.compute as pc
 from caffeonspark.data.cos_tops import TopSpec, top_arrays
 from caffeonspark.data.image_codec import decode_image, resize_image
 from caffeonspark.data.parquet_io import parse_labels
+from caffeonspark.data.sources.arrow_gather import RawImageRows
 from caffeonspark.data.sources.base import Chunk
 from caffeonspark.errors import FormatError
 
@@ -116,6 +119,21 @@ class ArrowItems:
             return Chunk(ids, arrays, None)
         labels = self._labels(table, ids, where)
         data = self._images(table, ids, where) if self.image else self._numbers(table, ids, where)
+        return Chunk(ids, data, labels)
+
+    def _raw_image_plan(self, table: pa.Table) -> RawImageRows | None:
+        """The take-free read plan of `table` when every row is a raw image of one size."""
+        if self.tops or not self.image or self.resize:
+            return None
+        n = table.num_rows
+        encoded = self._column(table, "encoded", n, self.encoded_default).astype(bool)
+        dims = self._dims(table, n)
+        return RawImageRows.plan(table, self.data_columns[0], self.label_column, dims, encoded)
+
+    def _gathered(self, plan: RawImageRows, rows: np.ndarray, ids: np.ndarray, where: str) -> Chunk:
+        """Rows `rows` of the plan's table as the Chunk of records `ids`."""
+        data, labels = plan.gather(rows)
+        self.check_shape(data[0], f"{where} row {ids[0]}")  # type: ignore[attr-defined]
         return Chunk(ids, data, labels)
 
     def _labels(self, table: pa.Table, ids: np.ndarray, where: str) -> np.ndarray:

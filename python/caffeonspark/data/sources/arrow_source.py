@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from caffeonspark.data.sources.arrow_gather import RawImageRows
 from caffeonspark.data.sources.arrow_items import ArrowItems
 from caffeonspark.data.sources.base import Chunk, Source, local_path, partition_range
 from caffeonspark.errors import FormatError, IoError
@@ -88,17 +87,7 @@ class ArrowSource(ArrowItems, Source):
         self.table = table.select(self._columns)
         self.total = table.num_rows
         self._lo, self._hi = partition_range(self.total, self.partition, self.num_partitions)
-        self._raw_rows = self._plan_raw_rows()
-
-    def _plan_raw_rows(self) -> RawImageRows | None:
-        """The take-free read plan when every row is a raw image of one size (a spool)."""
-        if self.tops or not self.image or self.resize:
-            return None
-        n = self.table.num_rows
-        encoded = self._column(self.table, "encoded", n, self.encoded_default).astype(bool)
-        return RawImageRows.plan(
-            self.table, self.data_columns[0], self.label_column, self._dims(self.table, n), encoded
-        )
+        self._raw_rows = self._raw_image_plan(self.table)  # a spool: no Table.take
 
     def _refs(self) -> Sequence[Any]:
         return np.arange(self._lo, self._hi, dtype=np.int64)
@@ -108,9 +97,7 @@ class ArrowSource(ArrowItems, Source):
         if len(rows) and rows[-1] - rows[0] + 1 == len(rows) and (np.diff(rows) == 1).all():
             part = self.table.slice(int(rows[0]), len(rows))
         elif self._raw_rows is not None and len(rows):
-            data, labels = self._raw_rows.gather(rows)
-            self.check_shape(data[0], f"{self.owner}Arrow '{self.path}' row {rows[0]}")
-            return Chunk(rows, data, labels)
+            return self._gathered(self._raw_rows, rows, rows, f"{self.owner}Arrow '{self.path}'")
         else:
             part = self.table.take(pa.array(rows))
         return self._items(part, rows, f"{self.owner}Arrow '{self.path}'")

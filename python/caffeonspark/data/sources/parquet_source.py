@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from caffeonspark.data.parquet_io import parquet_files
+from caffeonspark.data.sources.arrow_gather import RawImageRows
 from caffeonspark.data.sources.arrow_items import ArrowItems, parse_select
 from caffeonspark.data.sources.base import Chunk, Source, local_path, partition_range
 
@@ -82,7 +83,8 @@ class ParquetSource(ArrowItems, Source):
             for index, group, start, rows in groups
             if start < hi and start + rows > lo
         ]
-        self._cache: tuple[tuple[int, int], pa.Table] | None = None
+        # The row group being read: (file, group), its table, its take-free plan.
+        self._cache: tuple[tuple[int, int], pa.Table, RawImageRows | None] | None = None
 
     # -- Source hooks --------------------------------------------------------------------
 
@@ -114,19 +116,22 @@ class ParquetSource(ArrowItems, Source):
 
     def _read(self, refs: Sequence[Any]) -> Chunk:
         piece, rows = refs[0]
-        table = self._group(piece).take(pa.array(rows))
-        ids = piece.first_row + np.asarray(rows, dtype=np.int64)
+        rows = np.asarray(rows, dtype=np.int64)
+        table, plan = self._group(piece)
+        ids = piece.first_row + rows
         where = f"{self.owner}Parquet '{self.files[piece.file]}'"
-        return self._items(table, ids, where)
+        if plan is not None and len(rows):
+            return self._gathered(plan, rows, ids, where)
+        return self._items(table.take(pa.array(rows)), ids, where)
 
     # -- reading -------------------------------------------------------------------------
 
-    def _group(self, piece: _Slice) -> pa.Table:
+    def _group(self, piece: _Slice) -> tuple[pa.Table, RawImageRows | None]:
         key = (piece.file, piece.group)
         if self._cache is None or self._cache[0] != key:
             table = self._parquet[piece.file].read_row_group(piece.group, columns=self._columns)
-            self._cache = (key, table)
-        return self._cache[1]
+            self._cache = (key, table, self._raw_image_plan(table))
+        return self._cache[1], self._cache[2]
 
     def close(self) -> None:
         super().close()
