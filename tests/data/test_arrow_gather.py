@@ -63,6 +63,8 @@ def test_gather_returns_the_rows_asked_for(pixels, large):
     np.testing.assert_array_equal(data, pixels[rows])
     np.testing.assert_array_equal(got, labels[rows].astype(np.float32))
     assert data.dtype == np.uint8 and got.dtype == np.float32
+    empty, no_labels = plan.gather(np.array([], np.int64))
+    assert empty.shape == (0, C, H, W) and no_labels.shape == (0,)
 
 
 def test_a_memory_mapped_spool_reads_the_same_as_take(pixels, tmp_path):

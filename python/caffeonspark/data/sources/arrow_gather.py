@@ -73,9 +73,13 @@ class RawImageRows:
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(pixels (k, C, H, W) uint8, labels (k,) float32) of table rows `rows`."""
         out = np.empty((len(rows), *self.shape), np.uint8)
+        if not len(rows):
+            return out, self.labels[rows]
         batch = np.searchsorted(self._starts, rows, side="right") - 1
-        for b in np.unique(batch):
-            picked = np.flatnonzero(batch == b)
+        # Group the rows by record batch (one sort), then one NumPy copy per batch touched.
+        order = np.argsort(batch, kind="stable")
+        for picked in np.split(order, np.flatnonzero(np.diff(batch[order])) + 1):
+            b = batch[picked[0]]
             out[picked] = self._views[b][rows[picked] - self._starts[b]]
         return out, self.labels[rows]
 
