@@ -1,12 +1,13 @@
 """Shuffled reads of raw images from an Arrow table: RawImageRows.gather (what ArrowSource
-and ParquetSource use for a spool of raw images) against pyarrow's `Table.take` (what they
-used before), the same rows, in one run.
+and ParquetSource use for a spool of raw images) and BatchRows.take (ArrowSource's way for
+other tables: encoded images, numeric columns) against pyarrow's `Table.take` (what
+ArrowSource used before), the same rows, in one run.
 
     python tools/bench_arrow_gather.py [--rows 100000] [--chunk 256] [--repeats 200]
 
 Tables of 28x28 one-channel images split into record batches of several sizes (Spark's Arrow
 batches hold 10,000 rows); each read is --chunk distinct random rows, as a source's shuffled
-epoch asks for them. Prints ms per read and the ratio take / gather.
+epoch asks for them. Prints ms per read and the ratio Table.take / gather.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-from caffeonspark.data.sources.arrow_gather import RawImageRows  # noqa: E402
+from caffeonspark.data.sources.arrow_gather import BatchRows, RawImageRows  # noqa: E402
 
 SHAPE = (1, 28, 28)
 
@@ -54,8 +55,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
     print(f"{args.rows} rows of {SHAPE} uint8, reads of {args.chunk} random rows")
-    print("| rows per record batch | gather (ms) | Table.take (ms) | take / gather |")
-    print("|---:|---:|---:|---:|")
+    print("| rows per record batch | gather (ms) | BatchRows.take (ms) | Table.take (ms) "
+          "| Table.take / gather |")
+    print("|---:|---:|---:|---:|---:|")
     rng = np.random.default_rng(1)
     for per_batch in (10_000, 256, 8):
         table = image_table(args.rows, per_batch)
@@ -63,8 +65,10 @@ def main() -> None:
         plan = RawImageRows.plan(table, "data", "label", dims, None)
         reads = [rng.choice(args.rows, args.chunk, replace=False) for _ in range(args.repeats)]
         gather = ms_per_read(plan.gather, reads)
+        batch_take = ms_per_read(BatchRows(table).take, reads)
         take = ms_per_read(lambda rows, t=table: t.take(pa.array(rows)), reads[: max(1, args.repeats // 4)])
-        print(f"| {per_batch:,} | {gather:.3f} | {take:.3f} | {take / gather:.0f}x |")
+        print(f"| {per_batch:,} | {gather:.3f} | {batch_take:.3f} | {take:.3f} "
+              f"| {take / gather:.0f}x |")
 
 
 if __name__ == "__main__":

@@ -139,3 +139,26 @@ def test_parquet_row_groups_read_the_same_as_take(pixels, tmp_path, monkeypatch)
         np.testing.assert_array_equal(a.data, b.data)
         np.testing.assert_array_equal(a.labels, b.labels)
         np.testing.assert_array_equal(a.data, pixels[a.ids])
+
+
+def test_batch_rows_take_keeps_the_order_asked_for():
+    from caffeonspark.data.sources.arrow_gather import BatchRows
+
+    n = 40
+    rng = np.random.default_rng(7)
+    values = [rng.random(int(rng.integers(0, 5))).astype(np.float32).tolist() for _ in range(n)]
+    columns = {
+        "blob": [bytes(rng.integers(0, 256, int(rng.integers(1, 30)), dtype=np.uint8)) for _ in range(n)],
+        "feats": values,
+        "name": [f"row{i}" for i in range(n)],
+        "label": list(range(n)),
+    }
+    whole = pa.table(columns)
+    table = pa.Table.from_batches(whole.to_batches(max_chunksize=6))  # 7 ragged batches
+    rows = np.concatenate([rng.permutation(n)[:25], [3, 3], [39]])
+    got = BatchRows(table).take(rows).to_pydict()
+    for name, column in columns.items():
+        assert got[name] == [column[i] for i in rows]
+    one_batch = BatchRows(table).take(np.array([13, 12]))  # both in batch 2
+    assert one_batch.column("label").to_pylist() == [13, 12]
+    assert BatchRows(table).take(np.array([], np.int64)).num_rows == 0

@@ -1,16 +1,20 @@
-"""Shuffled reads of raw fixed-size images from an Arrow table without `Table.take`.
+"""Shuffled reads from an Arrow table without `Table.take` over the whole table.
 
-A Spark task's spool is the commonest Arrow table trained from: raw pixels in the image
-schema, every row the same channels x height x width. Reading it shuffled through
-`Table.take` costs about 1.4 ms per 256 rows (take resolves chunks and rebuilds every
-column); on a 2-core executor that is CPU the solver needs. RawImageRows checks once, over
-the whole table and vectorised, that every row is a raw image of one size with a numeric
-label; then a read is a NumPy gather from zero-copy views of each record batch's pixel
-buffer (memory-mapped for a spool file) into one (k, C, H, W) array, about 4x less CPU.
+`Table.take` on a chunked binary column concatenates the column first: it copies every
+row's bytes for each read, 17 ms per 256 rows of a 100,000-row table of 28x28 images
+(tools/bench_arrow_gather.py), and gigabytes per read for a spool of encoded images. A
+Spark task's spool is the commonest Arrow table trained from, read shuffled, on an executor
+whose cores the solver needs. Two ways round it:
 
-Tables that do not pass (encoded rows, mixed sizes, nulls, resizing) get no plan, and
-ArrowSource reads them as before, which is also where row-precise errors come from.
-ParquetSource plans each row group it reads the same way.
+- RawImageRows: when every row is a raw image of one size with a numeric label (checked
+  once, vectorised, over the whole table), a read is a NumPy gather from zero-copy views of
+  each record batch's pixel buffer (memory-mapped for a spool file) into one (k, C, H, W)
+  array: 0.15 ms for those 256 rows. ParquetSource plans each row group the same way.
+- BatchRows.take, for any other table (encoded images, numeric columns, CoSData tops): the
+  rows are grouped by record batch, each batch takes its own rows (copying only those), and
+  the small result is put back in the order asked for. The rows' conversion, and its
+  row-precise errors, stay with ArrowItems.
+
 Tests: tests/data/test_arrow_gather.py.
 """
 
@@ -22,7 +26,7 @@ import pyarrow as pa
 from caffeonspark.data.parquet_io import parse_labels
 from caffeonspark.errors import FormatError
 
-__all__ = ["RawImageRows"]
+__all__ = ["BatchRows", "RawImageRows", "by_batch"]
 
 
 class RawImageRows:
@@ -73,15 +77,42 @@ class RawImageRows:
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(pixels (k, C, H, W) uint8, labels (k,) float32) of table rows `rows`."""
         out = np.empty((len(rows), *self.shape), np.uint8)
-        if not len(rows):
-            return out, self.labels[rows]
-        batch = np.searchsorted(self._starts, rows, side="right") - 1
-        # Group the rows by record batch (one sort), then one NumPy copy per batch touched.
-        order = np.argsort(batch, kind="stable")
-        for picked in np.split(order, np.flatnonzero(np.diff(batch[order])) + 1):
-            b = batch[picked[0]]
+        for b, picked in by_batch(self._starts, rows):
             out[picked] = self._views[b][rows[picked] - self._starts[b]]
         return out, self.labels[rows]
+
+
+class BatchRows:
+    """A table's record batches, for order-keeping takes that copy only the rows taken."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.schema = table.schema
+        self._batches = table.to_batches()  # zero-copy; aligned across columns
+        lengths = [b.num_rows for b in self._batches]
+        self._starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+
+    def take(self, rows: np.ndarray) -> pa.Table:
+        """Table rows `rows`, in that order."""
+        parts, placed = [], []
+        for b, picked in by_batch(self._starts, rows):
+            parts.append(self._batches[b].take(pa.array(rows[picked] - self._starts[b])))
+            placed.append(picked)
+        if len(parts) <= 1:
+            return pa.Table.from_batches(parts, self.schema)
+        placed_at = np.concatenate(placed)  # result row i is the placed_at[i]-th asked for
+        back = np.empty_like(placed_at)
+        back[placed_at] = np.arange(len(placed_at))
+        return pa.Table.from_batches(parts, self.schema).take(pa.array(back))
+
+
+def by_batch(starts: np.ndarray, rows: np.ndarray):
+    """(record batch b, positions in `rows` of its rows), one sort, batches in order."""
+    if not len(rows):
+        return
+    batch = np.searchsorted(starts, rows, side="right") - 1
+    order = np.argsort(batch, kind="stable")
+    for picked in np.split(order, np.flatnonzero(np.diff(batch[order])) + 1):
+        yield int(batch[picked[0]]), picked
 
 
 def _fixed_rows(chunk: pa.Array, size: int) -> np.ndarray | None:

@@ -7,9 +7,9 @@ batches (mapInArrow), is spooled to an IPC file, and a MemoryData layer naming
 Columns become items as in Parquet (arrow_items.ArrowItems: image schema or numeric
 columns, `select` renames). Partition i of n is the contiguous row range [N*i/n, N*(i+1)/n);
 record ids are row numbers; the shuffle permutes the share's rows per epoch. Rows read in
-order are zero-copy slices of the table; shuffled rows are gathered with one `take` per chunk,
-or, when every row is a raw image of one size (a spool), by NumPy from the pixel buffers
-(arrow_gather.py).
+order are zero-copy slices of the table; shuffled rows are gathered by NumPy from the pixel
+buffers when every row is a raw image of one size (a spool), else taken batch by batch
+(arrow_gather.py: never `Table.take` over the whole table, which copies it).
 Tests: tests/data/test_sources.py.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from caffeonspark.data.sources.arrow_gather import BatchRows
 from caffeonspark.data.sources.arrow_items import ArrowItems
 from caffeonspark.data.sources.base import Chunk, Source, local_path, partition_range
 from caffeonspark.errors import FormatError, IoError
@@ -88,6 +89,7 @@ class ArrowSource(ArrowItems, Source):
         self.total = table.num_rows
         self._lo, self._hi = partition_range(self.total, self.partition, self.num_partitions)
         self._raw_rows = self._raw_image_plan(self.table)  # a spool: no Table.take
+        self._batch_rows = BatchRows(self.table)
 
     def _refs(self) -> Sequence[Any]:
         return np.arange(self._lo, self._hi, dtype=np.int64)
@@ -99,5 +101,5 @@ class ArrowSource(ArrowItems, Source):
         elif self._raw_rows is not None and len(rows):
             return self._gathered(self._raw_rows, rows, rows, f"{self.owner}Arrow '{self.path}'")
         else:
-            part = self.table.take(pa.array(rows))
+            part = self._batch_rows.take(rows)
         return self._items(part, rows, f"{self.owner}Arrow '{self.path}'")
