@@ -20,6 +20,8 @@ Tests: tests/data/test_arrow_gather.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pyarrow as pa
 
@@ -105,7 +107,7 @@ class BatchRows:
         return pa.Table.from_batches(parts, self.schema).take(pa.array(back))
 
 
-def by_batch(starts: np.ndarray, rows: np.ndarray):
+def by_batch(starts: np.ndarray, rows: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     """(record batch b, positions in `rows` of its rows), one sort, batches in order."""
     if not len(rows):
         return
@@ -117,6 +119,8 @@ def by_batch(starts: np.ndarray, rows: np.ndarray):
 
 def _fixed_rows(chunk: pa.Array, size: int) -> np.ndarray | None:
     """The pixel bytes of a binary array as one flat view, when every row holds `size`."""
+    if len(chunk) == 0:
+        return np.empty(0, np.uint8)
     large = pa.types.is_large_binary(chunk.type)
     buffers = chunk.buffers()
     offsets = np.frombuffer(buffers[1], dtype=np.int64 if large else np.int32)[
