@@ -4,6 +4,7 @@
 repository root); tests using it are skipped when that directory is absent.
 """
 
+import os
 from pathlib import Path
 
 import pytest
@@ -17,4 +18,12 @@ def anchors() -> Path:
     path = SHARED / "anchors"
     if not path.is_dir():
         pytest.skip(f"fixture directory {path} is absent (shared/ not laid next to the repo)")
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def caffeonspark_cache(tmp_path_factory) -> Path:
+    """The tests' own cache folder (the driver JVM's class archive), not the user's."""
+    path = tmp_path_factory.mktemp("caffeonspark-cache")
+    os.environ["CAFFEONSPARK_CACHE"] = str(path)
     return path

@@ -58,7 +58,7 @@ import pyarrow as pa
 from caffeonspark.data.shard_rule import shard_seed
 from caffeonspark.errors import CaffeOnSparkError, ConfigError, IoError
 from caffeonspark.proto import caffe_pb2
-from caffeonspark.spark import fault, placement, seam, storage
+from caffeonspark.spark import fault, jvm_cds, placement, seam, storage
 from caffeonspark.spark.config import DATA_LAYER_TYPES, Config
 from caffeonspark.spark.console import DriverConsole
 from caffeonspark.spark.infer_task import TEST_OUTPUT, InferPlan, InferTask
@@ -440,14 +440,27 @@ def spark_session(cluster_size: int) -> tuple[Any, bool]:
     python_path = os.pathsep.join(
         p for p in (os.path.dirname(package_root), os.environ.get("PYTHONPATH", "")) if p
     )
-    spark = (
+    builder = (
         SparkSession.builder.master(f"local[{cluster_size}]")
         .appName("caffeonspark")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", str(cluster_size))
         .config("spark.executorEnv.PYTHONPATH", python_path)
-        .getOrCreate()
     )
+    java_options = jvm_cds.driver_java_options()
+    if java_options:
+        builder = builder.config("spark.driver.extraJavaOptions", java_options)
+    try:
+        spark = builder.getOrCreate()
+    except Exception as err:
+        if not java_options:
+            raise
+        # The class archive is an optimisation: a JVM that will not start with it starts
+        # without (and the archive goes).
+        log.warning("the driver JVM did not start with %s (%s); starting it without",
+                    java_options, err)
+        jvm_cds.forget()
+        spark = builder.config("spark.driver.extraJavaOptions", "").getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark, True
 
@@ -467,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     conf.spark = spark
     try:
         run(conf, spark)
+        if owned:
+            jvm_cds.save_archive(spark)  # the first local job only: later ones start faster
     except (CaffeOnSparkError, NotImplementedError) as err:
         print(f"caffeonspark: {err}", file=sys.stderr)
         return 1
