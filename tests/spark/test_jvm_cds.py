@@ -89,6 +89,8 @@ def test_off_switches(cache, tmp_path, monkeypatch):
     monkeypatch.delenv("CAFFEONSPARK_JVM_CDS")
     monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--conf spark.driver.extraJavaOptions=-Xss4m pyspark-shell")
     assert jvm_cds.driver_java_options() == ""
+    monkeypatch.setenv("PYSPARK_SUBMIT_ARGS", "--driver-java-options -Xss4m pyspark-shell")
+    assert jvm_cds.driver_java_options() == ""
     monkeypatch.delenv("PYSPARK_SUBMIT_ARGS")
     conf = tmp_path / "conf"
     conf.mkdir()

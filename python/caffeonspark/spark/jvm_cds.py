@@ -19,7 +19,8 @@ of 10.0 s, and the first job ended at 10.9 s instead of 15.0 s (BENCHMARKS.md).
 - spark_session starts the JVM again without these options if it fails with them.
 
 Off when CAFFEONSPARK_JVM_CDS=0, when jcmd or java cannot be found, and when the user gives
-driver Java options of their own (PYSPARK_SUBMIT_ARGS, spark-defaults.conf, or
+driver Java options of their own (PYSPARK_SUBMIT_ARGS's spark.driver.extraJavaOptions or
+--driver-java-options, spark-defaults.conf, or
 JDK_JAVA_OPTIONS / _JAVA_OPTIONS naming an archive): theirs win.
 
 Where: $CAFFEONSPARK_CACHE, else $XDG_CACHE_HOME/caffeonspark, else ~/.cache/caffeonspark.
@@ -68,7 +69,8 @@ def _tool(name: str) -> str | None:
 
 
 def _user_has_java_options() -> bool:
-    if "extraJavaOptions" in os.environ.get("PYSPARK_SUBMIT_ARGS", ""):
+    submit_args = os.environ.get("PYSPARK_SUBMIT_ARGS", "")
+    if "extraJavaOptions" in submit_args or "--driver-java-options" in submit_args:
         return True
     for var in ("JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"):
         if "Archive" in os.environ.get(var, ""):
