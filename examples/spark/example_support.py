@@ -124,22 +124,16 @@ def check_writable(target: str | os.PathLike[str], overwrite: bool) -> None:
 
 def run_main(main: Callable[[Any, argparse.Namespace], Any], args: argparse.Namespace,
              name: str) -> int:
-    """Exit status of main(spark, args) run on the session of spark_session(--cluster-size)."""
-    from caffeonspark.spark import jvm_cds
-    from caffeonspark.spark.driver import spark_session
+    """Exit status of main(spark, args) run on the session of job_session(--cluster-size)."""
+    from caffeonspark.spark.driver import job_session
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    spark, owned = spark_session(args.cluster_size)
     try:
-        main(spark, args)
-        if owned:
-            jvm_cds.save_archive(spark)  # the first local run only: later ones start faster
+        with job_session(args.cluster_size) as spark:
+            main(spark, args)
     except (FileExistsError, CaffeOnSparkError) as err:
         print(f"{name}: {err}", file=sys.stderr)
         return 1
-    finally:
-        if owned:
-            spark.stop()
     return 0
 
 

@@ -44,12 +44,13 @@ Tests: tests/spark/test_spark.py, tests/spark/test_fault.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,7 +66,7 @@ from caffeonspark.spark.infer_task import TEST_OUTPUT, InferPlan, InferTask
 from caffeonspark.spark.source import DataSource
 from caffeonspark.spark.train_task import SUMMARY_FIELDS, TRAIN_OUTPUT, TrainPlan, TrainTask
 
-__all__ = ["CaffeOnSpark", "TestMetrics", "run", "main", "spark_session"]
+__all__ = ["CaffeOnSpark", "TestMetrics", "run", "job_session", "main", "spark_session"]
 
 log = logging.getLogger("caffeonspark")
 
@@ -465,6 +466,21 @@ def spark_session(cluster_size: int) -> tuple[Any, bool]:
     return spark, True
 
 
+@contextlib.contextmanager
+def job_session(cluster_size: int) -> Iterator[Any]:
+    """spark_session(cluster_size) for one job: a session started here is stopped at the end,
+    and after a job that succeeded the first local run writes the JVM's class archive
+    (jvm_cds.py), so later ones start faster."""
+    spark, owned = spark_session(cluster_size)
+    try:
+        yield spark
+        if owned:
+            jvm_cds.save_archive(spark)
+    finally:
+        if owned:
+            spark.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m caffeonspark.spark.driver FLAGS` / spark-submit driver.py FLAGS."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -476,18 +492,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CaffeOnSparkError as err:
         print(f"caffeonspark: {err}", file=sys.stderr)
         return 2
-    spark, owned = spark_session(conf.clusterSize)
-    conf.spark = spark
     try:
-        run(conf, spark)
-        if owned:
-            jvm_cds.save_archive(spark)  # the first local job only: later ones start faster
+        with job_session(conf.clusterSize) as spark:
+            conf.spark = spark
+            run(conf, spark)
     except (CaffeOnSparkError, NotImplementedError) as err:
         print(f"caffeonspark: {err}", file=sys.stderr)
         return 1
-    finally:
-        if owned:
-            spark.stop()
     return 0
 
 
