@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
-from caffeonspark.data.sources.arrow_gather import BatchRows, RawImageRows  # noqa: E402
+from caffeonspark.data.sources.arrow_gather import BatchRows, RawImageRows
 
 SHAPE = (1, 28, 28)
 

@@ -298,7 +298,9 @@ void BindData(py::module_& m) {
       .def_property("capacity", &BatchQueue::capacity, &BatchQueue::set_capacity)
       .def_property("timeout", &BatchQueue::pop_timeout, &BatchQueue::set_pop_timeout)
       .def_property_readonly("wait_seconds", &BatchQueue::wait_seconds)
-      .def_property_readonly("pops", &BatchQueue::pops);
+      .def_property_readonly("pops", &BatchQueue::pops)
+      .def_property_readonly("blocked_pushes", &BatchQueue::blocked_pushes,
+                             "Producers blocked in push right now (the queue is full).");
 
   m.def(
       "data_layer_queues",

@@ -1,5 +1,6 @@
 // Host buffers are 64-byte aligned (AVX-512 friendly) and zero-filled on first touch, as
-// Caffe's are. Device copies exist only in CUDA builds (cuda/core/synced_memory_cuda.cu).
+// Caffe's are. This version has no CUDA path: the device side of the state machine raises
+// CudaError ("built without CUDA").
 #include "core/synced_memory.h"
 
 #include <cstdlib>

@@ -47,7 +47,8 @@ class Tensor {
   std::shared_ptr<SyncedMemory> SwapData(std::shared_ptr<SyncedMemory> memory);
   const std::shared_ptr<SyncedMemory>& diff_memory() const { return diff_; }
 
-  // Sum of |x| and of x^2 over data / diff, used by the solver and debug output.
+  // Sum of squares of the gradient (the solver's clip_gradients norm), and an in-place
+  // scale of it.
   double sumsq_diff() const;
   void scale_diff(float factor);
 

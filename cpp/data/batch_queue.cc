@@ -46,8 +46,10 @@ BatchQueue::BatchQueue(std::string owner, size_t capacity, double pop_timeout_s)
 
 BatchQueue::PushResult BatchQueue::Push(Batch batch, double timeout_s) {
   std::unique_lock<std::mutex> lock(mutex_);
+  ++blocked_pushes_;  // only observable while WaitFor has released the lock, i.e. blocked
   bool ready = WaitFor(not_full_, lock, timeout_s,
                        [this] { return closed_ || items_.size() < capacity_; });
+  --blocked_pushes_;
   if (closed_) return PushResult::kClosed;
   if (!ready) return PushResult::kTimedOut;
   items_.push_back(std::move(batch));
@@ -131,6 +133,11 @@ double BatchQueue::wait_seconds() const {
 int64_t BatchQueue::pops() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return pops_;
+}
+
+int BatchQueue::blocked_pushes() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return blocked_pushes_;
 }
 
 }  // namespace caffeonspark

@@ -80,6 +80,8 @@ class BatchQueue {
   // Seconds consumers spent blocked in Pop, and the number of batches popped.
   double wait_seconds() const;
   int64_t pops() const;
+  // Producers blocked in Push right now (the queue is full: the consumer is the slower side).
+  int blocked_pushes() const;
 
  private:
   const std::string owner_;
@@ -92,6 +94,7 @@ class BatchQueue {
   std::exception_ptr error_;
   double wait_seconds_ = 0;
   int64_t pops_ = 0;
+  int blocked_pushes_ = 0;
 };
 
 }  // namespace caffeonspark

@@ -18,6 +18,15 @@ from caffeonspark.data.native_queue import close_with_error
 OWNER = "layer 'probe' (MemoryData): "
 
 
+def wait_until_blocked(queue, producers: int = 1, timeout: float = 5.0) -> None:
+    """Returns once `producers` threads are blocked inside queue.push (the event itself,
+    reported by the queue), failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while queue.blocked_pushes < producers:
+        assert time.monotonic() < deadline, "the producer never blocked in push"
+        time.sleep(0.001)
+
+
 def batch(value: int, n: int = 2, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     data = np.full((n, 1, 2, 3), value, dtype=dtype)
     return data, np.arange(n, dtype=np.float32) + value
@@ -83,11 +92,11 @@ def test_push_blocks_while_full_and_times_out():
     pushed = []
     producer = threading.Thread(target=lambda: pushed.append(queue.push(*batch(3))))
     producer.start()
-    time.sleep(0.1)
-    assert producer.is_alive() and not pushed
+    wait_until_blocked(queue)
+    assert not pushed
     data, _ = queue.pop(1.0)
     producer.join(5)
-    assert pushed == [True]
+    assert pushed == [True] and queue.blocked_pushes == 0
     assert [queue.pop(1.0)[0][0, 0, 0, 0] for _ in range(2)] == [1, 3]
 
 
@@ -139,7 +148,7 @@ def test_close_without_error_and_push_after_close():
     blocked = []
     producer = threading.Thread(target=lambda: blocked.append(queue.push(*batch(1))))
     producer.start()
-    time.sleep(0.1)
+    wait_until_blocked(queue)
     queue.close()
     producer.join(5)
     assert blocked == [False]  # a blocked push returns False when the queue closes

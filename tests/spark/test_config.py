@@ -35,7 +35,7 @@ def test_flags_parse_like_commons_cli(lenet):
     conf = Config(
         f"-train -persistent -resize -conf {solver} -model file:{root}/lenet.model "
         "-clusterSize 3 --devices 2 -outputFormat=Parquet -connection ethernet "
-        "-lmdb_partitions 6 -features ip1,ip2 -label label -imageRoot /img -captionLength 30"
+        "-lmdb_partitions 6 -features ip1,ip2 -label label"
     )
     assert conf.isTraining and not conf.isTest and conf.isFeature
     assert conf.isRddPersistent and conf.resize
@@ -45,8 +45,18 @@ def test_flags_parse_like_commons_cli(lenet):
     assert conf.lmdb_partitions == conf.lmdbPartitions == 6
     assert conf.protoFile == conf.proto_file == solver
     assert conf.modelPath == f"file:{root}/lenet.model"
+    assert conf.outputPath == "output"
+
+
+def test_captioning_flags_parse_but_a_job_refuses_them(lenet):
+    root, solver = lenet
+    conf = Config("-imageRoot /img -captionLength 30")  # no mode: a value, nothing runs
     assert (conf.imageRoot, conf.image_root, conf.captionLength) == ("/img", "/img", 30)
-    assert conf.outputPath == "output" and conf.vocabSize == -1
+    assert conf.vocabSize == -1
+    with pytest.raises(NotImplementedError, match=r"-imageRoot, -vocabSize: these flags belong "
+                       r"to CaffeOnSpark's image-captioning conversion tools"):
+        Config(f"-train -conf {solver} -model file:{root}/lenet.model -imageRoot /img "
+               "-vocabSize 5")
 
 
 def test_defaults_and_keywords(lenet):

@@ -55,7 +55,7 @@ def _code_for(dtype: np.dtype) -> int:
 def _open_maybe_gzip(path: str | os.PathLike[str]) -> BinaryIO:
     """Open ``path`` for reading, unwrapping gzip if the file starts with its magic."""
     try:
-        raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        raw = open(path, "rb")  # returned to the caller, who closes it
     except OSError as exc:
         raise IoError(f"cannot open IDX file {os.fspath(path)!r}: {exc}") from exc
     head = raw.read(2)

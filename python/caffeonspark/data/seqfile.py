@@ -96,7 +96,7 @@ class SequenceFileWriter:
         if len(self.sync) != SYNC_SIZE:
             raise ValueError(f"sync must be {SYNC_SIZE} bytes")
         try:
-            self._out: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed by close()
+            self._out: BinaryIO = open(self.path, "wb")  # closed by close()
         except OSError as err:
             raise IoError(f"cannot create SequenceFile '{self.path}': {err}") from err
         header = bytearray(b"SEQ" + bytes([VERSION]))

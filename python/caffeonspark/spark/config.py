@@ -20,7 +20,8 @@ data layer (MemoryData, Data or CoSData) for each phase used; -model's directory
 -train, the file itself for -test / -features without -train; -snapshot needs -weights and
 both files must exist; -features / -label name blobs of the TEST net; -outputFormat is json
 or parquet; -connection ethernet or infiniband; counts are positive; -output must not exist
-yet for -test / -features (outputs are never overwritten). -model -weights -snapshot -output
+yet for -test / -features (outputs are never overwritten); the captioning tools' flags
+(CAPTIONING_FLAGS: those tools are not in this version) are a NotImplementedError. -model -weights -snapshot -output
 are local paths, file: URIs or any URI of the cluster's Hadoop (storage.py): local ones are
 checked at once; others through the session's Hadoop FileSystem, at once with Config(spark,
 ...), else when the driver starts (check_uris), always before training; those the
@@ -44,11 +45,18 @@ from caffeonspark.errors import ConfigError, IoError
 from caffeonspark.proto import caffe_pb2
 from caffeonspark.spark import storage
 
-__all__ = ["Config", "FLAGS", "local_path_of", "DATA_LAYER_TYPES"]
+__all__ = ["Config", "FLAGS", "CAPTIONING_FLAGS", "local_path_of", "DATA_LAYER_TYPES"]
 
 log = logging.getLogger("caffeonspark")
 
 DATA_LAYER_TYPES = ("MemoryData", "Data", "CoSData")
+# The original's image-captioning conversion tools (COCO captions -> DataFrames, vocabulary,
+# embeddings) read these flags; this version does not include those tools, so a job given
+# one refuses it rather than ignoring it.
+CAPTIONING_FLAGS = (
+    "imageRoot", "labelFile", "captionFile", "captionLength", "vocabSize", "imageCaptionDFDir",
+    "vocabDir", "embeddingDFDir",
+)
 OUTPUT_FORMATS = ("json", "parquet")
 CONNECTIONS = ("ethernet", "infiniband")
 
@@ -391,6 +399,13 @@ class Config:
     # -- checks --------------------------------------------------------------------------
 
     def _check_mode(self) -> None:
+        captioning = [f"-{name}" for name in CAPTIONING_FLAGS if name in self.given]
+        if captioning:
+            raise NotImplementedError(
+                f"{', '.join(captioning)}: these flags belong to CaffeOnSpark's image-captioning "
+                "conversion tools (COCO captions, vocabulary, embeddings), which this version does "
+                "not include; a -train / -test / -features job does not read them, so drop them"
+            )
         if self.protoFile is None:
             raise ConfigError("-conf is required with -train, -test or -features")
         if self.isTest and self.isFeature:

@@ -149,7 +149,7 @@ class CaffeOnSpark:
         summaries, _ = self._train(source, None)
         return summaries
 
-    def trainWithValidation(self, train: DataSource, validation: DataSource) -> Any:  # noqa: N802
+    def trainWithValidation(self, train: DataSource, validation: DataSource) -> Any:
         """Train, testing on `validation` every test_interval; a DataFrame of the tests."""
         conf = train.conf
         param = conf.solver_with_net()
@@ -376,7 +376,7 @@ class CaffeOnSpark:
     # -- UDF helpers -------------------------------------------------------------------------
 
     @property
-    def floatarray2doubleUDF(self) -> Any:  # noqa: N802
+    def floatarray2doubleUDF(self) -> Any:
         """column -> its first element as a double (e.g. a scalar feature blob)."""
         from pyspark.sql import functions as F
 
@@ -387,7 +387,7 @@ class CaffeOnSpark:
         return first
 
     @property
-    def floatarray2doublevectorUDF(self) -> Any:  # noqa: N802
+    def floatarray2doublevectorUDF(self) -> Any:
         """column -> an MLlib DenseVector of its values (for pyspark.ml estimators)."""
         from pyspark.ml.functions import array_to_vector
 

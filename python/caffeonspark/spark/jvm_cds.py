@@ -160,7 +160,7 @@ def save_archive(spark: Any, timeout: float = 120.0) -> Path | None:
             raise RuntimeError(f"a JVM would not start with it (status {trial.returncode})")
         os.replace(partial, archive)
         return archive
-    except Exception as err:  # noqa: BLE001 (a faster next start is not worth failing a job)
+    except Exception as err:  # a faster next start is not worth failing a job
         log.warning("the driver JVM's class archive was not written: %s", err)
         return None
     finally:

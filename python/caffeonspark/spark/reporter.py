@@ -85,12 +85,11 @@ class ConsoleClient(logging.Handler):
             self.dropped += 1
 
     def flush(self, timeout: float = 2.0) -> None:
-        """Wait (at most `timeout` s) until everything queued has been sent."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and not self._dead:
-            if time.monotonic() > deadline:
-                return
-            time.sleep(0.005)
+        """Wait (at most `timeout` s) until everything queued has been sent, or the sender
+        has given up."""
+        sent = self._queue.all_tasks_done  # the queue's condition, notified by task_done
+        with sent:
+            sent.wait_for(lambda: not self._queue.unfinished_tasks or self._dead, timeout)
 
     def close(self, timeout: float = 2.0) -> None:
         """Send what is queued (waiting at most `timeout` s), then end the connection."""
@@ -137,7 +136,9 @@ class ConsoleClient(logging.Handler):
 
     def _give_up(self, why: str) -> None:
         # Not through logging: this handler would see its own complaint.
-        self._dead = True
+        with self._queue.all_tasks_done:  # wake flush(): nothing more will be sent
+            self._dead = True
+            self._queue.all_tasks_done.notify_all()
         try:
             print(f"caffeonspark rank {self.rank}: {why}; logging locally only", file=sys.stderr)
         except (OSError, ValueError):

@@ -127,7 +127,7 @@ class DataSource:
     # -- construction ----------------------------------------------------------------------
 
     @staticmethod
-    def getSource(conf: Config, isTrain: bool = True) -> DataSource:  # noqa: N802, N803
+    def getSource(conf: Config, isTrain: bool = True) -> DataSource:
         """The Spark source of the net's TRAIN (isTrain) or TEST data layer."""
         layer = conf.data_layer(caffe_pb2.TRAIN if isTrain else caffe_pb2.TEST)
         if layer.type == "Data":
@@ -151,7 +151,7 @@ class DataSource:
         return FileSource(conf, isTrain, layer, name, path)
 
     @staticmethod
-    def fromDataFrame(conf: Config, df: Any, isTrain: bool = True) -> DataSource:  # noqa: N802, N803
+    def fromDataFrame(conf: Config, df: Any, isTrain: bool = True) -> DataSource:
         """A source over a DataFrame you already have (columns as the layer's select says)."""
         layer = conf.data_layer(caffe_pb2.TRAIN if isTrain else caffe_pb2.TEST)
         if layer.type == "CoSData":
