@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from caffeonspark import engine
-from caffeonspark.errors import ConfigError, CudaError, ShapeError
+from caffeonspark.errors import ConfigError, CudaError
 
 TINY = """name: "tiny"
 layer { name: "data" type: "Input" top: "x" top: "t"
@@ -80,10 +80,6 @@ def test_forward_with_inputs_returns_outputs_and_reshapes(prototxt):
                                + net.params["fc"][1].data, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, raises=ShapeError, reason=(
-    "engine.Net._set_input reshapes the net after each input, so a new batch size given "
-    "for two inputs that meet in one layer fails on the first (EuclideanLoss sees (5, 3) "
-    "and (2, 3)) before the second is set"))
 def test_forward_with_a_new_batch_size_for_every_input(prototxt):
     net = engine.Net(str(prototxt), phase=engine.TEST)
     rng = np.random.default_rng(2)

@@ -275,8 +275,7 @@ class Net:
         **inputs: Any,
     ) -> dict[str, np.ndarray]:
         """Set `inputs` (blob name -> array), run forward, return the outputs (copies)."""
-        for name, value in inputs.items():
-            self._set_input(name, value)
+        self._set_inputs(inputs)
         first = self.layer_dict[start] if start else 0
         last = self.layer_dict[end] if end else len(self.layer_dict) - 1
         self._native.forward_from_to(first, last)
@@ -303,15 +302,21 @@ class Net:
     def reshape(self) -> None:
         self._native.reshape()
 
-    def _set_input(self, name: str, value: Any) -> None:
-        if name not in self.blobs:
-            raise ConfigError(f"net '{self.name}' has no blob '{name}' to set")
-        array = np.asarray(value, dtype=np.float32)
-        blob = self.blobs[name]
-        if array.shape != blob.shape:
-            blob.reshape(*array.shape)
+    def _set_inputs(self, inputs: dict[str, Any]) -> None:
+        """Every input blob takes its new shape before the net is reshaped once: inputs that
+        meet in one layer (data and label at a loss) change batch size together."""
+        arrays = {}
+        for name, value in inputs.items():
+            if name not in self.blobs:
+                raise ConfigError(f"net '{self.name}' has no blob '{name}' to set")
+            arrays[name] = np.asarray(value, dtype=np.float32)
+        resized = [name for name, a in arrays.items() if a.shape != self.blobs[name].shape]
+        for name in resized:
+            self.blobs[name].reshape(*arrays[name].shape)
+        if resized:
             self._native.reshape()
-        blob.data[...] = array
+        for name, array in arrays.items():
+            self.blobs[name].data[...] = array
 
     def _top_names(self, layer_index: int) -> list[str]:
         names = self._native.blob_names
