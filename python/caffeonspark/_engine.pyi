@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BatchQueue', 'CollectiveOptions', 'CommListener', 'Communicator', 'DataParallel', 'DataParallelOptions', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TcpOptions', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'has_cuda', 'layer_types', 'num_threads', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'update_rule_types']
+__all__: list[str] = ['BatchQueue', 'CollectiveOptions', 'CommListener', 'Communicator', 'DataParallel', 'DataParallelOptions', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TcpOptions', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'error_types', 'has_cuda', 'layer_types', 'num_threads', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'update_rule_types']
 class Tensor:
     @typing.overload
     def __init__(self) -> None:
@@ -459,6 +459,10 @@ def comm_sha256(data: bytes) -> bytes:
 def data_layer_queues(net: ..., layer_index: typing.SupportsInt | typing.SupportsIndex) -> tuple[BatchQueue, BatchQueue]:
     """
     (feed queue, ready queue) of a MemoryData, Data or CoSData layer: feeders push into the first, Forward pops the second (its timeout and wait statistics).
+    """
+def error_types() -> list[tuple[str, str]]:
+    """
+    The engine's error taxonomy as (name, base name) pairs; base 'Error' is caffeonspark.errors.CaffeOnSparkError.
     """
 def layer_types() -> list[str]:
     """
