@@ -3,7 +3,9 @@
 same run, and the loopback link speed as the ceiling.
 
     python tools/bench_allreduce.py [--ranks 2 4] [--sizes-mb 1 16 64 256] [--backends ours gloo]
-                                    [--repeats 1] [--segment-kb 512] [--window 4]
+                                    [--repeats 1] [--segment-kb KB] [--window N]
+
+(--segment-kb, --window and --socket-buffer-kb default to the engine's CommOptions.)
 
 Both backends live in the same rank processes and alternate op by op (each op after its
 own barrier), so load from elsewhere on a shared machine hits both alike. For each world
@@ -74,12 +76,17 @@ def run_interleaved(
 
         secret = bytes.fromhex(os.environ["BENCH_SECRET"])
         rendezvous = LocalRendezvous(os.environ["BENCH_RENDEZVOUS"], rank, secret)
+        chosen = {  # flags left out keep CommOptions' defaults (the engine's)
+            "segment_bytes": None if args.segment_kb is None else args.segment_kb << 10,
+            "window": args.window,
+            "socket_buffer_bytes": (
+                None if args.socket_buffer_kb is None else args.socket_buffer_kb << 10
+            ),
+        }
         options = CommOptions(
             timeout=120,
-            segment_bytes=args.segment_kb << 10,
-            window=args.window,
-            socket_buffer_bytes=args.socket_buffer_kb << 10,
             send_thread=not args.no_send_thread,
+            **{name: value for name, value in chosen.items() if value is not None},
         )
         comm = connect(rank, world, rendezvous.all_gather, secret, "bench", options=options)
         backends["ours"] = (comm.allreduce, comm.barrier)
@@ -299,7 +306,8 @@ def spawn(kind: str, world: int, args: argparse.Namespace, env: dict) -> list[li
         command = [sys.executable, __file__, "--sizes-mb", *map(str, args.sizes_mb)]
         command += ["--backends", *args.backends]
         for flag, value in options.items():
-            command += [flag, str(value)] if value != "" else [flag]
+            if value is not None:  # None: the engine's default, left to the rank
+                command += [flag, str(value)] if value != "" else [flag]
         procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
     outputs = []
     for proc in procs:
@@ -445,9 +453,10 @@ def main() -> None:
     parser.add_argument("--sizes-mb", type=float, nargs="+", default=[1, 16, 64, 256])
     parser.add_argument("--backends", nargs="+", default=["ours", "gloo"])
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--segment-kb", type=int, default=512)
-    parser.add_argument("--window", type=int, default=4)
-    parser.add_argument("--socket-buffer-kb", type=int, default=4096)
+    # Left out, these three keep the engine's defaults (CommOptions).
+    parser.add_argument("--segment-kb", type=int, default=None)
+    parser.add_argument("--window", type=int, default=None)
+    parser.add_argument("--socket-buffer-kb", type=int, default=None)
     parser.add_argument("--no-send-thread", action="store_true")
     parser.add_argument("--link-bytes", type=int, default=2 << 30)
     parser.add_argument("--overlap", action="store_true")

@@ -1,8 +1,9 @@
 // caffeonspark._engine comm: listeners, communicators (ring allreduce / broadcast / barrier
 // over TCP), DataParallel (a solver's gradients reduced in buckets during backward) and the
-// SHA-256 / HMAC used by the handshake (exposed for the tests). Every
-// blocking call (connecting the ring, each collective) releases the GIL; arrays are
-// reduced in place, so they must be C-contiguous and writable (allreduce: float32).
+// SHA-256 / HMAC used by the handshake (exposed for the tests); their option objects are
+// bound in bind_options.cc. Every blocking call (connecting the ring, each collective)
+// releases the GIL; arrays are reduced in place, so they must be C-contiguous and writable
+// (allreduce: float32).
 // Python wrappers: python/caffeonspark/distributed/{comm,data_parallel}.py.
 // Tests: tests/comm/, tests/distributed/.
 #include <pybind11/stl.h>
@@ -48,36 +49,22 @@ void BindComm(py::module_& m) {
 
   py::class_<Communicator, std::shared_ptr<Communicator>>(m, "Communicator")
       .def(py::init([](Listener& listener, int rank, std::vector<std::string> addresses,
-                       const py::bytes& secret, const std::string& job_id, double timeout,
-                       double heartbeat, double handshake_timeout, uint32_t max_frame_bytes,
-                       int socket_buffer_bytes, size_t segment_bytes, int window,
-                       bool send_thread) {
+                       const py::bytes& secret, const std::string& job_id,
+                       comm::TcpOptions tcp, comm::CollectiveOptions collective) {
              comm::JobIdentity me;
              me.job_id = job_id;
              me.secret = std::string(secret);
              me.world_size = static_cast<int>(addresses.size());
              me.rank = rank;
-             comm::TcpOptions tcp;
-             tcp.timeout_seconds = timeout;
-             tcp.heartbeat_seconds = heartbeat;
-             tcp.handshake_seconds = handshake_timeout;
-             tcp.max_frame_bytes = max_frame_bytes;
-             tcp.socket_buffer_bytes = socket_buffer_bytes;
-             tcp.send_thread = send_thread;
-             comm::CollectiveOptions collective;
-             collective.segment_bytes = segment_bytes;
-             collective.window = window;
              py::gil_scoped_release release;
              return Communicator::ConnectTcp(std::move(listener), std::move(me),
                                              std::move(addresses), tcp, collective);
            }),
            py::arg("listener"), py::arg("rank"), py::arg("addresses"), py::arg("secret"),
-           py::arg("job_id"), py::arg("timeout") = 60.0, py::arg("heartbeat") = 0.0,
-           py::arg("handshake_timeout") = 5.0, py::arg("max_frame_bytes") = 64u << 20,
-           py::arg("socket_buffer_bytes") = 4 << 20, py::arg("segment_bytes") = 512 * 1024,
-           py::arg("window") = 4, py::arg("send_thread") = true,
+           py::arg("job_id"), py::arg("tcp") = comm::TcpOptions(),
+           py::arg("collective") = comm::CollectiveOptions(),
            "Joins the ring: accepts rank-1 on `listener` and connects to rank+1 (blocking, "
-           "GIL released, up to `timeout` seconds).")
+           "GIL released, up to tcp.timeout_seconds).")
       .def_property_readonly("rank", &Communicator::rank)
       .def_property_readonly("world_size", &Communicator::world_size)
       .def_property_readonly("failed", &Communicator::failed)
@@ -117,17 +104,12 @@ void BindComm(py::module_& m) {
   py::class_<DataParallel, std::shared_ptr<DataParallel>>(m, "DataParallel")
       .def(py::init([](const std::shared_ptr<Solver>& solver,
                        const std::shared_ptr<Communicator>& communicator,
-                       size_t first_bucket_bytes, size_t bucket_bytes, bool check_params) {
-             DataParallelOptions options;
-             options.first_bucket_bytes = first_bucket_bytes;
-             options.bucket_bytes = bucket_bytes;
-             options.check_params = check_params;
+                       DataParallelOptions options) {
              auto sync = std::make_shared<DataParallel>(solver->net(), communicator, options);
              solver->set_gradient_sync(sync);
              return sync;
            }),
-           py::arg("solver"), py::arg("communicator"), py::arg("first_bucket_bytes") = 256 << 10,
-           py::arg("bucket_bytes") = 1 << 20, py::arg("check_params") = false,
+           py::arg("solver"), py::arg("communicator"), py::arg("options") = DataParallelOptions(),
            "Attaches to `solver`: its gradients are averaged over the communicator's ranks.")
       .def(
           "broadcast_state",

@@ -1,4 +1,5 @@
 // caffeonspark._engine core: error translation, Tensor, threads and seeds.
+// Tests: tests/test_errors.py, tests/test_small_gemm.py.
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"
@@ -18,26 +19,23 @@ void RaisePython(const char* class_name, const char* message) {
   PyErr_SetString(cls.ptr(), message);
 }
 
+// Every engine error by its taxonomy name: one catch serves the whole list in errors.h.
 void TranslateErrors(std::exception_ptr error) {
   try {
     if (error) std::rethrow_exception(error);
-  } catch (const PeerTimeout& e) {
-    RaisePython("PeerTimeout", e.what());
-  } catch (const CommError& e) {
-    RaisePython("CommError", e.what());
-  } catch (const ConfigError& e) {
-    RaisePython("ConfigError", e.what());
-  } catch (const ShapeError& e) {
-    RaisePython("ShapeError", e.what());
-  } catch (const FormatError& e) {
-    RaisePython("FormatError", e.what());
-  } catch (const IoError& e) {
-    RaisePython("IoError", e.what());
-  } catch (const CudaError& e) {
-    RaisePython("CudaError", e.what());
-  } catch (const InternalError& e) {
-    RaisePython("InternalError", e.what());
+  } catch (const Error& e) {
+    RaisePython(e.kind(), e.what());
   }
+}
+
+// The taxonomy as (name, base name) pairs, in errors.h's order; base "Error" is
+// caffeonspark.errors.CaffeOnSparkError.
+std::vector<std::pair<std::string, std::string>> ErrorTypes() {
+  std::vector<std::pair<std::string, std::string>> types;
+#define COS_LIST_ERROR_TYPE(Name, Base) types.emplace_back(#Name, #Base);
+  COS_ERROR_TYPES(COS_LIST_ERROR_TYPE)
+#undef COS_LIST_ERROR_TYPE
+  return types;
 }
 
 }  // namespace
@@ -59,6 +57,9 @@ void BindCore(py::module_& m) {
   m.def("num_threads", &num_threads);
   m.def("set_random_seed", &set_random_seed, "Seeds the engine's RNG (fillers, dropout, crops).");
   m.def("layer_types", &LayerTypes, "Every Caffe type string the engine can build.");
+  m.def("error_types", &ErrorTypes,
+        "The engine's error taxonomy as (name, base name) pairs; base 'Error' is "
+        "caffeonspark.errors.CaffeOnSparkError.");
   // Test hook for core/small_gemm.h (tests/test_small_gemm.py): c (M×N float32, C order,
   // updated in place) = [c +] op(a) · b, op(a) = a, or aᵀ read in place when transpose_a.
   m.def(

@@ -28,13 +28,10 @@ using ByteArray = py::array_t<uint8_t, py::array::c_style>;
 // The feeder's error, rebuilt as the engine exception of the same taxonomy name (anything
 // else becomes IoError: the data source failed).
 std::exception_ptr MakeError(const std::string& kind, const std::string& message) {
-  if (kind == "ConfigError") return std::make_exception_ptr(ConfigError(message));
-  if (kind == "ShapeError") return std::make_exception_ptr(ShapeError(message));
-  if (kind == "FormatError") return std::make_exception_ptr(FormatError(message));
-  if (kind == "CommError") return std::make_exception_ptr(CommError(message));
-  if (kind == "PeerTimeout") return std::make_exception_ptr(PeerTimeout(message));
-  if (kind == "CudaError") return std::make_exception_ptr(CudaError(message));
-  if (kind == "InternalError") return std::make_exception_ptr(InternalError(message));
+#define COS_MAKE_ERROR_NAMED(Name, Base) \
+  if (kind == #Name) return std::make_exception_ptr(Name(message));
+  COS_ERROR_TYPES(COS_MAKE_ERROR_NAMED)
+#undef COS_MAKE_ERROR_NAMED
   return std::make_exception_ptr(IoError(message));
 }
 

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BatchQueue', 'CommListener', 'Communicator', 'DataParallel', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'has_cuda', 'layer_types', 'num_threads', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'update_rule_types']
+__all__: list[str] = ['BatchQueue', 'CollectiveOptions', 'CommListener', 'Communicator', 'DataParallel', 'DataParallelOptions', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TcpOptions', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'error_types', 'has_cuda', 'layer_types', 'num_threads', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'update_rule_types']
 class Tensor:
     @typing.overload
     def __init__(self) -> None:
@@ -290,6 +290,90 @@ class Solver:
     @property
     def type(self) -> str:
         ...
+class TcpOptions:
+    """
+    The TCP ring transport's settings (comm/tcp_transport.h).
+    """
+    def __init__(self) -> None:
+        ...
+    @property
+    def handshake_seconds(self) -> float:
+        ...
+    @handshake_seconds.setter
+    def handshake_seconds(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def heartbeat_seconds(self) -> float:
+        ...
+    @heartbeat_seconds.setter
+    def heartbeat_seconds(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def max_frame_bytes(self) -> int:
+        ...
+    @max_frame_bytes.setter
+    def max_frame_bytes(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def send_thread(self) -> bool:
+        ...
+    @send_thread.setter
+    def send_thread(self, arg0: bool) -> None:
+        ...
+    @property
+    def socket_buffer_bytes(self) -> int:
+        ...
+    @socket_buffer_bytes.setter
+    def socket_buffer_bytes(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def timeout_seconds(self) -> float:
+        ...
+    @timeout_seconds.setter
+    def timeout_seconds(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
+class CollectiveOptions:
+    """
+    The ring collectives' settings (comm/collective.h).
+    """
+    def __init__(self) -> None:
+        ...
+    @property
+    def segment_bytes(self) -> int:
+        ...
+    @segment_bytes.setter
+    def segment_bytes(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def window(self) -> int:
+        ...
+    @window.setter
+    def window(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+class DataParallelOptions:
+    """
+    Gradient bucketing settings (solver/data_parallel.h).
+    """
+    def __init__(self) -> None:
+        ...
+    @property
+    def bucket_bytes(self) -> int:
+        ...
+    @bucket_bytes.setter
+    def bucket_bytes(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def check_params(self) -> bool:
+        ...
+    @check_params.setter
+    def check_params(self, arg0: bool) -> None:
+        ...
+    @property
+    def first_bucket_bytes(self) -> int:
+        ...
+    @first_bucket_bytes.setter
+    def first_bucket_bytes(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
 class CommListener:
     """
     A bound TCP listener for one rank's ring link.
@@ -302,9 +386,9 @@ class CommListener:
     def address(self) -> str:
         ...
 class Communicator:
-    def __init__(self, listener: CommListener, rank: typing.SupportsInt | typing.SupportsIndex, addresses: collections.abc.Sequence[str], secret: bytes, job_id: str, timeout: typing.SupportsFloat | typing.SupportsIndex = 60.0, heartbeat: typing.SupportsFloat | typing.SupportsIndex = 0.0, handshake_timeout: typing.SupportsFloat | typing.SupportsIndex = 5.0, max_frame_bytes: typing.SupportsInt | typing.SupportsIndex = 67108864, socket_buffer_bytes: typing.SupportsInt | typing.SupportsIndex = 4194304, segment_bytes: typing.SupportsInt | typing.SupportsIndex = 524288, window: typing.SupportsInt | typing.SupportsIndex = 4, send_thread: bool = True) -> None:
+    def __init__(self, listener: CommListener, rank: typing.SupportsInt | typing.SupportsIndex, addresses: collections.abc.Sequence[str], secret: bytes, job_id: str, tcp: TcpOptions = ..., collective: CollectiveOptions = ...) -> None:
         """
-        Joins the ring: accepts rank-1 on `listener` and connects to rank+1 (blocking, GIL released, up to `timeout` seconds).
+        Joins the ring: accepts rank-1 on `listener` and connects to rank+1 (blocking, GIL released, up to tcp.timeout_seconds).
         """
     def abort(self, reason: str) -> None:
         ...
@@ -337,7 +421,7 @@ class Communicator:
     def world_size(self) -> int:
         ...
 class DataParallel:
-    def __init__(self, solver: Solver, communicator: Communicator, first_bucket_bytes: typing.SupportsInt | typing.SupportsIndex = 262144, bucket_bytes: typing.SupportsInt | typing.SupportsIndex = 1048576, check_params: bool = False) -> None:
+    def __init__(self, solver: Solver, communicator: Communicator, options: DataParallelOptions = ...) -> None:
         """
         Attaches to `solver`: its gradients are averaged over the communicator's ranks.
         """
@@ -375,6 +459,10 @@ def comm_sha256(data: bytes) -> bytes:
 def data_layer_queues(net: ..., layer_index: typing.SupportsInt | typing.SupportsIndex) -> tuple[BatchQueue, BatchQueue]:
     """
     (feed queue, ready queue) of a MemoryData, Data or CoSData layer: feeders push into the first, Forward pops the second (its timeout and wait statistics).
+    """
+def error_types() -> list[tuple[str, str]]:
+    """
+    The engine's error taxonomy as (name, base name) pairs; base 'Error' is caffeonspark.errors.CaffeOnSparkError.
     """
 def layer_types() -> list[str]:
     """

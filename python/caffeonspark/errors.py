@@ -2,6 +2,8 @@
 
 The native module raises these same classes: the binding maps each C++ error type onto
 the class of the same name here, so `except caffeonspark.errors.ShapeError` catches both.
+The C++ list (COS_ERROR_TYPES, exposed as _engine.error_types()) is the reference: names
+and hierarchy here are pinned to it by tests/test_errors.py.
 """
 
 

@@ -36,8 +36,8 @@ def main() -> int:
     parser.add_argument("--average", action="store_true")
     parser.add_argument("--root", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=10.0)
-    parser.add_argument("--segment-bytes", type=int, default=512 << 10)
-    parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--segment-bytes", type=int, default=None)  # None: CommOptions'
+    parser.add_argument("--window", type=int, default=None)
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--fault-rank", type=int, default=-1)
@@ -51,8 +51,9 @@ def main() -> int:
     world = int(os.environ["TEST_WORLD_SIZE"])
     secret = bytes.fromhex(os.environ["TEST_SECRET"])
     rendezvous = LocalRendezvous(os.environ["TEST_RENDEZVOUS"], rank, secret, args.timeout)
+    chosen = {"segment_bytes": args.segment_bytes, "window": args.window}
     options = CommOptions(
-        timeout=args.timeout, segment_bytes=args.segment_bytes, window=args.window
+        timeout=args.timeout, **{name: value for name, value in chosen.items() if value is not None}
     )
     report: dict = {"rank": rank}
     try:

@@ -32,21 +32,54 @@ __all__ = ["CommOptions", "Communicator", "listen", "connect"]
 AllGather = Callable[[str], Sequence[str]]
 
 
+# CommOptions field -> (native option struct, its field): the one table between the Python
+# names users pass and the engine's structs, whose default constructors hold the defaults.
+NATIVE_FIELDS = {
+    "timeout": ("tcp", "timeout_seconds"),
+    "heartbeat": ("tcp", "heartbeat_seconds"),
+    "handshake_timeout": ("tcp", "handshake_seconds"),
+    "max_frame_bytes": ("tcp", "max_frame_bytes"),
+    "socket_buffer_bytes": ("tcp", "socket_buffer_bytes"),
+    "send_thread": ("tcp", "send_thread"),
+    "segment_bytes": ("collective", "segment_bytes"),
+    "window": ("collective", "window"),
+}
+NATIVE_STRUCTS = {"tcp": _engine.TcpOptions, "collective": _engine.CollectiveOptions}
+
+
+def _native_default(field: str) -> Any:
+    struct, name = NATIVE_FIELDS[field]
+    return getattr(NATIVE_STRUCTS[struct](), name)
+
+
 @dataclasses.dataclass
 class CommOptions:
-    """Transport and algorithm settings (every rank should use the same)."""
+    """Transport and algorithm settings (every rank should use the same). The defaults are
+    the engine's (cpp/comm/tcp_transport.h TcpOptions, cpp/comm/collective.h)."""
 
-    timeout: float = 60.0  # connect deadline; a link silent this long is a PeerTimeout
-    heartbeat: float = 0.0  # seconds between heartbeats; 0 = min(1, timeout / 4)
-    handshake_timeout: float = 5.0  # one incoming connection's handshake
-    max_frame_bytes: int = 64 << 20  # larger incoming frames are refused
-    socket_buffer_bytes: int = 4 << 20  # SO_SNDBUF / SO_RCVBUF (0: kernel autotuning)
-    segment_bytes: int = 512 << 10  # pipelining unit of the ring
-    window: int = 4  # receives posted ahead
-    send_thread: bool = True  # data sends on a writer thread of their own
+    # connect deadline; a link silent this long is a PeerTimeout
+    timeout: float = _native_default("timeout")
+    # seconds between heartbeats; 0 = min(1, timeout / 4)
+    heartbeat: float = _native_default("heartbeat")
+    # one incoming connection's handshake
+    handshake_timeout: float = _native_default("handshake_timeout")
+    # larger incoming frames are refused
+    max_frame_bytes: int = _native_default("max_frame_bytes")
+    # SO_SNDBUF / SO_RCVBUF (0: kernel autotuning)
+    socket_buffer_bytes: int = _native_default("socket_buffer_bytes")
+    # pipelining unit of the ring
+    segment_bytes: int = _native_default("segment_bytes")
+    # receives posted ahead
+    window: int = _native_default("window")
+    # data sends on a writer thread of their own
+    send_thread: bool = _native_default("send_thread")
 
     def native_kwargs(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The native Communicator's option arguments: {"tcp": ..., "collective": ...}."""
+        structs = {key: make() for key, make in NATIVE_STRUCTS.items()}
+        for field, (struct, name) in NATIVE_FIELDS.items():
+            setattr(structs[struct], name, getattr(self, field))
+        return structs
 
 
 def listen(host: str = "127.0.0.1", port: int = 0) -> Any:

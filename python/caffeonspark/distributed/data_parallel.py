@@ -28,11 +28,25 @@ from caffeonspark.proto import caffe_pb2
 __all__ = ["DataParallelOptions", "DataParallel", "rank_solver_edit"]
 
 
+_NATIVE_DEFAULTS = _engine.DataParallelOptions()
+
+
 @dataclasses.dataclass
 class DataParallelOptions:
-    first_bucket_bytes: int = 256 << 10
-    bucket_bytes: int = 1 << 20
-    check_params: bool = False
+    """Gradient bucketing; the same fields as the engine's struct, whose defaults these are
+    (cpp/solver/data_parallel.h)."""
+
+    first_bucket_bytes: int = _NATIVE_DEFAULTS.first_bucket_bytes
+    bucket_bytes: int = _NATIVE_DEFAULTS.bucket_bytes
+    check_params: bool = _NATIVE_DEFAULTS.check_params
+
+    def native(self) -> Any:
+        """These settings as the engine's DataParallelOptions."""
+        options = _engine.DataParallelOptions()
+        for field in dataclasses.fields(self):
+            kind = type(getattr(options, field.name))  # int() / bool() the value, as before
+            setattr(options, field.name, kind(getattr(self, field.name)))
+        return options
 
 
 def rank_solver_edit(param: caffe_pb2.SolverParameter, rank: int) -> None:
@@ -62,13 +76,7 @@ class DataParallel:
         self.options = options or DataParallelOptions()
         self._solver = solver
         self.comm = comm
-        self._native = _engine.DataParallel(
-            solver.native,
-            comm.native,
-            int(self.options.first_bucket_bytes),
-            int(self.options.bucket_bytes),
-            bool(self.options.check_params),
-        )
+        self._native = _engine.DataParallel(solver.native, comm.native, self.options.native())
         self._native.broadcast_state(list(solver.native.history))
 
     @property
