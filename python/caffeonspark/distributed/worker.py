@@ -53,17 +53,17 @@ def train_rank(
     host: str = "127.0.0.1",
 ) -> Any:
     """Trains rank `rank` of the job to max_iter; returns its Solver."""
-    from caffeonspark.data.shard_rule import follow_shard_rule
+    from caffeonspark import model_io
+    from caffeonspark.data.shard_rule import rank_feed_options
     from caffeonspark.solver import Solver
-
-    def edit(param) -> None:  # the solver's seed before the rank offset picks the shuffles
-        follow_shard_rule(param.random_seed, rank, world_size, presharded=False)
-        rank_solver_edit(param, rank)
 
     comm = connect(rank, world_size, all_gather, secret, job_id, host=host, options=comm_options)
     sync = None
     try:
-        solver = Solver(solver_path, edit=edit)
+        # The shuffles follow the solver's own seed, before rank_solver_edit offsets it.
+        seed = model_io.read_solver_prototxt(solver_path).random_seed
+        feed = rank_feed_options(seed, rank, world_size, presharded=False)
+        solver = Solver(solver_path, edit=lambda param: rank_solver_edit(param, rank), feed=feed)
         if weights:
             for path in weights.split(","):
                 solver.net.copy_from(path)
