@@ -59,7 +59,7 @@ import pyarrow as pa
 from caffeonspark.data.shard_rule import shard_seed
 from caffeonspark.errors import CaffeOnSparkError, ConfigError, IoError
 from caffeonspark.proto import caffe_pb2
-from caffeonspark.spark import fault, jvm_cds, placement, seam, storage
+from caffeonspark.spark import fault, jvm_cds, placement, storage
 from caffeonspark.spark.config import DATA_LAYER_TYPES, Config
 from caffeonspark.spark.console import DriverConsole
 from caffeonspark.spark.infer_task import TEST_OUTPUT, InferPlan, InferTask
@@ -111,9 +111,8 @@ def _phase_data_layer(net: caffe_pb2.NetParameter, state: caffe_pb2.NetState) ->
 
 class CaffeOnSpark:
     """The driver: one engine per Spark task. `spark` is a SparkSession (or SparkContext);
-    `timeout` bounds each blocking wait between ranks; `trainer` ("module:function") is the
-    allreduce trainer used with -clusterSize > 1 (seam.py has its contract); `console`
-    streams the ranks' log lines and progress to this driver (console.py); `fail_at` is a
+    `timeout` bounds each blocking wait between ranks; `console` streams the ranks' log
+    lines and progress to this driver (console.py); `fail_at` is a
     TEST-ONLY hook killing one rank at one iteration (fault.FailAt, or a tuple
     (rank, iteration, marker path))."""
 
@@ -121,7 +120,6 @@ class CaffeOnSpark:
         self,
         spark: Any,
         timeout: float = 300.0,
-        trainer: str = seam.DEFAULT_TRAINER,
         console: bool = True,
         fail_at: fault.FailAt | tuple | None = None,
     ) -> None:
@@ -132,7 +130,6 @@ class CaffeOnSpark:
             spark = SparkSession.builder.getOrCreate()
         self.spark = spark
         self.timeout = float(timeout)
-        self.trainer = trainer  # the allreduce trainer with -clusterSize > 1 (seam.py)
         self.console = console
         if isinstance(fail_at, tuple):
             fail_at = fault.FailAt(*fail_at)
@@ -177,8 +174,6 @@ class CaffeOnSpark:
             raise ConfigError("train() needs the TRAIN source: DataSource.getSource(conf, True)")
         n = placement.cluster_size(conf, self.spark)
         placement.check_slots(self.spark, n)
-        if n > 1:
-            seam.distributed_trainer(self.trainer)  # fails fast while it is missing
         if conf.devices > 1:
             log.warning("-devices %d: this build runs one CPU engine per rank", conf.devices)
         plan = self._train_plan(source, n, validation)
@@ -298,7 +293,6 @@ class CaffeOnSpark:
             seed=shard_seed(param.random_seed),
             connection=conf.connection,
             timeout=self.timeout,
-            trainer=self.trainer,
         )
 
     def _validation_frame(self, rows: list[Any]) -> Any:
