@@ -112,17 +112,9 @@ def _phase_data_layer(net: caffe_pb2.NetParameter, state: caffe_pb2.NetState) ->
 class CaffeOnSpark:
     """The driver: one engine per Spark task. `spark` is a SparkSession (or SparkContext);
     `timeout` bounds each blocking wait between ranks; `console` streams the ranks' log
-    lines and progress to this driver (console.py); `fail_at` is a
-    TEST-ONLY hook killing one rank at one iteration (fault.FailAt, or a tuple
-    (rank, iteration, marker path))."""
+    lines and progress to this driver (console.py)."""
 
-    def __init__(
-        self,
-        spark: Any,
-        timeout: float = 300.0,
-        console: bool = True,
-        fail_at: fault.FailAt | tuple | None = None,
-    ) -> None:
+    def __init__(self, spark: Any, timeout: float = 300.0, console: bool = True) -> None:
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
 
@@ -131,9 +123,7 @@ class CaffeOnSpark:
         self.spark = spark
         self.timeout = float(timeout)
         self.console = console
-        if isinstance(fail_at, tuple):
-            fail_at = fault.FailAt(*fail_at)
-        self.fail_at = fail_at
+        self._fail_at: fault.FailAt | None = None  # armed by tests only (fault._arm_fail_at)
 
     # -- training --------------------------------------------------------------------------
 
@@ -229,12 +219,12 @@ class CaffeOnSpark:
             echo_stderr=console is None or not local,
             run_dir=run_dir,
             existing_snapshots=tuple((p, m, z) for p, (m, z) in sorted(existing.items())),
-            fail_at=self.fail_at,
+            fail_at=self._fail_at,
         )
-        if self.fail_at is not None:
+        if self._fail_at is not None:
             log.warning("TEST HOOK armed: rank %d fails at iteration %d (%s)",
-                        self.fail_at.rank, self.fail_at.iteration,
-                        "once" if self.fail_at.marker else "on every attempt")
+                        self._fail_at.rank, self._fail_at.iteration,
+                        "once" if self._fail_at.marker else "on every attempt")
         stage = df.mapInArrow(TrainTask(plan), TRAIN_OUTPUT, barrier=True).repartition(1)
         try:
             return stage.collect()

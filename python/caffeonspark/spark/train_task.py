@@ -76,7 +76,7 @@ class TrainPlan:
     echo_stderr: bool = True  # also log on the executor's stderr (off in local mode)
     run_dir: str | None = None  # where rank 0 counts the attempts (fault.next_attempt)
     existing_snapshots: tuple[tuple[str, int, int], ...] = ()  # (path, mtime_ns, size)
-    fail_at: fault.FailAt | None = None  # TEST ONLY (fault.FailAt)
+    fail_at: fault.FailAt | None = None  # TEST ONLY: armed by fault._arm_fail_at
 
 
 def setup_executor(threads: int, echo_stderr: bool = True) -> None:
