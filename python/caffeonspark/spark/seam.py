@@ -17,7 +17,7 @@ addresses=, listener=, secret=, connection=, timeout=)`:
   tensor is accepted) and runs distributed/run.py run_data_parallel: every rank starts
   from rank 0's parameters and history, trains to max_iter with the gradients averaged
   over ranks (reduced in buckets during backward), and fails with CommError / PeerTimeout
-  naming the peer. The listener is closed when it returns or fails.
+  naming the peer. train_distributed closes the listener when that returns or fails.
 Tests: tests/spark/test_spark.py (two barrier tasks training LeNet over the ring),
 tests/comm/ and tests/distributed/ (the allreduce itself).
 """
