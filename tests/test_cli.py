@@ -84,12 +84,30 @@ def test_weights_and_snapshot_are_exclusive(small_lenet):
         cli.main(["train", "-solver", "solver.prototxt", "-weights", "a", "-snapshot", "b"])
 
 
-def test_resize_flag_sets_the_feeders_switch(monkeypatch):
-    from caffeonspark.data import feeders
+def test_resize_flag_reaches_the_solver_and_the_net_as_feed_options(monkeypatch):
+    from caffeonspark import engine, solver
+    from caffeonspark.data.feed_options import FeedOptions
 
-    calls = []
-    monkeypatch.setattr(feeders, "set_default_resize", calls.append)
-    monkeypatch.setattr(cli, "train", lambda args: 0)
+    feeds = []
+
+    class Built:  # records the feed options a Solver / Net of the verb is built with
+        net = None
+
+        def __init__(self, *args, feed=None, **kwargs):
+            feeds.append((type(self).__name__, feed))
+
+        def solve(self, snapshot=None):
+            pass
+
+    monkeypatch.setattr(solver, "Solver", type("Solver", (Built,), {}))
+    monkeypatch.setattr(engine, "Net", type("Net", (Built,), {}))
     assert cli.main(["train", "-solver", "s.prototxt", "-resize"]) == 0
-    assert calls == [True]
+    assert cli.main(["test", "-model", "m.prototxt", "-weights", "w", "-iterations", "0",
+                     "-resize"]) == 0
+    assert cli.main(["train", "-solver", "s.prototxt"]) == 0
+    assert feeds == [
+        ("Solver", FeedOptions(resize=True)),
+        ("Net", FeedOptions(resize=True)),
+        ("Solver", FeedOptions()),
+    ]
     assert not cli.build_parser().parse_args(["train", "-solver", "s"]).resize

@@ -10,7 +10,7 @@ threads:
   forward, as a solver step pops it (Net.forward() would add a copy of its outputs, which
   is its API, not data-pipeline work: the batch is already in the top blob, as torch's is in
   the tensor it yields);
-  threads = feeders.set_decode_threads + engine.set_num_threads;
+  threads = FeedOptions(decode_threads=) + engine.set_num_threads;
 - torch: a Dataset over the same LMDB (Datum parse, cv2.imdecode for JPEG, torch.from_numpy)
   with the same transform in torch ops (random mirror, minus mean_value, times scale),
   DataLoader(shuffle=True); 1 thread = num_workers 0, 2 threads = num_workers 2 (processes);
@@ -46,11 +46,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 
 from caffeonspark import engine  # noqa: E402
-from caffeonspark.data import feeders  # noqa: E402
 from caffeonspark.data.convert_cifar import convert_cifar10, write_cifar10_binaries  # noqa: E402
 from caffeonspark.data.convert_mnist import convert_arrays  # noqa: E402
 from caffeonspark.data.datums import encoded_datum, raw_datum  # noqa: E402
 from caffeonspark.data.digits import generate_digits  # noqa: E402
+from caffeonspark.data.feed_options import FeedOptions  # noqa: E402
 from caffeonspark.data.image_mean import compute_image_mean  # noqa: E402
 from caffeonspark.data.lmdb_writer import write_lmdb  # noqa: E402
 from caffeonspark.proto import caffe_pb2  # noqa: E402
@@ -107,7 +107,6 @@ def check(batch: np.ndarray, labels: np.ndarray, originals: dict, jpeg: bool) ->
 def ours(
     db: Path, size: int, threads: int, batch: int, batches: int, originals
 ) -> tuple[float, bool]:
-    feeders.set_decode_threads(threads)
     engine.set_num_threads(threads)
     text = f"""
 layer {{ name: "data" type: "MemoryData" top: "data" top: "label" source_class: "LMDB"
@@ -115,7 +114,11 @@ layer {{ name: "data" type: "MemoryData" top: "data" top: "label" source_class: 
     mean_value: {MEAN[2]} }}
   memory_data_param {{ source: "{db}" batch_size: {batch} channels: 3 height: {size}
     width: {size} }} }}"""
-    net = engine.Net(text_format.Parse(text, caffe_pb2.NetParameter()), phase=caffe_pb2.TRAIN)
+    net = engine.Net(
+        text_format.Parse(text, caffe_pb2.NetParameter()),
+        phase=caffe_pb2.TRAIN,
+        feed=FeedOptions(decode_threads=threads),
+    )
     net.data_feeds.set_timeout(120)
     forward = net._native.forward_from_to  # what Solver.step runs: no output copies
     forward(0, 0)
@@ -257,7 +260,6 @@ def part2(folder: Path, anchors: Path, quick: bool) -> list[str]:
         "| net | iterations | batch | wall s | data wait s | data-wait share |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    feeders.set_decode_threads(2)
     engine.set_num_threads(2)
     images, labels = generate_digits(6400, 1)
     convert_arrays(images, labels, folder / "mnist_train")
@@ -293,7 +295,8 @@ def part2(folder: Path, anchors: Path, quick: bool) -> list[str]:
                 test_interval=100000,
                 display=0,
                 snapshot_after_train=False,
-            )
+            ),
+            feed=FeedOptions(decode_threads=2),
         )
         start = time.perf_counter()
         solver.solve()

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from caffeonspark.cli_data import add_data_verbs
+from caffeonspark.data.feed_options import FeedOptions
 
 log = logging.getLogger("caffeonspark")
 _DATA_VERBS: dict = {}
@@ -109,13 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from caffeonspark import engine
 
         engine.set_num_threads(args.threads)
-    if getattr(args, "resize", False):
-        from caffeonspark.data import feeders
-
-        feeders.set_default_resize(True)
     handler = {"train": train, "test": test, "time": time_layers, "prepare-mnist": prepare_mnist}
     handler.update(_DATA_VERBS)
     return handler[args.verb](args)
+
+
+def _feed(args: argparse.Namespace) -> FeedOptions:
+    """The feed options of the verb's nets: -resize."""
+    return FeedOptions(resize=bool(getattr(args, "resize", False)))
 
 
 def train(args: argparse.Namespace) -> int:
@@ -134,7 +136,7 @@ def train(args: argparse.Namespace) -> int:
             log.error("interrupted: the ranks were terminated")
             return 130
         return result.returncode
-    solver = Solver(args.solver)
+    solver = Solver(args.solver, feed=_feed(args))
     if args.weights:
         for path in args.weights.split(","):
             solver.net.copy_from(path)
@@ -145,7 +147,7 @@ def train(args: argparse.Namespace) -> int:
 def test(args: argparse.Namespace) -> int:
     from caffeonspark import engine
 
-    net = engine.Net(args.model, weights=args.weights, phase=engine.TEST)
+    net = engine.Net(args.model, weights=args.weights, phase=engine.TEST, feed=_feed(args))
     totals: dict[str, np.ndarray] = {}
     for i in range(args.iterations):
         outputs = net.forward()

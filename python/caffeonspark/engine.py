@@ -20,6 +20,7 @@ import numpy as np
 from caffeonspark import hdf5_io, model_io, netspec
 from caffeonspark._native import _engine
 from caffeonspark.data import feeders as data_feeders
+from caffeonspark.data.feed_options import FeedOptions
 from caffeonspark.errors import ConfigError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
@@ -170,8 +171,10 @@ class Net:
     """A Caffe net on the native engine.
 
     Net(prototxt, phase) / Net(prototxt, weights, phase) as in pycaffe, or keywords:
-    Net(prototxt, weights=None, phase=TEST, stages=(), level=None). `prototxt` may also be a
-    NetParameter. Blobs, params, forward and backward behave like pycaffe's.
+    Net(prototxt, weights=None, phase=TEST, stages=(), level=None, feed=None). `prototxt` may
+    also be a NetParameter. `feed` (data/feed_options.py; None: FeedOptions()) is how the
+    queue-fed data layers read: shard, shuffle, resize, decode threads. Blobs, params,
+    forward and backward behave like pycaffe's.
     """
 
     def __init__(
@@ -183,6 +186,7 @@ class Net:
         stages: Iterable[str] = (),
         level: int | None = None,
         state: caffe_pb2.NetState | None = None,
+        feed: FeedOptions | None = None,
     ) -> None:
         weights, phase = _positional_weights_phase(args, weights, phase)
         net_param, path = _as_net_parameter(network)
@@ -199,7 +203,7 @@ class Net:
 
         specs = [native_layer_spec(layer, where_of(layer.name)) for layer in self._param.layer]
         self._native = _engine.Net(self._param.name, specs, bool(self._param.force_backward))
-        self._start_data_feeders(specs)
+        self._start_data_feeders(specs, feed or FeedOptions())
         self._copy_blobs_from_param()
         self._build_views()
         if weights is not None:
@@ -247,9 +251,11 @@ class Net:
 
     # -- data feeding (python/caffeonspark/data/feeders.py) ------------------------------
 
-    def _start_data_feeders(self, specs: list[dict[str, Any]]) -> None:
-        """Start an LMDB feeder thread per Data layer; stopped by close() or at collection."""
-        self._data_feeds = data_feeders.NetFeeds(self._native, specs, list(self._param.layer))
+    def _start_data_feeders(self, specs: list[dict[str, Any]], feed: FeedOptions) -> None:
+        """Start the feeder threads of the data layers; stopped by close() or at collection."""
+        self._data_feeds = data_feeders.NetFeeds(
+            self._native, specs, list(self._param.layer), feed
+        )
         self._feeds_finalizer = weakref.finalize(self, self._data_feeds.close)
 
     @property

@@ -44,6 +44,7 @@ import numpy as np
 
 from caffeonspark import engine, hdf5_io, model_io, netspec, upgrade
 from caffeonspark._native import _engine
+from caffeonspark.data.feed_options import FeedOptions
 from caffeonspark.errors import ConfigError, FormatError, IoError
 from caffeonspark.proto import caffe_pb2
 
@@ -90,8 +91,10 @@ def _fmt(value: float) -> str:
 
 
 class Solver:
-    """A Caffe solver: Solver(solver_prototxt_path or SolverParameter[, edit]); `edit(param)`
-    may change the SolverParameter after it is read and before anything is built."""
+    """A Caffe solver: Solver(solver_prototxt_path or SolverParameter[, edit], feed=None);
+    `edit(param)` may change the SolverParameter after it is read and before anything is
+    built; `feed` (data/feed_options.py; None: FeedOptions()) is how the data layers of the
+    train and test nets read."""
 
     _forced_type: str | None = None
 
@@ -99,7 +102,10 @@ class Solver:
         self,
         solver: str | os.PathLike[str] | caffe_pb2.SolverParameter,
         edit: Callable[[caffe_pb2.SolverParameter], None] | None = None,
+        *,
+        feed: FeedOptions | None = None,
     ) -> None:
+        self._feed = feed or FeedOptions()
         self.param, self._source = _read_solver(solver)
         if self._forced_type is not None:
             self.param.type = self._forced_type
@@ -162,10 +168,11 @@ class Solver:
         if source in ("net_param", "train_net_param"):
             net_param = getattr(p, source)
             state = netspec.net_state_for(p, engine.TRAIN, net=net_param)
-            return engine.Net(net_param, state=state)
+            return engine.Net(net_param, state=state, feed=self._feed)
         path = self._resolve(getattr(p, source), source)
         net_param = model_io.read_net_prototxt(path)
-        return engine.Net(path, state=netspec.net_state_for(p, engine.TRAIN, net=net_param))
+        state = netspec.net_state_for(p, engine.TRAIN, net=net_param)
+        return engine.Net(path, state=state, feed=self._feed)
 
     def _build_test_nets(self) -> list[engine.Net]:
         p = self.param
@@ -195,12 +202,12 @@ class Solver:
             _log.info("Creating test net (#%d) specified by %s", index, field)
             if isinstance(source, caffe_pb2.NetParameter):
                 state = netspec.net_state_for(p, engine.TEST, net=source, test_index=index)
-                nets.append(engine.Net(source, state=state))
+                nets.append(engine.Net(source, state=state, feed=self._feed))
             else:
                 path = self._resolve(source, field)
                 net_param = model_io.read_net_prototxt(path)
                 state = netspec.net_state_for(p, engine.TEST, net=net_param, test_index=index)
-                nets.append(engine.Net(path, state=state))
+                nets.append(engine.Net(path, state=state, feed=self._feed))
         return nets
 
     def _install_callbacks(self) -> None:

@@ -24,10 +24,9 @@ def main() -> int:
     rank = int(os.environ["TEST_RANK"])
     world = int(os.environ["TEST_WORLD_SIZE"])
     secret = bytes.fromhex(os.environ["TEST_SECRET"])
-    from caffeonspark.data.feeders import set_default_shard
+    from caffeonspark.data.feed_options import FeedOptions
     from caffeonspark.solver import Solver
 
-    set_default_shard(rank, world)
     rendezvous = LocalRendezvous(os.environ["TEST_RENDEZVOUS"], rank, secret)
     report: dict = {"rank": rank}
     try:
@@ -53,7 +52,7 @@ def main() -> int:
                 param.ClearField("net")
                 param.net_param.CopyFrom(net)
 
-        solver = Solver(solver_path, edit=edit)
+        solver = Solver(solver_path, edit=edit, feed=FeedOptions(rank=rank, world_size=world))
         sync = DataParallel(
             solver,
             comm,

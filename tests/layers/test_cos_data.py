@@ -6,16 +6,18 @@ features tasks feed it), and CaffeOnSpark's lenet_cos net trained from Parquet."
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 from google.protobuf import text_format
 
 from caffeonspark import engine, errors, model_io
-from caffeonspark.data import feeders
 from caffeonspark.data.cos_dataframe import write_cos_arrow, write_cos_parquet
 from caffeonspark.data.cos_feeder import open_cos_source
 from caffeonspark.data.digits import generate_digits
+from caffeonspark.data.feed_options import FeedOptions
 from caffeonspark.proto import caffe_pb2
 from caffeonspark.solver import Solver
 
@@ -24,10 +26,9 @@ TRAIN = caffe_pb2.TRAIN
 
 
 @pytest.fixture
-def in_order():
-    feeders.set_source_defaults(shuffle=False)
-    yield
-    feeders.set_source_defaults(shuffle=True)
+def in_order() -> FeedOptions:
+    """The feed options of a net whose TRAIN sources are read in storage order."""
+    return FeedOptions(shuffle=False)
 
 
 def cos_layer(source, tops: str, batch_size: int = 4, extra: str = "") -> caffe_pb2.LayerParameter:
@@ -42,10 +43,12 @@ def cos_layer(source, tops: str, batch_size: int = 4, extra: str = "") -> caffe_
     return layer
 
 
-def cos_net(layer: caffe_pb2.LayerParameter, phase=TEST) -> engine.Net:
+def cos_net(
+    layer: caffe_pb2.LayerParameter, phase=TEST, feed: FeedOptions | None = None
+) -> engine.Net:
     param = caffe_pb2.NetParameter(name="cos")
     param.layer.add().CopyFrom(layer)
-    net = engine.Net(param, phase=phase)
+    net = engine.Net(param, phase=phase, feed=feed)
     net.data_feeds.set_timeout(30)
     return net
 
@@ -79,7 +82,7 @@ def test_raw_image_scale_mean_crop_and_scalars(tmp_path, in_order):
       top { name: "label" type: STRING channels: 1 height: 1 width: 1 }
       top { name: "count" type: INT channels: 1 sample_num_axes: 1 }
       top { name: "weight" type: FLOAT sample_num_axes: 0 }"""
-    net = cos_net(cos_layer(path, tops))
+    net = cos_net(cos_layer(path, tops), feed=in_order)
     assert net.blobs["data"].shape == (4, 3, 6, 6)
     assert net.blobs["label"].shape == (4, 1, 1, 1)
     assert net.blobs["count"].shape == (4, 1)
@@ -105,7 +108,7 @@ def test_raw_image_bytes_are_opencv_interleaved(tmp_path, in_order):
 
     pq.write_table(pa.table({"data": pa.array([hwc] * 2, pa.binary())}), tmp_path / "x.parquet")
     tops = 'top { name: "data" type: RAW_IMAGE channels: 3 height: 2 width: 3 }'
-    net = cos_net(cos_layer(tmp_path / "x.parquet", tops, batch_size=2))
+    net = cos_net(cos_layer(tmp_path / "x.parquet", tops, batch_size=2), feed=in_order)
     net.forward()
     np.testing.assert_array_equal(net.blobs["data"].data[0], image)
     net.close()
@@ -125,7 +128,7 @@ def test_encoded_image_is_decoded(tmp_path, in_order, ext):
       top { name: "color" type: ENCODED_IMAGE channels: 3 height: 16 width: 16
             transform_param { scale: 2 } }
       top { name: "gray" type: ENCODED_IMAGE channels: 1 height: 16 width: 16 }"""
-    net = cos_net(cos_layer(path, tops))
+    net = cos_net(cos_layer(path, tops), feed=in_order)
     net.forward()
     decoded = np.stack(
         [
@@ -166,7 +169,7 @@ def test_lrcn_tops_encoded_with_dim_crop_and_transposed_sentences(anchors, tmp_p
             "target_sentence": ("INT_ARRAY", sentences["target"]),
         },
     )
-    net = cos_net(lrcn_data_layer(anchors, path), phase=TEST)
+    net = cos_net(lrcn_data_layer(anchors, path), phase=TEST, feed=in_order)
     assert net.blobs["data"].shape == (2, 3, 227, 227)
     assert net.blobs["label"].shape == (2, 1, 1, 1)
     assert net.blobs["input_sentence"].shape == (21, 2)  # T x N
@@ -197,7 +200,7 @@ def test_float_array_axes_transform_and_arrow_source(tmp_path, in_order):
             transform_param { scale: 3 mean_value: 1 } }
       top { name: "seq" type: FLOAT_ARRAY channels: 4 sample_num_axes: 1 transpose: true }"""
     layer = cos_layer(path, tops, batch_size=3, extra='dataframe_format: "arrow"')
-    net = cos_net(layer)
+    net = cos_net(layer, feed=in_order)
     assert net.blobs["feat"].shape == (3, 3, 2, 2)
     assert net.blobs["seq"].shape == (4, 3)
     for step in range(2):
@@ -293,11 +296,7 @@ def test_train_net_reads_its_shard_shuffled(tmp_path):
         batch_size=20,
         extra="shuffle: true",
     )
-    feeders.set_default_shard(1, 2)
-    try:
-        net = cos_net(layer, phase=TRAIN)
-    finally:
-        feeders.set_default_shard(0, 1)
+    net = cos_net(layer, phase=TRAIN, feed=FeedOptions(rank=1, world_size=2))
     net.forward()
     got = net.blobs["row"].data.astype(int)
     assert sorted(got.tolist()) == list(range(20, 40))
@@ -326,7 +325,7 @@ def test_wrong_raw_image_length_names_the_row(tmp_path, in_order):
     rows = [bytes(16)] * 5 + [bytes(15)] + [bytes(16)] * 2
     pq.write_table(pa.table({"data": pa.array(rows, pa.binary())}), tmp_path / "x.parquet")
     tops = 'top { name: "data" type: RAW_IMAGE channels: 1 height: 4 width: 4 }'
-    net = cos_net(cos_layer(tmp_path / "x.parquet", tops, batch_size=4))
+    net = cos_net(cos_layer(tmp_path / "x.parquet", tops, batch_size=4), feed=in_order)
     with pytest.raises(
         errors.FormatError, match=r"row 5: 15 bytes but channels x height x width = 16"
     ) as err:
@@ -344,12 +343,13 @@ def test_bad_string_and_type_mismatch_name_the_row_and_top(tmp_path, in_order):
         tmp_path / "x.parquet",
     )
     top = 'top { name: "label" type: STRING sample_num_axes: 0 }'
-    net = cos_net(cos_layer(tmp_path / "x.parquet", top))
+    net = cos_net(cos_layer(tmp_path / "x.parquet", top), feed=in_order)
     with pytest.raises(errors.FormatError, match=r"row 2: 'x3' is not a number"):
         net.forward()
     net.close()
     net = cos_net(
-        cos_layer(tmp_path / "x.parquet", 'top { name: "f" type: INT sample_num_axes: 0 }')
+        cos_layer(tmp_path / "x.parquet", 'top { name: "f" type: INT sample_num_axes: 0 }'),
+        feed=in_order,
     )
     with pytest.raises(errors.FormatError, match=r"top 'f' \(INT\): column holds double"):
         net.forward()
@@ -362,17 +362,13 @@ def test_encoded_image_of_another_size_needs_resize(tmp_path, in_order):
         tmp_path / "x.parquet", {"im": ("ENCODED_IMAGE_WITH_DIM", list(images))}
     )
     tops = 'top { name: "im" type: ENCODED_IMAGE_WITH_DIM channels: 3 height: 10 width: 12 }'
-    net = cos_net(cos_layer(path, tops))
+    net = cos_net(cos_layer(path, tops), feed=in_order)
     with pytest.raises(
         errors.FormatError, match=r"row 0: the image is 20 x 24; the top wants 10 x 12"
     ):
         net.forward()
     net.close()
-    feeders.set_default_resize(True)
-    try:
-        net = cos_net(cos_layer(path, tops))
-    finally:
-        feeders.set_default_resize(False)
+    net = cos_net(cos_layer(path, tops), feed=dataclasses.replace(in_order, resize=True))
     net.forward()
     want = np.stack(
         [cv2.resize(im.transpose(1, 2, 0), (12, 10)).transpose(2, 0, 1) for im in images]

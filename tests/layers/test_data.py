@@ -20,7 +20,7 @@ from google.protobuf import text_format
 
 from caffeonspark import engine, errors, model_io
 from caffeonspark._native import _engine
-from caffeonspark.data import feeders
+from caffeonspark.data.feed_options import FeedOptions
 from caffeonspark.data.lmdb_feeder import LmdbFeeder
 from caffeonspark.proto import caffe_pb2
 
@@ -68,6 +68,7 @@ def data_net(
     tops=("data", "label"),
     extra="",
     prefetch=None,
+    feed=None,
 ):
     top_text = " ".join(f'top: "{t}"' for t in tops)
     prefetch_text = f"prefetch: {prefetch}" if prefetch else ""
@@ -78,7 +79,7 @@ layer {{ name: "data" type: "Data" {top_text}
   {transform} }}
 {extra}
 """
-    net = engine.Net(text_format.Parse(text, caffe_pb2.NetParameter()), phase=phase)
+    net = engine.Net(text_format.Parse(text, caffe_pb2.NetParameter()), phase=phase, feed=feed)
     net.data_feeds.set_timeout(30)
     return net
 
@@ -183,22 +184,19 @@ def test_sharded_readers_see_each_record_once_per_epoch(db10, world_size):
 def test_sharding_through_nets(db10, world_size):
     path, _ = db10
     labels = []
-    try:
-        for rank in range(world_size):
-            feeders.set_default_shard(rank, world_size)
-            net = data_net(path, batch_size=1)
-            mine = len([i for i in range(10) if i % world_size == rank])
-            for _ in range(mine):
-                net.forward()
-                labels.append(int(net.blobs["label"].data[0]) - 100)
-            net.close()
-        assert sorted(labels) == list(range(10))
-        # TEST phase does not skip: every record, in order, whatever the shard.
-        test = data_net(path, batch_size=10, phase=caffe_pb2.TEST)
-        test.forward()
-        np.testing.assert_array_equal(test.blobs["label"].data, 100 + np.arange(10))
-    finally:
-        feeders.set_default_shard(0, 1)
+    for rank in range(world_size):
+        feed = FeedOptions(rank=rank, world_size=world_size)
+        net = data_net(path, batch_size=1, feed=feed)
+        mine = len([i for i in range(10) if i % world_size == rank])
+        for _ in range(mine):
+            net.forward()
+            labels.append(int(net.blobs["label"].data[0]) - 100)
+        net.close()
+    assert sorted(labels) == list(range(10))
+    # TEST phase does not skip: every record, in order, whatever the shard.
+    test = data_net(path, batch_size=10, phase=caffe_pb2.TEST, feed=feed)
+    test.forward()
+    np.testing.assert_array_equal(test.blobs["label"].data, 100 + np.arange(10))
 
 
 @pytest.mark.parametrize("corruption", ["short", "garbage", "shape"])

@@ -22,9 +22,9 @@ layer {{ name: "feed" type: "MemoryData" top: "data" top: "label"
 """
 
 
-def memory_net(n=2, c=3, h=4, w=5, transform="", extra="", phase=caffe_pb2.TRAIN):
+def memory_net(n=2, c=3, h=4, w=5, transform="", extra="", phase=caffe_pb2.TRAIN, feed=None):
     text = 'name: "memory"\n' + LAYER.format(n=n, c=c, h=h, w=w, transform=transform) + extra
-    return engine.Net(text_format.Parse(text, caffe_pb2.NetParameter()), phase=phase)
+    return engine.Net(text_format.Parse(text, caffe_pb2.NetParameter()), phase=phase, feed=feed)
 
 
 def test_float_batches_come_out_unchanged_in_push_order():
@@ -227,15 +227,11 @@ def test_push_encoded_decodes_and_resizes_to_the_layer_size(anchors):
     assert gray.blobs["data"].shape == (2, 1, 256, 256)
 
 
-def test_default_resize_switch_is_the_resize_flag():
-    from caffeonspark.data import feeders
+def test_feed_option_resize_is_the_resize_flag():
+    from caffeonspark.data.feed_options import FeedOptions
 
     image = np.random.default_rng(9).integers(0, 256, size=(3, 8, 8), dtype=np.uint8)
-    feeders.set_default_resize(True)
-    try:
-        net = memory_net(n=1, c=3, h=4, w=5)
-    finally:
-        feeders.set_default_resize(False)
+    net = memory_net(n=1, c=3, h=4, w=5, feed=FeedOptions(resize=True))
     feeder = net.memory_data_feeder("feed")
     assert feeder.resize
     feeder.push_encoded([cv2.imencode(".png", image.transpose(1, 2, 0))[1].tobytes()], [7])

@@ -2,10 +2,13 @@
 SourceFeeder thread when the Net is built (python/caffeonspark/data/source_feeder.py,
 feeders.NetFeeds): CaffeOnSpark's own nets (lenet_memory: com.yahoo.ml.caffe.LMDB,
 lenet_dataframe: ImageDataFrame) run on converted data, SeqImageDataSource with the real
-JPEGs and -resize, TRAIN partitions by rank, float columns get the transform, and bad
-configurations or records raise errors naming the layer, source and key."""
+JPEGs and -resize, TRAIN partitions by rank (each option given to the Net as its
+FeedOptions), float columns get the transform, and bad configurations or records raise
+errors naming the layer, source and key."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import cv2
 import numpy as np
@@ -13,21 +16,20 @@ import pytest
 from google.protobuf import text_format
 
 from caffeonspark import engine, errors
-from caffeonspark.data import feeders
 from caffeonspark.data.convert_imageset import convert_imageset
 from caffeonspark.data.convert_mnist import convert_arrays
 from caffeonspark.data.convert_seq import lmdb_to_seq
 from caffeonspark.data.datums import raw_datum
+from caffeonspark.data.feed_options import FeedOptions
 from caffeonspark.data.lmdb_writer import write_lmdb
 from caffeonspark.data.parquet_io import lmdb_to_parquet
 from caffeonspark.proto import caffe_pb2
 
 
 @pytest.fixture
-def in_order():
-    feeders.set_source_defaults(shuffle=False)
-    yield
-    feeders.set_source_defaults(shuffle=True)
+def in_order() -> FeedOptions:
+    """The feed options of a net whose TRAIN sources are read in storage order."""
+    return FeedOptions(shuffle=False)
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def digits(tmp_path):
     return tmp_path, images, labels
 
 
-def anchor_net(anchors, name, train_source, test_source, phase):
+def anchor_net(anchors, name, train_source, test_source, phase, feed=None):
     text = (anchors / "caffeonspark" / name).read_text()
     param = caffe_pb2.NetParameter()
     text_format.Parse(text, param)
@@ -47,7 +49,7 @@ def anchor_net(anchors, name, train_source, test_source, phase):
         if layer.type == "MemoryData":
             is_train = any(rule.phase == caffe_pb2.TRAIN for rule in layer.include)
             layer.memory_data_param.source = str(train_source if is_train else test_source)
-    net = engine.Net(param, phase=phase)
+    net = engine.Net(param, phase=phase, feed=feed)
     net.data_feeds.set_timeout(30)
     return net
 
@@ -60,6 +62,7 @@ def test_lenet_memory_net_reads_its_lmdb_source(anchors, digits, in_order):
         root / "train_lmdb",
         root / "test_lmdb",
         caffe_pb2.TRAIN,
+        feed=in_order,
     )
     assert net.blobs["data"].shape == (64, 1, 28, 28)
     for step in range(2):
@@ -87,6 +90,7 @@ def test_lenet_dataframe_net_reads_parquet(anchors, digits, in_order):
         root / "train_df",
         root / "test_df",
         caffe_pb2.TEST,
+        feed=in_order,
     )
     net.forward()
     np.testing.assert_array_equal(net.blobs["label"].data, labels[:100])
@@ -102,12 +106,13 @@ layer {{ name: "d" type: "MemoryData" top: "data" top: "label"
   source_class: "LMDB"
   memory_data_param {{ source: "{root / "train_lmdb"}" batch_size: 50 channels: 1
     height: 28 width: 28 }} }}"""
-    feeders.set_default_shard(1, 3)
-    try:
-        train = engine.Net(text_format.Parse(text, caffe_pb2.NetParameter()), phase=caffe_pb2.TRAIN)
-        test = engine.Net(text_format.Parse(text, caffe_pb2.NetParameter()), phase=caffe_pb2.TEST)
-    finally:
-        feeders.set_default_shard(0, 1)
+    feed = dataclasses.replace(in_order, rank=1, world_size=3)
+    train = engine.Net(
+        text_format.Parse(text, caffe_pb2.NetParameter()), phase=caffe_pb2.TRAIN, feed=feed
+    )
+    test = engine.Net(
+        text_format.Parse(text, caffe_pb2.NetParameter()), phase=caffe_pb2.TEST, feed=feed
+    )
     seen = []
     for _ in range(3):  # partition 1 of 3 = records 100..199: two batches per epoch
         train.forward()
@@ -148,12 +153,8 @@ layer {{ name: "data" type: "MemoryData" top: "data" top: "label"
     height: 40 width: 48 }} }}"""
     param = text_format.Parse(text, caffe_pb2.NetParameter())
     with pytest.raises(errors.ShapeError, match=r"holds items of shape \(3, 256, 256\).*-resize"):
-        engine.Net(param, phase=caffe_pb2.TEST)
-    feeders.set_default_resize(True)
-    try:
-        net = engine.Net(param, phase=caffe_pb2.TEST)
-    finally:
-        feeders.set_default_resize(False)
+        engine.Net(param, phase=caffe_pb2.TEST, feed=in_order)
+    net = engine.Net(param, phase=caffe_pb2.TEST, feed=dataclasses.replace(in_order, resize=True))
     net.forward()
     names = [line.split()[0] for line in (root / "labels.txt").read_text().splitlines()]
     for i, name in enumerate(names):
@@ -171,7 +172,8 @@ layer {{ name: "d" type: "MemoryData" top: "data" top: "label" source_class: "Nu
   transform_param {{ scale: 2 mean_value: 1 }}
   memory_data_param {{ source: "{tmp_path / "f.npz"}" batch_size: 4 channels: 2 height: 3
     width: 3 }} }}"""
-    net = engine.Net(text_format.Parse(text, caffe_pb2.NetParameter()), phase=caffe_pb2.TEST)
+    param = text_format.Parse(text, caffe_pb2.NetParameter())
+    net = engine.Net(param, phase=caffe_pb2.TEST, feed=in_order)
     net.data_feeds.set_timeout(30)
     net.forward()
     np.testing.assert_allclose(net.blobs["data"].data, (values[:4] - 1) * 2, rtol=1e-6)

@@ -1,13 +1,13 @@
 """Fault tolerance and the driver console on the local[2] session (spark/fault.py,
-spark/console.py, spark/reporter.py): LeNet trained by two ranks, once uninterrupted and once
-with rank 1's engine killed (os._exit) mid-training by the test-only FailAt hook. Spark
-retries the barrier stage; every rank resumes from this job's newest snapshot (not from an
-older job's snapshot left in the directory), and the model equals the uninterrupted one
-(the resumed ranks restore weights, history and iteration, and their data streams skip the
-batches already trained on), so it scores within one point of it. The ranks' log lines and
-rank 0's progress reach the driver's logger; the summaries carry the first iteration's wall
-clock and the steady-state rate; a rank failing on every attempt ends the job with a
-RankFailure carrying its last lines."""
+spark/console.py, spark/reporter.py): LeNet trained by two ranks, once uninterrupted and
+once with rank 1's engine killed (os._exit) mid-training by the test-only FailAt hook
+(fault._arm_fail_at). Spark retries the barrier stage; every rank resumes from this job's
+newest snapshot (not from an older job's snapshot left in the directory), and the model
+equals the uninterrupted one (the resumed ranks restore weights, history and iteration, and
+their data streams skip the batches already trained on), so it scores within one point of
+it. The ranks' log lines and rank 0's progress reach the driver's logger; the summaries
+carry the first iteration's wall clock and the steady-state rate; a rank failing on every
+attempt ends the job with a RankFailure carrying its last lines."""
 
 from __future__ import annotations
 
@@ -92,10 +92,12 @@ def accuracy(conf, model, test_lmdb) -> float:
         net.close()
 
 
-def train_two_ranks(spark, solver, model, **kwargs):
+def train_two_ranks(spark, solver, model, fail_at: FailAt | None = None):
     conf = Config(spark, ["-train", "-conf", str(solver), "-model", str(model),
                           "-clusterSize", "2"])
-    cos = CaffeOnSpark(spark, timeout=60.0, **kwargs)
+    cos = CaffeOnSpark(spark, timeout=60.0)
+    if fail_at is not None:
+        fault._arm_fail_at(cos, fail_at)  # the private test hook
     return conf, cos, cos.train(DataSource.getSource(conf, True))
 
 

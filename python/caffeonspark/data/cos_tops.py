@@ -239,7 +239,7 @@ def _encoded_images(
             if not resize:
                 raise FormatError(
                     f"{row}the image is {image.shape[1]} x {image.shape[2]}; the top wants "
-                    f"{h} x {w} (resize images with set_default_resize(True) / -resize)"
+                    f"{h} x {w} (resize images with FeedOptions(resize=True) / -resize)"
                 )
             image = resize_image(image, h, w)
         return image

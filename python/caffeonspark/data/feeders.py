@@ -14,20 +14,21 @@ Two steps, called by python/caffeonspark/engine.py:
    - Any layer with transform_param.mean_file (CoSData: any top's): `transform_param[
      "mean_file_data"] = {"shape": [C, H, W], "data": float32 bytes}` from the .binaryproto
      (legacy num = 1).
-2. `NetFeeds(native_net, specs)`, once the native net exists, starts one LmdbFeeder daemon
-   thread per Data layer (rank/world_size from set_default_shard, used in TRAIN only;
-   encoded images decoded on set_decode_threads threads), one SourceFeeder thread per
-   MemoryData layer that names `source_class` + `memory_data_param.source` (the source
-   class from data/sources/, CaffeOnSpark's Java names included; partition rank of
-   world_size, shuffled per epoch, in TRAIN; everything in order in TEST; resized to the
-   layer's height x width with set_default_resize; set_source_defaults changes shuffle,
-   seed, the epoch-remainder policy and the shard a pre-cut share shuffles as; the rule ranks
-   follow is data/shard_rule.py), one CosFeeder thread per CoSData layer
-   (data/cos_feeder.py: its DataFrame source, partition rank of world_size in TRAIN,
-   shuffled per epoch when cos_data_param.shuffle and the source defaults allow, as
-   `shuffle_shard` for a pre-cut share, images resized to each top with
-   set_default_resize; a CoSData layer naming neither source_class nor source is fed by
-   push through `cos_feed(name)`), and hands out MemoryDataFeeders; close()
+2. `NetFeeds(native_net, specs, layers, feed)`, once the native net exists, follows the net's
+   FeedOptions `feed` (data/feed_options.py) and starts one LmdbFeeder daemon thread per
+   Data layer (feed.rank of feed.world_size, used in TRAIN only; encoded images decoded on
+   feed.decode_threads threads), one SourceFeeder thread per MemoryData layer that names
+   `source_class` + `memory_data_param.source` (the source class from data/sources/,
+   CaffeOnSpark's Java names included; partition rank of world_size, shuffled per epoch
+   with feed.seed unless feed.shuffle is off, in TRAIN; everything in order in TEST; resized
+   to the layer's height x width with feed.resize; an epoch's remainder as feed.remainder;
+   a pre-cut share shuffled as feed.shuffle_shard; the rule ranks follow is
+   data/shard_rule.py), one CosFeeder thread per CoSData layer (data/cos_feeder.py: its
+   DataFrame source, partition rank of world_size in TRAIN, shuffled per epoch when
+   cos_data_param.shuffle and feed.shuffle allow, as feed.shuffle_shard for a pre-cut
+   share, images resized to each top with feed.resize; a CoSData layer naming neither
+   source_class nor source is fed by push through `cos_feed(name)`), and hands out
+   MemoryDataFeeders; close()
    stops and joins the threads (engine.Net calls it on close() and when the Net is
    collected).
    An unknown source_class is a ConfigError naming the layer and the known classes; a
@@ -40,7 +41,6 @@ tests/layers/test_cos_data.py.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import numpy as np
@@ -48,123 +48,23 @@ import numpy as np
 from caffeonspark import model_io
 from caffeonspark._native import _engine
 from caffeonspark.data.cos_feeder import CosFeeder, open_cos_source
+from caffeonspark.data.feed_options import FeedOptions
 from caffeonspark.data.image_codec import decode_mode
 from caffeonspark.data.lmdb_feeder import LmdbFeeder, first_datum
 from caffeonspark.data.native_queue import MemoryDataFeeder, layer_owner
 from caffeonspark.data.source_feeder import SourceFeeder
-from caffeonspark.data.sources import REMAINDER_POLICIES, ArrowItems, source_class
+from caffeonspark.data.sources import ArrowItems, source_class
 from caffeonspark.errors import ConfigError, FormatError, IoError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
 __all__ = [
     "QUEUE_FED_TYPES",
-    "set_default_shard",
-    "default_shard",
-    "set_decode_threads",
-    "set_default_resize",
-    "set_source_defaults",
-    "source_defaults",
-    "default_resize",
-    "decode_threads",
     "layer_decode_mode",
     "prepare_data_params",
     "NetFeeds",
 ]
 
 QUEUE_FED_TYPES = ("Data", "MemoryData", "CoSData")
-
-_shard_lock = threading.Lock()
-_default_shard = (0, 1)
-
-
-def set_default_shard(rank: int, world_size: int) -> None:
-    """(rank, world_size) the Data layers of nets built from now on read with (TRAIN only):
-    each keeps the records whose running index % world_size == rank, as Caffe's DataLayer
-    does with several solvers. One solver per process is the CaffeOnSpark layout."""
-    global _default_shard
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
-    with _shard_lock:
-        _default_shard = (int(rank), int(world_size))
-
-
-def default_shard() -> tuple[int, int]:
-    with _shard_lock:
-        return _default_shard
-
-
-_decode_threads = 2
-_default_resize = False
-
-
-_source_defaults: dict[str, Any] = {
-    "shuffle": True,
-    "seed": 0,
-    "remainder": "drop",
-    "shuffle_shard": None,
-}
-_KEEP: Any = object()
-
-
-def set_source_defaults(
-    shuffle: bool | None = None,
-    seed: int | None = None,
-    remainder: str | None = None,
-    shuffle_shard: tuple[int, int] | None = _KEEP,
-) -> None:
-    """For source-fed MemoryData and CoSData layers of nets built from now on: shuffle each
-    epoch in TRAIN (default True; CoSData only with cos_data_param.shuffle; TEST never
-    shuffles), the shuffle seed (0), what happens to an
-    epoch's last partial batch ("drop" default, "wrap", see data/sources/base.py), and
-    `shuffle_shard` (rank, world_size): the shard whose shuffle a TRAIN source draws when it
-    already holds just that rank's share (a Spark task's spool file; None: the partition
-    read). Arguments left out keep their value."""
-    if remainder is not None and remainder not in REMAINDER_POLICIES:
-        raise ValueError(f"remainder must be one of {REMAINDER_POLICIES}, got {remainder!r}")
-    if shuffle_shard is not _KEEP and shuffle_shard is not None:
-        rank, world_size = (int(v) for v in shuffle_shard)
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"shuffle_shard rank {rank} is not in [0, world_size={world_size})")
-        shuffle_shard = (rank, world_size)
-    with _shard_lock:
-        for key, value in (("shuffle", shuffle), ("seed", seed), ("remainder", remainder)):
-            if value is not None:
-                _source_defaults[key] = value
-        if shuffle_shard is not _KEEP:
-            _source_defaults["shuffle_shard"] = shuffle_shard
-
-
-def source_defaults() -> dict[str, Any]:
-    with _shard_lock:
-        return dict(_source_defaults)
-
-
-def set_default_resize(resize: bool) -> None:
-    """CaffeOnSpark's `-resize`: MemoryData feeders of nets built from now on resize every
-    image to the layer's height x width (bilinear) before the transform."""
-    global _default_resize
-    with _shard_lock:
-        _default_resize = bool(resize)
-
-
-def default_resize() -> bool:
-    with _shard_lock:
-        return _default_resize
-
-
-def set_decode_threads(threads: int) -> None:
-    """Threads each feeder of nets built from now on decodes encoded images with (default 2;
-    raw records are read on the feeder thread alone)."""
-    global _decode_threads
-    if threads < 1:
-        raise ValueError(f"decode threads must be >= 1, got {threads}")
-    with _shard_lock:
-        _decode_threads = int(threads)
-
-
-def decode_threads() -> int:
-    with _shard_lock:
-        return _decode_threads
 
 
 def layer_decode_mode(layer: caffe_pb2.LayerParameter, owner: str = "") -> str:
@@ -214,9 +114,16 @@ def _mean_file_data(path: str, owner: str) -> dict[str, Any]:
 
 
 class NetFeeds:
-    """The data feeding of one built net: LMDB feeder threads and MemoryData feeders."""
+    """The data feeding of one built net: LMDB feeder threads and MemoryData feeders, all
+    following `feed` (data/feed_options.py)."""
 
-    def __init__(self, native_net: Any, specs: list[dict[str, Any]], layers: list[Any]) -> None:
+    def __init__(
+        self,
+        native_net: Any,
+        specs: list[dict[str, Any]],
+        layers: list[Any],
+        feed: FeedOptions,
+    ) -> None:
         self._queues: dict[str, tuple[Any, Any]] = {}
         self._owners: dict[str, str] = {}
         self._layers: dict[str, caffe_pb2.LayerParameter] = {}
@@ -224,8 +131,7 @@ class NetFeeds:
         self._sources: dict[str, SourceFeeder] = {}
         self._cos: dict[str, CosFeeder] = {}
         self._closed = False
-        self._resize = default_resize()
-        rank, world_size = default_shard()
+        self._feed = feed
         for index, (spec, layer) in enumerate(zip(specs, layers, strict=True)):
             if spec["type"] not in QUEUE_FED_TYPES:
                 continue
@@ -236,24 +142,19 @@ class NetFeeds:
         try:
             for name, layer in self._layers.items():
                 if layer.type == "Data":
-                    self._lmdb[name] = self._start_lmdb(name, layer, specs, rank, world_size)
+                    self._lmdb[name] = self._start_lmdb(name, layer, specs)
                 elif layer.type == "CoSData":
                     if layer.source_class or layer.cos_data_param.source:
-                        self._cos[name] = self._start_cos(name, layer, rank, world_size)
+                        self._cos[name] = self._start_cos(name, layer)
                 elif layer.source_class or layer.memory_data_param.source:
                     spec = next(s for s in specs if s["name"] == name)
-                    self._sources[name] = self._start_source(name, layer, spec, rank, world_size)
+                    self._sources[name] = self._start_source(name, layer, spec)
         except BaseException:
             self.close()
             raise
 
     def _start_lmdb(
-        self,
-        name: str,
-        layer: caffe_pb2.LayerParameter,
-        specs: list[dict[str, Any]],
-        rank: int,
-        world_size: int,
+        self, name: str, layer: caffe_pb2.LayerParameter, specs: list[dict[str, Any]]
     ) -> LmdbFeeder:
         spec = next(s for s in specs if s["name"] == name)
         train = layer.phase == caffe_pb2.TRAIN
@@ -265,44 +166,37 @@ class NetFeeds:
             batch_size=int(layer.data_param.batch_size),
             shape=tuple(spec["params"]["data_param"]["datum_shape"]),
             train=train,
-            rank=rank if train else 0,
-            world_size=world_size if train else 1,
+            rank=self._feed.rank if train else 0,
+            world_size=self._feed.world_size if train else 1,
             owner=self._owners[name],
             mode=mode,
-            decode_threads=decode_threads() if encoded else 1,
+            decode_threads=self._feed.decode_threads if encoded else 1,
         ).start()
 
-    def _start_cos(
-        self, name: str, layer: caffe_pb2.LayerParameter, rank: int, world_size: int
-    ) -> CosFeeder:
+    def _start_cos(self, name: str, layer: caffe_pb2.LayerParameter) -> CosFeeder:
         train = layer.phase == caffe_pb2.TRAIN
-        defaults = source_defaults()
+        feed = self._feed
         source = open_cos_source(
             layer,
             self._owners[name],
-            partition=rank if train else 0,
-            num_partitions=world_size if train else 1,
-            shuffle=train and layer.cos_data_param.shuffle and bool(defaults["shuffle"]),
-            seed=int(defaults["seed"]),
-            shuffle_shard=defaults["shuffle_shard"] if train else None,
-            resize=self._resize,
-            decode_threads=decode_threads(),
+            partition=feed.rank if train else 0,
+            num_partitions=feed.world_size if train else 1,
+            shuffle=train and layer.cos_data_param.shuffle and feed.shuffle,
+            seed=feed.seed,
+            shuffle_shard=feed.shuffle_shard if train else None,
+            resize=feed.resize,
+            decode_threads=feed.decode_threads,
         )
         return CosFeeder(
             source,
             self._queues[name][0],
             int(layer.cos_data_param.batch_size),
             self._owners[name],
-            remainder=str(defaults["remainder"]),
+            remainder=feed.remainder,
         ).start()
 
     def _start_source(
-        self,
-        name: str,
-        layer: caffe_pb2.LayerParameter,
-        spec: dict[str, Any],
-        rank: int,
-        world_size: int,
+        self, name: str, layer: caffe_pb2.LayerParameter, spec: dict[str, Any]
     ) -> SourceFeeder:
         owner = self._owners[name]
         p = layer.memory_data_param
@@ -317,24 +211,24 @@ class NetFeeds:
                 f"{owner}source_class '{layer.source_class}' needs memory_data_param.source"
             )
         train = layer.phase == caffe_pb2.TRAIN
-        defaults = source_defaults()
+        feed = self._feed
         feeder = self.memory_data_feeder(name)
         channels, height, width = feeder.item_shape
         options: dict[str, Any] = {
-            "partition": rank if train else 0,
-            "num_partitions": world_size if train else 1,
-            "shuffle": bool(defaults["shuffle"]) and train,
-            "seed": int(defaults["seed"]),
+            "partition": feed.rank if train else 0,
+            "num_partitions": feed.world_size if train else 1,
+            "shuffle": feed.shuffle and train,
+            "seed": feed.seed,
             "mode": feeder.mode,
-            "resize": (height, width) if self._resize else None,
-            "decode_threads": decode_threads(),
+            "resize": (height, width) if feed.resize else None,
+            "decode_threads": feed.decode_threads,
             # Whole batches per read: a batch is then a view of one chunk, never a
             # concatenation of two (the record order does not depend on the chunk size).
             "chunk_size": feeder.batch_size * max(1, 256 // feeder.batch_size),
             "owner": owner,
         }
-        if train and defaults["shuffle_shard"] is not None:
-            options["shuffle_shard"] = defaults["shuffle_shard"]
+        if train and feed.shuffle_shard is not None:
+            options["shuffle_shard"] = feed.shuffle_shard
         if issubclass(cls, ArrowItems):
             options.update(
                 select=list(p.dataframe_column_select),
@@ -350,10 +244,10 @@ class NetFeeds:
         return SourceFeeder(
             source,
             feeder,
-            remainder=str(defaults["remainder"]),
+            remainder=feed.remainder,
             transform_param=spec["params"].get("transform_param"),
             train=train,
-            seed=int(defaults["seed"]),
+            seed=feed.seed,
         ).start()
 
     @staticmethod
@@ -369,7 +263,7 @@ class NetFeeds:
             raise ShapeError(
                 f"{owner}source '{source.path}' holds items of shape {shape}; the layer wants "
                 f"{channels} channel(s) of {want} (memory_data_param{', crop_size' if crop else ''}"
-                "); resize them with set_default_resize(True) / -resize"
+                "); resize them with FeedOptions(resize=True) / -resize"
             )
 
     def memory_data_feeder(self, layer_name: str) -> MemoryDataFeeder:
@@ -380,7 +274,7 @@ class NetFeeds:
                 f"the net has no MemoryData layer '{layer_name}' (MemoryData layers: {known})"
             )
         return MemoryDataFeeder(
-            layer, self._queues[layer_name], self._owners[layer_name], resize=self._resize
+            layer, self._queues[layer_name], self._owners[layer_name], resize=self._feed.resize
         )
 
     def cos_feed(self, layer_name: str) -> Any:

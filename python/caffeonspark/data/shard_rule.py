@@ -14,14 +14,15 @@ For rank r of n, a source-fed TRAIN layer (MemoryData naming `source_class` +
 - remainder: an epoch's last items fewer than a batch are dropped.
 The solver's own random_seed is offset by the rank (rank_solver_edit) on both paths.
 Caffe's Data layers keep Caffe's rule instead (lmdb_feeder.py: strided, in key order).
-Tests: tests/spark/test_parity.py, tests/layers/test_memory_data_source.py.
+Tests: tests/spark/test_parity.py, tests/data/test_feed_options.py,
+tests/layers/test_memory_data_source.py.
 """
 
 from __future__ import annotations
 
-from caffeonspark.data import feeders
+from caffeonspark.data.feed_options import FeedOptions
 
-__all__ = ["shard_seed", "follow_shard_rule"]
+__all__ = ["shard_seed", "rank_feed_options"]
 
 
 def shard_seed(random_seed: int) -> int:
@@ -29,16 +30,17 @@ def shard_seed(random_seed: int) -> int:
     return int(random_seed) if random_seed >= 0 else 0
 
 
-def follow_shard_rule(random_seed: int, rank: int, world_size: int, *, presharded: bool) -> None:
-    """Nets built from now on in this process feed rank `rank` of `world_size` by the rule
+def rank_feed_options(
+    random_seed: int, rank: int, world_size: int, *, presharded: bool, resize: bool = False
+) -> FeedOptions:
+    """The FeedOptions rank `rank` of `world_size` builds its nets with, to feed by the rule
     above. `presharded`: the sources hold this rank's shard already (read whole, shuffled as
-    shard `rank`); else each source's partition `rank` of `world_size` is read."""
+    shard `rank`); else each source's partition `rank` of `world_size` is read. `resize`:
+    -resize."""
     if presharded:
-        feeders.set_default_shard(0, 1)
-        shuffle_shard: tuple[int, int] | None = (rank, world_size)
-    else:
-        feeders.set_default_shard(rank, world_size)
-        shuffle_shard = None
-    feeders.set_source_defaults(
-        shuffle=True, seed=shard_seed(random_seed), remainder="drop", shuffle_shard=shuffle_shard
+        return FeedOptions(
+            seed=shard_seed(random_seed), shuffle_shard=(rank, world_size), resize=resize
+        )
+    return FeedOptions(
+        rank=rank, world_size=world_size, seed=shard_seed(random_seed), resize=resize
     )

@@ -6,12 +6,13 @@ server), _JOB_ID, _JOB_SECRET (hex), _COMM_TIMEOUT, _SOLVER, optional _WEIGHTS /
 _THREADS, _CHECK_PARAMS, _STATUS_DIR and _LAUNCHER_PID. The rank reads its own shard of every
 TRAIN data layer (Data layers: record index % world_size == rank, Caffe's rule; source-fed
 MemoryData layers: data/shard_rule.py, the rule Spark's tasks follow too), joins the ring,
-takes rank 0's weights, trains; rank 0 alone displays, tests and snapshots. On exit it writes
-<status dir>/rank<r>.json: {"ok": true} or {"error": class name, "message": text}, and
-exits 0, or 1 on any error (after telling the other ranks through the ring).
+takes rank 0's weights, trains (run.py run_data_parallel, as Spark's tasks do); rank 0
+alone displays, tests and snapshots. On exit it writes <status dir>/rank<r>.json:
+{"ok": true} or {"error": class name, "message": text}, and exits 0, or 1 on any error
+(after telling the other ranks through the ring).
 
 `train_rank(...)` is the same thing as a function, for drivers that start ranks their own
-way (Spark's barrier tasks: rendezvous = BarrierTaskContext.allGather).
+way and exchange addresses through any `all_gather`.
 Tests: tests/distributed/test_launcher.py, tests/distributed/test_data_parallel.py.
 """
 
@@ -27,11 +28,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from caffeonspark.distributed.comm import CommOptions, connect
-from caffeonspark.distributed.data_parallel import (
-    DataParallel,
-    DataParallelOptions,
-    rank_solver_edit,
-)
+from caffeonspark.distributed.data_parallel import DataParallelOptions, rank_solver_edit
+from caffeonspark.distributed.run import aborting_ring, run_data_parallel
 
 __all__ = ["train_rank", "main"]
 
@@ -53,42 +51,32 @@ def train_rank(
     host: str = "127.0.0.1",
 ) -> Any:
     """Trains rank `rank` of the job to max_iter; returns its Solver."""
-    from caffeonspark.data.shard_rule import follow_shard_rule
+    from caffeonspark import model_io
+    from caffeonspark.data.shard_rule import rank_feed_options
     from caffeonspark.solver import Solver
 
-    def edit(param) -> None:  # the solver's seed before the rank offset picks the shuffles
-        follow_shard_rule(param.random_seed, rank, world_size, presharded=False)
-        rank_solver_edit(param, rank)
-
     comm = connect(rank, world_size, all_gather, secret, job_id, host=host, options=comm_options)
-    sync = None
-    try:
-        solver = Solver(solver_path, edit=edit)
+    with aborting_ring(comm):  # a rank that cannot start fails the others at once
+        # The shuffles follow the solver's own seed, before rank_solver_edit offsets it.
+        seed = model_io.read_solver_prototxt(solver_path).random_seed
+        feed = rank_feed_options(seed, rank, world_size, presharded=False)
+        solver = Solver(solver_path, edit=lambda param: rank_solver_edit(param, rank), feed=feed)
         if weights:
             for path in weights.split(","):
                 solver.net.copy_from(path)
         if snapshot:
             solver.restore(snapshot)  # every rank: iter, history and its data position
-        sync = DataParallel(solver, comm, options)
-        solver.solve()
-        sync.detach()
-        stats = sync.stats
-        if stats["iterations"]:
-            log.info(
-                "rank %d: %d iterations, %.3f s reducing, %.3f s waiting for reductions "
-                "(%.0f%% of communication hidden behind backward)",
-                rank,
-                stats["iterations"],
-                stats["comm_seconds"],
-                stats["wait_seconds"],
-                100 * max(0.0, 1 - stats["wait_seconds"] / max(stats["comm_seconds"], 1e-12)),
-            )
-    except BaseException as error:
-        if sync is not None:
-            sync.detach()
-        comm.abort(f"{type(error).__name__}: {error}")
-        raise
-    comm.close()
+    stats = run_data_parallel(solver, comm, options)
+    if stats["iterations"]:
+        log.info(
+            "rank %d: %d iterations, %.3f s reducing, %.3f s waiting for reductions "
+            "(%.0f%% of communication hidden behind backward)",
+            rank,
+            stats["iterations"],
+            stats["comm_seconds"],
+            stats["wait_seconds"],
+            100 * max(0.0, 1 - stats["wait_seconds"] / max(stats["comm_seconds"], 1e-12)),
+        )
     return solver
 
 

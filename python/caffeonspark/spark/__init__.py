@@ -7,7 +7,7 @@ driver module once), and pyspark (the `spark` extra) only when Spark work starts
     driver.py      CaffeOnSpark, run(), main()              placement.py ranks and slots
     train_task.py  the training barrier task                infer_task.py features / test
     seam.py        where the ring allreduce (caffeonspark.distributed) plugs in
-    fault.py       retried attempts resume from the snapshot; FailAt (test hook)
+    fault.py       retried attempts resume from the snapshot
     console.py     the driver's console: rank logs, progress, RankFailure
     reporter.py    a rank's side of the console; iteration timing
 Docs: docs/SPARK.md. Tests: tests/spark/.
@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["CaffeOnSpark", "Config", "DataSource", "TestMetrics", "RankFailure", "FailAt"]
+__all__ = ["CaffeOnSpark", "Config", "DataSource", "TestMetrics", "RankFailure"]
 
 _HOMES = {
     "CaffeOnSpark": "caffeonspark.spark.driver",
@@ -26,7 +26,6 @@ _HOMES = {
     "Config": "caffeonspark.spark.config",
     "DataSource": "caffeonspark.spark.source",
     "RankFailure": "caffeonspark.spark.console",
-    "FailAt": "caffeonspark.spark.fault",
 }
 
 

@@ -59,7 +59,7 @@ import pyarrow as pa
 from caffeonspark.data.shard_rule import shard_seed
 from caffeonspark.errors import CaffeOnSparkError, ConfigError, IoError
 from caffeonspark.proto import caffe_pb2
-from caffeonspark.spark import fault, jvm_cds, placement, seam, storage
+from caffeonspark.spark import fault, jvm_cds, placement, storage
 from caffeonspark.spark.config import DATA_LAYER_TYPES, Config
 from caffeonspark.spark.console import DriverConsole
 from caffeonspark.spark.infer_task import TEST_OUTPUT, InferPlan, InferTask
@@ -111,20 +111,10 @@ def _phase_data_layer(net: caffe_pb2.NetParameter, state: caffe_pb2.NetState) ->
 
 class CaffeOnSpark:
     """The driver: one engine per Spark task. `spark` is a SparkSession (or SparkContext);
-    `timeout` bounds each blocking wait between ranks; `trainer` ("module:function") is the
-    allreduce trainer used with -clusterSize > 1 (seam.py has its contract); `console`
-    streams the ranks' log lines and progress to this driver (console.py); `fail_at` is a
-    TEST-ONLY hook killing one rank at one iteration (fault.FailAt, or a tuple
-    (rank, iteration, marker path))."""
+    `timeout` bounds each blocking wait between ranks; `console` streams the ranks' log
+    lines and progress to this driver (console.py)."""
 
-    def __init__(
-        self,
-        spark: Any,
-        timeout: float = 300.0,
-        trainer: str = seam.DEFAULT_TRAINER,
-        console: bool = True,
-        fail_at: fault.FailAt | tuple | None = None,
-    ) -> None:
+    def __init__(self, spark: Any, timeout: float = 300.0, console: bool = True) -> None:
         from pyspark import SparkContext
         from pyspark.sql import SparkSession
 
@@ -132,11 +122,8 @@ class CaffeOnSpark:
             spark = SparkSession.builder.getOrCreate()
         self.spark = spark
         self.timeout = float(timeout)
-        self.trainer = trainer  # the allreduce trainer with -clusterSize > 1 (seam.py)
         self.console = console
-        if isinstance(fail_at, tuple):
-            fail_at = fault.FailAt(*fail_at)
-        self.fail_at = fail_at
+        self._fail_at: fault.FailAt | None = None  # armed by tests only (fault._arm_fail_at)
 
     # -- training --------------------------------------------------------------------------
 
@@ -177,8 +164,6 @@ class CaffeOnSpark:
             raise ConfigError("train() needs the TRAIN source: DataSource.getSource(conf, True)")
         n = placement.cluster_size(conf, self.spark)
         placement.check_slots(self.spark, n)
-        if n > 1:
-            seam.distributed_trainer(self.trainer)  # fails fast while it is missing
         if conf.devices > 1:
             log.warning("-devices %d: this build runs one CPU engine per rank", conf.devices)
         plan = self._train_plan(source, n, validation)
@@ -234,12 +219,12 @@ class CaffeOnSpark:
             echo_stderr=console is None or not local,
             run_dir=run_dir,
             existing_snapshots=tuple((p, m, z) for p, (m, z) in sorted(existing.items())),
-            fail_at=self.fail_at,
+            fail_at=self._fail_at,
         )
-        if self.fail_at is not None:
+        if self._fail_at is not None:
             log.warning("TEST HOOK armed: rank %d fails at iteration %d (%s)",
-                        self.fail_at.rank, self.fail_at.iteration,
-                        "once" if self.fail_at.marker else "on every attempt")
+                        self._fail_at.rank, self._fail_at.iteration,
+                        "once" if self._fail_at.marker else "on every attempt")
         stage = df.mapInArrow(TrainTask(plan), TRAIN_OUTPUT, barrier=True).repartition(1)
         try:
             return stage.collect()
@@ -298,7 +283,6 @@ class CaffeOnSpark:
             seed=shard_seed(param.random_seed),
             connection=conf.connection,
             timeout=self.timeout,
-            trainer=self.trainer,
         )
 
     def _validation_frame(self, rows: list[Any]) -> Any:

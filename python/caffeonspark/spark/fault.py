@@ -18,9 +18,11 @@ The snapshot directory must be reachable from every executor (a shared path or a
 With validation, rank 0 also keeps its test results in the run directory (TestJournal), so
 a resumed attempt returns the tests of the iterations before its snapshot too.
 
-`FailAt(rank, iteration, marker)` is for tests only: that rank's process dies (os._exit) or
-raises when it reaches `iteration`; with a marker path it happens once (the marker file is
-created first), without one on every attempt.
+`FailAt(rank, iteration, marker)` is for tests only, and not part of the API: a test arms
+it on a driver with `_arm_fail_at(cos, FailAt(...))`, the driver ships it to the tasks in
+the training plan, and that rank's process dies (os._exit) or raises when it reaches
+`iteration`; with a marker path it happens once (the marker file is created first),
+without one on every attempt.
 Tests: tests/spark/test_fault.py.
 """
 
@@ -171,6 +173,12 @@ class TestJournal:
         text = storage.read_text(self.path, SNAPSHOT_FLAG)
         results = json.loads(text) if text else []
         return [r for r in results if int(r["iter"]) < iteration]
+
+
+def _arm_fail_at(driver: Any, fail: FailAt) -> None:
+    """TEST ONLY: the trainings `driver` (a CaffeOnSpark) runs from now on carry `fail` in
+    their plan (private: tests reach it here, users never see it in the constructor)."""
+    driver._fail_at = fail
 
 
 def install_fail_at(solver: Any, rank: int, fail: FailAt, before_exit: Callable[[], None]) -> None:

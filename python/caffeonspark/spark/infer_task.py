@@ -61,6 +61,7 @@ class _Engine:
 
     def __init__(self, plan: InferPlan, batch_size: int, weights_from: Any = None) -> None:
         from caffeonspark import engine
+        from caffeonspark.data.feed_options import FeedOptions
 
         param = caffe_pb2.NetParameter.FromString(plan.net)
         layer = param.layer[plan.data_layer]
@@ -68,7 +69,9 @@ class _Engine:
             layer.cos_data_param.batch_size = batch_size
         else:
             layer.memory_data_param.batch_size = batch_size
-        self.net = engine.Net(param, phase=engine.TEST)
+        self.net = engine.Net(
+            param, phase=engine.TEST, feed=FeedOptions(resize=plan.reader.resizes)
+        )
         if weights_from is None:
             with storage.fetched(plan.model_path, "model", local_dir()) as model:
                 self.net.copy_from(model)
@@ -111,7 +114,7 @@ class InferTask:
 
         plan = self.plan
         ctx = TaskContext.get()
-        setup_executor(plan.reader.resizes, ctx.cpus() if ctx else 1)
+        setup_executor(ctx.cpus() if ctx else 1)
         param = caffe_pb2.NetParameter.FromString(plan.net)
         layer = param.layer[plan.data_layer]
         owner = f"features/test task {ctx.partitionId() if ctx else 0}: "

@@ -2,35 +2,22 @@
 Everything Spark-specific happens here; the allreduce side sees explicit addresses, a
 bound listener and a secret, never Spark.
 
-The contract the comm side implements (one function):
+With -clusterSize > 1 each barrier task calls, with its built solver (data feed running,
+-weights / -snapshot applied; snapshots and test nets only on rank 0):
 
-    caffeonspark.distributed.train_rank(
-        solver,            # caffeonspark.solver.Solver of this rank, built, data feed running;
-                           # -weights / -snapshot already applied; snapshots and test nets
-                           # only on rank 0 (its SolverParameter says so)
-        *,
-        rank: int,         # = the barrier task's partition id
-        world_size: int,   # = -clusterSize
-        addresses: list[str],        # "host:port" of every rank, index = rank
-        listener,                    # this rank's bound listener (distributed.comm.listen),
-                                     # reachable at addresses[rank]
-        secret: bytes,               # per-job random secret, the same on every rank
-        connection: str,             # -connection: "ethernet" or "infiniband"
-        timeout: float,              # seconds for the rendezvous and every blocking wait
-    ) -> None
-    # Connect the ring (each connection proves `secret` before any tensor is accepted),
-    # make every rank start from rank 0's parameters, then run `solver` to max_iter with
-    # the gradients summed over ranks before each update; return when done. Failures raise
-    # caffeonspark.errors.CommError / PeerTimeout naming the peer's rank and address.
+    train_distributed(solver, ctx, world_size, connection, timeout)
 
-`train_rank_on_ring` below is that function over caffeonspark.distributed (Communicator +
-DataParallel: gradient buckets reduced during backward, rank 0's state broadcast first).
-`distributed_trainer(spec)` finds a trainer by "module:function" (default DEFAULT_TRAINER;
-CaffeOnSpark(spark, trainer=...) names another); the driver resolves it before any stage
-starts, each task again before training.
-`rendezvous(ctx)` runs in the barrier task: it binds the listener, and every rank learns
-all addresses and rank 0's secret through BarrierTaskContext.allGather (the coordinator's
-channel, inside Spark's own RPC; the secret is never part of the serialised task).
+which runs `rendezvous(ctx)` and then `train_rank_on_ring(solver, rank=, world_size=,
+addresses=, listener=, secret=, connection=, timeout=)`:
+- `rendezvous(ctx)` binds this rank's listener, and every rank learns all "host:port"
+  addresses (host as Spark knows the executor) and rank 0's random 32-byte secret through
+  BarrierTaskContext.allGather (the coordinator's channel, inside Spark's own RPC; the
+  secret is never part of the serialised task);
+- `train_rank_on_ring` joins the TCP ring (each connection proves the secret before any
+  tensor is accepted) and runs distributed/run.py run_data_parallel: every rank starts
+  from rank 0's parameters and history, trains to max_iter with the gradients averaged
+  over ranks (reduced in buckets during backward), and fails with CommError / PeerTimeout
+  naming the peer. train_distributed closes the listener when that returns or fails.
 Tests: tests/spark/test_spark.py (two barrier tasks training LeNet over the ring),
 tests/comm/ and tests/distributed/ (the allreduce itself).
 """
@@ -38,51 +25,15 @@ tests/comm/ and tests/distributed/ (the allreduce itself).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import logging
 import secrets
 import socket
-from collections.abc import Callable
 from typing import Any
 
-__all__ = [
-    "DEFAULT_TRAINER",
-    "MISSING_ALLREDUCE",
-    "distributed_trainer",
-    "rendezvous",
-    "train_distributed",
-    "train_rank_on_ring",
-]
+__all__ = ["rendezvous", "train_distributed", "train_rank_on_ring"]
 
 log = logging.getLogger("caffeonspark")
-
-DEFAULT_TRAINER = "caffeonspark.spark.seam:train_rank_on_ring"
-
-MISSING_ALLREDUCE = (
-    "-clusterSize > 1 needs the ring allreduce between engines (caffeonspark.distributed), "
-    "which this installation lacks"
-)
-
-
-def distributed_trainer(spec: str = DEFAULT_TRAINER) -> Callable[..., None]:
-    """The function `spec` ("module:function") names, or NotImplementedError saying what is
-    missing (for the default, the allreduce of caffeonspark.distributed)."""
-    module_name, _, name = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        if err.name is None or not module_name.startswith(err.name):
-            raise  # the module exists but something it imports does not
-        if spec == DEFAULT_TRAINER:
-            raise NotImplementedError(MISSING_ALLREDUCE) from None
-        raise NotImplementedError(f"trainer '{spec}': no module '{module_name}'") from None
-    trainer = getattr(module, name or "train_rank", None)
-    if trainer is None:
-        if spec == DEFAULT_TRAINER:
-            raise NotImplementedError(MISSING_ALLREDUCE)
-        raise NotImplementedError(f"trainer '{spec}': '{module_name}' has no '{name}'")
-    return trainer
 
 
 def _host(ctx: Any, rank: int) -> str:
@@ -124,41 +75,25 @@ def train_rank_on_ring(
     connection: str,
     timeout: float,
 ) -> None:
-    """The default trainer: join the TCP ring, take rank 0's state, train with gradients
-    averaged over ranks (Caffe's multi-GPU rule) until max_iter."""
+    """Join the TCP ring, take rank 0's state, train with gradients averaged over ranks
+    (Caffe's multi-GPU rule) until max_iter."""
     from caffeonspark.distributed.comm import CommOptions, Communicator
-    from caffeonspark.distributed.data_parallel import DataParallel
+    from caffeonspark.distributed.run import run_data_parallel
 
     if connection != "ethernet":
         log.warning("-connection %s: RDMA is not built; rank %d uses TCP", connection, rank)
     job_id = hashlib.sha256(b"caffeonspark job " + secret).hexdigest()[:16]
     comm = Communicator(listener, rank, addresses, secret, job_id, CommOptions(timeout=timeout))
-    sync = None
-    try:
-        sync = DataParallel(solver, comm)
-        solver.solve()
-        sync.detach()
-    except BaseException as error:
-        if sync is not None:
-            sync.detach()
-        comm.abort(f"{type(error).__name__}: {error}")
-        raise
-    comm.close()
+    run_data_parallel(solver, comm)
 
 
 def train_distributed(
-    solver: Any,
-    ctx: Any,
-    world_size: int,
-    connection: str,
-    timeout: float,
-    trainer: str = DEFAULT_TRAINER,
+    solver: Any, ctx: Any, world_size: int, connection: str, timeout: float
 ) -> None:
-    """Rendezvous, then hand the rank's solver to the trainer (train_rank)."""
-    train_rank = distributed_trainer(trainer)
+    """Rendezvous, then train this rank's solver on the ring (train_rank_on_ring)."""
     addresses, listener, secret = rendezvous(ctx)
     try:
-        train_rank(
+        train_rank_on_ring(
             solver,
             rank=ctx.partitionId(),
             world_size=world_size,

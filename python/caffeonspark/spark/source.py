@@ -84,7 +84,7 @@ class ReaderOptions:
 
     @property
     def resizes(self) -> bool:
-        """Whether -resize applies (feeders.set_default_resize on the executors)."""
+        """Whether -resize applies (FeedOptions.resize of the executors' nets)."""
         return self.resize is not None or self.resize_tops
 
     def source_options(self) -> dict[str, Any]:

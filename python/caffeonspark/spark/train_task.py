@@ -67,23 +67,21 @@ class TrainPlan:
     weights: str | None
     snapshot: str | None
     world_size: int
-    resize: bool
+    resize: bool  # -resize (the nets' FeedOptions)
     seed: int
     connection: str
     timeout: float
-    trainer: str  # "module:function" of the allreduce trainer (seam.DEFAULT_TRAINER)
     images_per_iteration: int = 0  # per rank: batch_size * iter_size of the TRAIN layer
     console: tuple[str, str] | None = None  # the driver console's (host:port, token)
     echo_stderr: bool = True  # also log on the executor's stderr (off in local mode)
     run_dir: str | None = None  # where rank 0 counts the attempts (fault.next_attempt)
     existing_snapshots: tuple[tuple[str, int, int], ...] = ()  # (path, mtime_ns, size)
-    fail_at: fault.FailAt | None = None  # TEST ONLY (fault.FailAt)
+    fail_at: fault.FailAt | None = None  # TEST ONLY: armed by fault._arm_fail_at
 
 
-def setup_executor(resize: bool, threads: int, echo_stderr: bool = True) -> None:
+def setup_executor(threads: int, echo_stderr: bool = True) -> None:
     """Per-task engine settings (Python workers are reused, so set every one)."""
     from caffeonspark import engine
-    from caffeonspark.data import feeders
 
     logger = logging.getLogger("caffeonspark")
     logger.setLevel(logging.INFO)
@@ -96,8 +94,6 @@ def setup_executor(resize: bool, threads: int, echo_stderr: bool = True) -> None
     # In local mode the executors' stderr is the driver's: the console shows the lines once.
     echo.setLevel(logging.NOTSET if echo_stderr else logging.CRITICAL + 1)
     engine.set_num_threads(max(1, int(threads)))
-    feeders.set_default_shard(0, 1)  # the partition is this rank's share already
-    feeders.set_default_resize(resize)
 
 
 def local_dir() -> str:
@@ -203,7 +199,7 @@ class TrainTask:
         ctx = BarrierTaskContext.get()
         rank = ctx.partitionId()
         plan = self.plan
-        setup_executor(plan.resize, ctx.cpus(), plan.echo_stderr)
+        setup_executor(ctx.cpus(), plan.echo_stderr)
         client = ConsoleClient(*plan.console, rank) if plan.console else None
         if client is not None:
             log.addHandler(client)
@@ -256,17 +252,19 @@ class TrainTask:
 
     def _train(self, ctx, rank: int, rows: int, spool_path: str, tmp: str,
                resume: fault.Resume, client: ConsoleClient | None):
-        from caffeonspark.data.shard_rule import follow_shard_rule
+        from caffeonspark.data.shard_rule import rank_feed_options
         from caffeonspark.solver import Solver
 
         plan = self.plan
-        follow_shard_rule(plan.seed, rank, plan.world_size, presharded=True)
+        # presharded: the partition is this rank's share already
+        feed = rank_feed_options(plan.seed, rank, plan.world_size, presharded=True,
+                                 resize=plan.resize)
         start = time.perf_counter()
         param = _rank_solver(plan, rank, spool_path)
         snapshot_uri = _snapshot_locally(param, tmp)
         if rank == 0:
             _fetch_remote_sources(param, tmp)
-        solver = Solver(param)
+        solver = Solver(param, feed=feed)
         if snapshot_uri is not None:
             upload_snapshots_to(solver, snapshot_uri, tmp)
         try:
@@ -294,9 +292,7 @@ class TrainTask:
             else:
                 from caffeonspark.spark.seam import train_distributed
 
-                train_distributed(
-                    solver, ctx, plan.world_size, plan.connection, plan.timeout, plan.trainer
-                )
+                train_distributed(solver, ctx, plan.world_size, plan.connection, plan.timeout)
             meter.finish()
             if rank == 0:
                 storage.publish(plan.model_path, solver.net.save, "model", tmp)
