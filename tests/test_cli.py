@@ -111,3 +111,34 @@ def test_resize_flag_reaches_the_solver_and_the_net_as_feed_options(monkeypatch)
         ("Solver", FeedOptions()),
     ]
     assert not cli.build_parser().parse_args(["train", "-solver", "s"]).resize
+
+
+def test_resize_flag_reaches_the_ranks_of_a_local_job(monkeypatch):
+    from caffeonspark.distributed import launcher, worker
+
+    launched = {}
+
+    class Result:
+        returncode = 0
+
+    def fake_launch(solver, world_size, **options):
+        launched.update(options, solver=solver, world_size=world_size)
+        return Result()
+
+    monkeypatch.setattr(launcher, "launch", fake_launch)
+    assert cli.main(["train", "-solver", "s.prototxt", "-world_size", "2", "-resize"]) == 0
+    assert (launched["world_size"], launched["resize"]) == (2, True)
+    # The rank process reads it back from the environment the launcher gives it.
+    ranks = []
+    monkeypatch.setattr(worker, "train_rank", lambda *a, **kw: ranks.append(kw["resize"]))
+    monkeypatch.setattr("caffeonspark.distributed.rendezvous.LocalRendezvous",
+                        lambda *args: type("Rendezvous", (), {"all_gather": None})())
+    for flag in ("1", "0"):
+        monkeypatch.setattr(worker.os, "environ", {
+            "CAFFEONSPARK_RANK": "0", "CAFFEONSPARK_WORLD_SIZE": "2",
+            "CAFFEONSPARK_JOB_SECRET": "00", "CAFFEONSPARK_RENDEZVOUS": "127.0.0.1:1",
+            "CAFFEONSPARK_JOB_ID": "j", "CAFFEONSPARK_SOLVER": "s.prototxt",
+            "CAFFEONSPARK_RESIZE": flag,
+        })
+        assert worker.main() == 0
+    assert ranks == [True, False]

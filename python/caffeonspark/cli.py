@@ -131,7 +131,8 @@ def train(args: argparse.Namespace) -> int:
         try:
             result = launch(args.solver, args.world_size, weights=args.weights,
                             snapshot=args.snapshot, threads=args.threads,
-                            comm_timeout=args.comm_timeout, check_params=args.check_params)
+                            comm_timeout=args.comm_timeout, check_params=args.check_params,
+                            resize=args.resize)
         except KeyboardInterrupt:
             log.error("interrupted: the ranks were terminated")
             return 130

@@ -63,6 +63,7 @@ def launch(
     threads: int | None = None,
     comm_timeout: float = 60.0,
     check_params: bool = False,
+    resize: bool = False,
     on_started=None,
 ) -> LaunchResult:
     """Trains `solver` with `world_size` ranks on this machine (see the module docstring).
@@ -86,6 +87,7 @@ def launch(
         CAFFEONSPARK_SNAPSHOT=os.fspath(snapshot) if snapshot else "",
         CAFFEONSPARK_THREADS=str(threads),
         CAFFEONSPARK_CHECK_PARAMS="1" if check_params else "0",
+        CAFFEONSPARK_RESIZE="1" if resize else "0",
         CAFFEONSPARK_STATUS_DIR=status_dir,
         CAFFEONSPARK_LAUNCHER_PID=str(os.getpid()),
         OMP_NUM_THREADS=str(threads),

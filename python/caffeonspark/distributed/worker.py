@@ -3,7 +3,7 @@
 The launcher (launcher.py) starts one such process per rank with the job in its
 environment: CAFFEONSPARK_RANK, _WORLD_SIZE, _RENDEZVOUS (the launcher's address list
 server), _JOB_ID, _JOB_SECRET (hex), _COMM_TIMEOUT, _SOLVER, optional _WEIGHTS / _SNAPSHOT,
-_THREADS, _CHECK_PARAMS, _STATUS_DIR and _LAUNCHER_PID. The rank reads its own shard of every
+_THREADS, _CHECK_PARAMS, _RESIZE, _STATUS_DIR and _LAUNCHER_PID. The rank reads its own shard of every
 TRAIN data layer (Data layers: record index % world_size == rank, Caffe's rule; source-fed
 MemoryData layers: data/shard_rule.py, the rule Spark's tasks follow too), joins the ring,
 takes rank 0's weights, trains (run.py run_data_parallel, as Spark's tasks do); rank 0
@@ -49,8 +49,10 @@ def train_rank(
     comm_options: CommOptions | None = None,
     options: DataParallelOptions | None = None,
     host: str = "127.0.0.1",
+    resize: bool = False,
 ) -> Any:
-    """Trains rank `rank` of the job to max_iter; returns its Solver."""
+    """Trains rank `rank` of the job to max_iter; returns its Solver. `resize`: source images
+    are resized to their MemoryData layer's size (-resize)."""
     from caffeonspark import model_io
     from caffeonspark.data.shard_rule import rank_feed_options
     from caffeonspark.solver import Solver
@@ -59,7 +61,7 @@ def train_rank(
     with aborting_ring(comm):  # a rank that cannot start fails the others at once
         # The shuffles follow the solver's own seed, before rank_solver_edit offsets it.
         seed = model_io.read_solver_prototxt(solver_path).random_seed
-        feed = rank_feed_options(seed, rank, world_size, presharded=False)
+        feed = rank_feed_options(seed, rank, world_size, presharded=False, resize=resize)
         solver = Solver(solver_path, edit=lambda param: rank_solver_edit(param, rank), feed=feed)
         if weights:
             for path in weights.split(","):
@@ -132,6 +134,7 @@ def main() -> int:
             snapshot=env.get("CAFFEONSPARK_SNAPSHOT") or None,
             comm_options=CommOptions(timeout=timeout),
             options=DataParallelOptions(check_params=env.get("CAFFEONSPARK_CHECK_PARAMS") == "1"),
+            resize=env.get("CAFFEONSPARK_RESIZE") == "1",
         )
     except Exception as error:  # reported to the launcher, which exits with the first one
         log.error("%s: %s", type(error).__name__, error)
