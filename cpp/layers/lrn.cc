@@ -11,7 +11,9 @@ namespace caffeonspark {
 
 namespace {
 
-// Every LRN loop counts as windowed work when deciding whether to go parallel.
+// LRN's loops go parallel at the windowed-work threshold (half the element count of a
+// plain loop): its pow and window sums are heavy per element, and its light square and
+// ratio loops have always shared that threshold.
 int64_t Work(long elements) { return elements * kWindowedElementWork; }
 
 }  // namespace
