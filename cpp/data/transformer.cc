@@ -1,8 +1,10 @@
+// DataTransformer (rules in transformer.h). Tests: tests/data/test_transformer.py.
 #include "data/transformer.h"
 
 #include <cstring>
 
 #include "core/errors.h"
+#include "core/parallel.h"
 
 namespace caffeonspark {
 
@@ -98,8 +100,7 @@ void DataTransformer::Transform(const T* in, int num, int channels, int height, 
 
   // Idle workers of this (prefetch-thread) team yield quickly: python/caffeonspark/_native.py
   // bounds libgomp's spinning, which otherwise took the cores the feeders need.
-#pragma omp parallel for if (num * out_count > 65536)
-  for (int i = 0; i < num; ++i) {
+  ParallelFor(num, num * out_count, [&](int64_t i) {
     const T* src = in + i * in_count;
     float* dst = out + i * out_count;
     const TransformChoice& pick = picks[i];
@@ -117,7 +118,7 @@ void DataTransformer::Transform(const T* in, int num, int channels, int height, 
         }
       }
     }
-  }
+  });
   if (choices) *choices = std::move(picks);
 }
 

@@ -2,13 +2,14 @@
 #include "layers/concat_slice.h"
 
 #include "core/math.h"
+#include "core/parallel.h"
 
 namespace caffeonspark {
 
 void CopyBlocks(int64_t rows, int64_t block, const float* src, int64_t src_stride, float* dst,
                 int64_t dst_stride) {
-#pragma omp parallel for if (rows * block > 65536)
-  for (int64_t r = 0; r < rows; ++r) copy(block, src + r * src_stride, dst + r * dst_stride);
+  ParallelFor(rows, rows * block,
+              [&](int64_t r) { copy(block, src + r * src_stride, dst + r * dst_stride); });
 }
 
 namespace {

@@ -2,7 +2,7 @@
 #include "layers/eltwise.h"
 
 #include "core/math.h"
-#include "layers/neuron.h"
+#include "core/parallel.h"
 
 namespace caffeonspark {
 
@@ -50,10 +50,10 @@ void EltwiseLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
     case Op::kProd: {
       const float* a = bottom[0]->data();
       const float* b = bottom[1]->data();
-      ForEachElement(n, [&](int64_t k) { y[k] = a[k] * b[k]; });
+      ParallelFor(n, [&](int64_t k) { y[k] = a[k] * b[k]; });
       for (size_t i = 2; i < bottom.size(); ++i) {
         const float* x = bottom[i]->data();
-        ForEachElement(n, [&](int64_t k) { y[k] *= x[k]; });
+        ParallelFor(n, [&](int64_t k) { y[k] *= x[k]; });
       }
       break;
     }
@@ -61,7 +61,7 @@ void EltwiseLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
       int* winner = argmax_.data();
       const float* a = bottom[0]->data();
       const float* b = bottom[1]->data();
-      ForEachElement(n, [&](int64_t k) {
+      ParallelFor(n, [&](int64_t k) {
         const bool first = a[k] > b[k];
         y[k] = first ? a[k] : b[k];
         winner[k] = first ? 0 : 1;
@@ -69,7 +69,7 @@ void EltwiseLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
       for (size_t i = 2; i < bottom.size(); ++i) {
         const float* x = bottom[i]->data();
         const int index = static_cast<int>(i);
-        ForEachElement(n, [&](int64_t k) {
+        ParallelFor(n, [&](int64_t k) {
           if (x[k] > y[k]) {
             y[k] = x[k];
             winner[k] = index;
@@ -92,26 +92,26 @@ void EltwiseLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& pro
     switch (op_) {
       case Op::kSum: {
         const float c = coeffs_[i];
-        ForEachElement(n, [&](int64_t k) { dx[k] = c * dy[k]; });
+        ParallelFor(n, [&](int64_t k) { dx[k] = c * dy[k]; });
         break;
       }
       case Op::kProd:
         if (stable_prod_grad_) {
-          ForEachElement(n, [&](int64_t k) { dx[k] = dy[k]; });
+          ParallelFor(n, [&](int64_t k) { dx[k] = dy[k]; });
           for (size_t j = 0; j < bottom.size(); ++j) {
             if (j == i) continue;
             const float* x = bottom[j]->data();
-            ForEachElement(n, [&](int64_t k) { dx[k] *= x[k]; });
+            ParallelFor(n, [&](int64_t k) { dx[k] *= x[k]; });
           }
         } else {
           const float* x = bottom[i]->data();
-          ForEachElement(n, [&](int64_t k) { dx[k] = dy[k] * y[k] / x[k]; });
+          ParallelFor(n, [&](int64_t k) { dx[k] = dy[k] * y[k] / x[k]; });
         }
         break;
       case Op::kMax: {
         const int* winner = argmax_.data();
         const int index = static_cast<int>(i);
-        ForEachElement(n, [&](int64_t k) { dx[k] = winner[k] == index ? dy[k] : 0.0f; });
+        ParallelFor(n, [&](int64_t k) { dx[k] = winner[k] == index ? dy[k] : 0.0f; });
         break;
       }
     }

@@ -1,15 +1,20 @@
+// LRN across and within channels (rules in lrn.h). Tests: tests/layers/test_lrn.py.
 #include "layers/lrn.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "core/math.h"
+#include "core/parallel.h"
 
 namespace caffeonspark {
 
 namespace {
 
-constexpr long kParallelMin = 32768;  // elements below which loops stay on one thread
+// LRN's loops go parallel at the windowed-work threshold (half the element count of a
+// plain loop): its pow and window sums are heavy per element, and its light square and
+// ratio loops have always shared that threshold.
+int64_t Work(long elements) { return elements * kWindowedElementWork; }
 
 }  // namespace
 
@@ -46,8 +51,7 @@ void LRNLayer::WindowSum(const float* values, float* out) const {
   const long total = static_cast<long>(num_) * channels_ * plane;
   if (across_) {
     const long rows = static_cast<long>(num_) * channels_;
-#pragma omp parallel for if (total > kParallelMin)
-    for (long row = 0; row < rows; ++row) {
+    ParallelFor(rows, Work(total), [&](int64_t row) {
       const long n = row / channels_;
       const int c = static_cast<int>(row % channels_);
       float* dst = out + row * plane;
@@ -57,37 +61,34 @@ void LRNLayer::WindowSum(const float* values, float* out) const {
         const float* src = values + (n * channels_ + cc) * plane;
         for (long i = 0; i < plane; ++i) dst[i] += src[i];
       }
-    }
+    });
     return;
   }
   // n×n box with zero padding, separably: along each row, then along each column.
   const long planes = static_cast<long>(num_) * channels_;
-#pragma omp parallel if (total > kParallelMin)
-  {
-    std::vector<float> rows(plane);
-#pragma omp for
-    for (long p = 0; p < planes; ++p) {
-      const float* src = values + p * plane;
-      float* dst = out + p * plane;
-      for (int h = 0; h < height_; ++h) {
-        for (int w = 0; w < width_; ++w) {
-          float sum = 0;
-          const int w0 = std::max(w - half, 0), w1 = std::min(w + half, width_ - 1);
-          for (int ww = w0; ww <= w1; ++ww) sum += src[h * width_ + ww];
-          rows[h * width_ + w] = sum;
+  ParallelForWithScratch(
+      planes, Work(total), [&] { return std::vector<float>(plane); },
+      [&](int64_t p, std::vector<float>& rows) {
+        const float* src = values + p * plane;
+        float* dst = out + p * plane;
+        for (int h = 0; h < height_; ++h) {
+          for (int w = 0; w < width_; ++w) {
+            float sum = 0;
+            const int w0 = std::max(w - half, 0), w1 = std::min(w + half, width_ - 1);
+            for (int ww = w0; ww <= w1; ++ww) sum += src[h * width_ + ww];
+            rows[h * width_ + w] = sum;
+          }
         }
-      }
-      for (int h = 0; h < height_; ++h) {
-        const int h0 = std::max(h - half, 0), h1 = std::min(h + half, height_ - 1);
-        float* line = dst + h * width_;
-        std::fill(line, line + width_, 0.0f);
-        for (int hh = h0; hh <= h1; ++hh) {
-          const float* r = rows.data() + hh * width_;
-          for (int w = 0; w < width_; ++w) line[w] += r[w];
+        for (int h = 0; h < height_; ++h) {
+          const int h0 = std::max(h - half, 0), h1 = std::min(h + half, height_ - 1);
+          float* line = dst + h * width_;
+          std::fill(line, line + width_, 0.0f);
+          for (int hh = h0; hh <= h1; ++hh) {
+            const float* r = rows.data() + hh * width_;
+            for (int w = 0; w < width_; ++w) line[w] += r[w];
+          }
         }
-      }
-    }
-  }
+      });
 }
 
 void LRNLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
@@ -99,14 +100,12 @@ void LRNLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const float shift = across_ ? k_ : 1.0f;
   const float coeff = across_ ? alpha_ / size_ : alpha_ / (size_ * size_);
   const float power = -beta_;
-#pragma omp parallel for if (count > kParallelMin)
-  for (long i = 0; i < count; ++i) sq[i] = x[i] * x[i];
+  ParallelFor(count, Work(count), [&](int64_t i) { sq[i] = x[i] * x[i]; });
   WindowSum(sq, s);
-#pragma omp parallel for if (count > kParallelMin)
-  for (long i = 0; i < count; ++i) {
+  ParallelFor(count, Work(count), [&](int64_t i) {
     s[i] = shift + coeff * s[i];
     y[i] = x[i] * std::pow(s[i], power);
-  }
+  });
 }
 
 void LRNLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
@@ -123,13 +122,11 @@ void LRNLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propaga
   const long count = bottom[0]->count();
   const float coeff = 2.0f * alpha_ * beta_ / (across_ ? size_ : size_ * size_);
   const float power = -beta_;
-#pragma omp parallel for if (count > kParallelMin)
-  for (long i = 0; i < count; ++i) ratio[i] = dy[i] * y[i] / s[i];
+  ParallelFor(count, Work(count), [&](int64_t i) { ratio[i] = dy[i] * y[i] / s[i]; });
   WindowSum(ratio, window);
-#pragma omp parallel for if (count > kParallelMin)
-  for (long i = 0; i < count; ++i) {
+  ParallelFor(count, Work(count), [&](int64_t i) {
     dx[i] = dy[i] * std::pow(s[i], power) - coeff * x[i] * window[i];
-  }
+  });
 }
 
 }  // namespace caffeonspark

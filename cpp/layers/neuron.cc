@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/math.h"
+#include "core/parallel.h"
 #include "core/rng.h"
 
 namespace caffeonspark {
@@ -26,7 +27,7 @@ void ReLULayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const float slope = spec_.params.child("relu_param").real("negative_slope");
   const float* x = bottom[0]->data();
   float* y = top[0]->mutable_data();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) {
+  ParallelFor(bottom[0]->count(), [&](int64_t i) {
     y[i] = std::max(x[i], 0.0f) + slope * std::min(x[i], 0.0f);
   });
 }
@@ -39,7 +40,7 @@ void ReLULayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propag
   const float* x = bottom[0]->data();
   const float* dy = top[0]->diff();
   float* dx = bottom[0]->mutable_diff();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) { dx[i] = dy[i] * (x[i] > 0 ? 1.0f : slope); });
+  ParallelFor(bottom[0]->count(), [&](int64_t i) { dx[i] = dy[i] * (x[i] > 0 ? 1.0f : slope); });
 }
 
 // ---- Sigmoid, TanH: the gradient reads the output ---------------------------------------
@@ -48,7 +49,7 @@ void SigmoidLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const float* x = bottom[0]->data();
   float* y = top[0]->mutable_data();
   // 0.5 tanh(x/2) + 0.5 equals 1/(1+e^-x) and never overflows.
-  ForEachElement(bottom[0]->count(), [&](int64_t i) { y[i] = 0.5f * std::tanh(0.5f * x[i]) + 0.5f; });
+  ParallelFor(bottom[0]->count(), [&](int64_t i) { y[i] = 0.5f * std::tanh(0.5f * x[i]) + 0.5f; });
 }
 
 void SigmoidLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
@@ -57,13 +58,13 @@ void SigmoidLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& pro
   const float* y = top[0]->data();
   const float* dy = top[0]->diff();
   float* dx = bottom[0]->mutable_diff();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) { dx[i] = dy[i] * y[i] * (1.0f - y[i]); });
+  ParallelFor(bottom[0]->count(), [&](int64_t i) { dx[i] = dy[i] * y[i] * (1.0f - y[i]); });
 }
 
 void TanHLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const float* x = bottom[0]->data();
   float* y = top[0]->mutable_data();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) { y[i] = std::tanh(x[i]); });
+  ParallelFor(bottom[0]->count(), [&](int64_t i) { y[i] = std::tanh(x[i]); });
 }
 
 void TanHLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
@@ -72,7 +73,7 @@ void TanHLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propag
   const float* y = top[0]->data();
   const float* dy = top[0]->diff();
   float* dx = bottom[0]->mutable_diff();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) { dx[i] = dy[i] * (1.0f - y[i] * y[i]); });
+  ParallelFor(bottom[0]->count(), [&](int64_t i) { dx[i] = dy[i] * (1.0f - y[i] * y[i]); });
 }
 
 // ---- AbsVal, BNLL, ELU: the gradient reads the input -----------------------------------
@@ -81,7 +82,7 @@ void AbsValLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   SaveInputIfInPlace(bottom, top);
   const float* x = bottom[0]->data();
   float* y = top[0]->mutable_data();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) { y[i] = std::fabs(x[i]); });
+  ParallelFor(bottom[0]->count(), [&](int64_t i) { y[i] = std::fabs(x[i]); });
 }
 
 void AbsValLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
@@ -90,7 +91,7 @@ void AbsValLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& prop
   const float* x = Input(bottom);
   const float* dy = top[0]->diff();
   float* dx = bottom[0]->mutable_diff();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) {
+  ParallelFor(bottom[0]->count(), [&](int64_t i) {
     dx[i] = dy[i] * static_cast<float>((x[i] > 0) - (x[i] < 0));
   });
 }
@@ -99,7 +100,7 @@ void BNLLLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   SaveInputIfInPlace(bottom, top);
   const float* x = bottom[0]->data();
   float* y = top[0]->mutable_data();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) {
+  ParallelFor(bottom[0]->count(), [&](int64_t i) {
     y[i] = std::max(x[i], 0.0f) + std::log1p(std::exp(-std::fabs(x[i])));
   });
 }
@@ -110,7 +111,7 @@ void BNLLLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propag
   const float* x = Input(bottom);
   const float* dy = top[0]->diff();
   float* dx = bottom[0]->mutable_diff();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) {
+  ParallelFor(bottom[0]->count(), [&](int64_t i) {
     dx[i] = dy[i] * (0.5f * std::tanh(0.5f * x[i]) + 0.5f);
   });
 }
@@ -120,7 +121,7 @@ void ELULayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const float alpha = spec_.params.child("elu_param").real("alpha");
   const float* x = bottom[0]->data();
   float* y = top[0]->mutable_data();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) {
+  ParallelFor(bottom[0]->count(), [&](int64_t i) {
     y[i] = x[i] > 0 ? x[i] : alpha * std::expm1(x[i]);
   });
 }
@@ -132,7 +133,7 @@ void ELULayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propaga
   const float* x = Input(bottom);
   const float* dy = top[0]->diff();
   float* dx = bottom[0]->mutable_diff();
-  ForEachElement(bottom[0]->count(), [&](int64_t i) {
+  ParallelFor(bottom[0]->count(), [&](int64_t i) {
     dx[i] = x[i] > 0 ? dy[i] : dy[i] * alpha * std::exp(x[i]);
   });
 }
@@ -158,7 +159,7 @@ void DropoutLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   rng_bernoulli(n, 1.0f - ratio_, mask_.data());
   const unsigned* mask = mask_.data();
   const float s = scale_;
-  ForEachElement(n, [&](int64_t i) { y[i] = x[i] * static_cast<float>(mask[i]) * s; });
+  ParallelFor(n, [&](int64_t i) { y[i] = x[i] * static_cast<float>(mask[i]) * s; });
 }
 
 void DropoutLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
@@ -175,7 +176,7 @@ void DropoutLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& pro
                   "backward without a TRAIN forward of the same shape");
   const unsigned* mask = mask_.data();
   const float s = scale_;
-  ForEachElement(n, [&](int64_t i) { dx[i] = dy[i] * static_cast<float>(mask[i]) * s; });
+  ParallelFor(n, [&](int64_t i) { dx[i] = dy[i] * static_cast<float>(mask[i]) * s; });
 }
 
 }  // namespace caffeonspark

@@ -21,13 +21,6 @@
 
 namespace caffeonspark {
 
-// Runs f(i) for i in [0, n), on all cores when n is large.
-template <typename F>
-inline void ForEachElement(int64_t n, F f) {
-#pragma omp parallel for if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) f(i);
-}
-
 class NeuronLayer : public Layer {
  public:
   using Layer::Layer;

@@ -6,6 +6,7 @@
 
 #include "core/filler.h"
 #include "core/math.h"
+#include "core/parallel.h"
 
 namespace caffeonspark {
 
@@ -24,11 +25,11 @@ void PowerLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   float* y = top[0]->mutable_data();
   const float a = scale_, b = shift_, p = power_;
   if (p == 1.0f) {
-    ForEachElement(bottom[0]->count(), [&](int64_t i) { y[i] = b + a * x[i]; });
+    ParallelFor(bottom[0]->count(), [&](int64_t i) { y[i] = b + a * x[i]; });
   } else if (p == 2.0f) {
-    ForEachElement(bottom[0]->count(), [&](int64_t i) { y[i] = (b + a * x[i]) * (b + a * x[i]); });
+    ParallelFor(bottom[0]->count(), [&](int64_t i) { y[i] = (b + a * x[i]) * (b + a * x[i]); });
   } else {
-    ForEachElement(bottom[0]->count(), [&](int64_t i) { y[i] = std::pow(b + a * x[i], p); });
+    ParallelFor(bottom[0]->count(), [&](int64_t i) { y[i] = std::pow(b + a * x[i], p); });
   }
 }
 
@@ -40,11 +41,11 @@ void PowerLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propa
   float* dx = bottom[0]->mutable_diff();
   const float a = scale_, b = shift_, p = power_, diff_scale = power_ * scale_;
   if (diff_scale == 0.0f || p == 1.0f) {
-    ForEachElement(bottom[0]->count(), [&](int64_t i) { dx[i] = diff_scale * dy[i]; });
+    ParallelFor(bottom[0]->count(), [&](int64_t i) { dx[i] = diff_scale * dy[i]; });
   } else if (p == 2.0f) {
-    ForEachElement(bottom[0]->count(), [&](int64_t i) { dx[i] = diff_scale * (b + a * x[i]) * dy[i]; });
+    ParallelFor(bottom[0]->count(), [&](int64_t i) { dx[i] = diff_scale * (b + a * x[i]) * dy[i]; });
   } else {
-    ForEachElement(bottom[0]->count(), [&](int64_t i) {
+    ParallelFor(bottom[0]->count(), [&](int64_t i) {
       dx[i] = diff_scale * std::pow(b + a * x[i], p - 1.0f) * dy[i];
     });
   }
@@ -66,7 +67,7 @@ void ExpLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const float* x = bottom[0]->data();
   float* y = top[0]->mutable_data();
   const float inner = inner_scale_, outer = outer_scale_;
-  ForEachElement(bottom[0]->count(), [&](int64_t i) { y[i] = outer * std::exp(inner * x[i]); });
+  ParallelFor(bottom[0]->count(), [&](int64_t i) { y[i] = outer * std::exp(inner * x[i]); });
 }
 
 void ExpLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
@@ -76,7 +77,7 @@ void ExpLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propaga
   const float* dy = top[0]->diff();
   float* dx = bottom[0]->mutable_diff();
   const float inner = inner_scale_;
-  ForEachElement(bottom[0]->count(), [&](int64_t i) { dx[i] = dy[i] * y[i] * inner; });
+  ParallelFor(bottom[0]->count(), [&](int64_t i) { dx[i] = dy[i] * y[i] * inner; });
 }
 
 // ---- Log -------------------------------------------------------------------------------
@@ -96,7 +97,7 @@ void LogLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const float* x = bottom[0]->data();
   float* y = top[0]->mutable_data();
   const float a = scale_, b = shift_, s = base_scale_;
-  ForEachElement(bottom[0]->count(), [&](int64_t i) { y[i] = std::log(b + a * x[i]) * s; });
+  ParallelFor(bottom[0]->count(), [&](int64_t i) { y[i] = std::log(b + a * x[i]) * s; });
 }
 
 void LogLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
@@ -106,7 +107,7 @@ void LogLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propaga
   const float* dy = top[0]->diff();
   float* dx = bottom[0]->mutable_diff();
   const float a = scale_, b = shift_, numerator = scale_ * base_scale_;
-  ForEachElement(bottom[0]->count(), [&](int64_t i) { dx[i] = dy[i] * numerator / (b + a * x[i]); });
+  ParallelFor(bottom[0]->count(), [&](int64_t i) { dx[i] = dy[i] * numerator / (b + a * x[i]); });
 }
 
 // ---- PReLU -----------------------------------------------------------------------------
@@ -142,7 +143,7 @@ void PReLULayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const float* a = blobs_[0]->data();
   const int64_t inner = inner_, channels = channels_;
   const bool shared = channel_shared_;
-  ForEachElement(bottom[0]->count(), [&](int64_t i) {
+  ParallelFor(bottom[0]->count(), [&](int64_t i) {
     const float slope = a[shared ? 0 : (i / inner) % channels];
     y[i] = std::max(x[i], 0.0f) + slope * std::min(x[i], 0.0f);
   });
@@ -167,7 +168,7 @@ void PReLULayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propa
     const float* a = blobs_[0]->data();
     float* dx = bottom[0]->mutable_diff();
     const bool shared = channel_shared_;
-    ForEachElement(n, [&](int64_t i) {
+    ParallelFor(n, [&](int64_t i) {
       const float slope = a[shared ? 0 : (i / inner) % channels];
       dx[i] = dy[i] * (x[i] > 0 ? 1.0f : slope);
     });

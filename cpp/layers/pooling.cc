@@ -1,3 +1,4 @@
+// Pooling (rules in pooling.h). Tests: tests/layers/test_pooling.py.
 #include "layers/pooling.h"
 
 #include <algorithm>
@@ -5,6 +6,7 @@
 #include <cmath>
 
 #include "core/math.h"
+#include "core/parallel.h"
 
 namespace caffeonspark {
 
@@ -15,9 +17,6 @@ namespace {
 int Given(const Params& p, const char* field) {
   return p.size(field) ? p.integer(field) : 0;
 }
-
-// Work below this many bottom elements stays on one thread.
-constexpr long kParallelMin = 32768;
 
 }  // namespace
 
@@ -267,8 +266,7 @@ void PoolingLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const long in_plane = static_cast<long>(height_) * width_;
   const long out_plane = static_cast<long>(pooled_h_) * pooled_w_;
   int* argmax = method_ == Method::kMax ? argmax_.data() : nullptr;
-#pragma omp parallel for if (planes * in_plane > kParallelMin)
-  for (long plane = 0; plane < planes; ++plane) {
+  ParallelFor(planes, planes * in_plane * kWindowedElementWork, [&](int64_t plane) {
     const float* src = x + plane * in_plane;
     if (plane == planes - 1) {
       // The chunks' spare lanes read past the plane: inside the tensor except for the last.
@@ -286,7 +284,7 @@ void PoolingLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
         mask_top[i] = static_cast<float>(argmax[i]);
       }
     }
-  }
+  });
 }
 
 // AVE, output row ph of one plane: every window spreads dy / divisor over its part inside the
@@ -318,27 +316,25 @@ void PoolingLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& pro
   const long out_plane = static_cast<long>(pooled_h_) * pooled_w_;
   const bool is_max = method_ == Method::kMax;
   const int* argmax = is_max ? argmax_.data() : nullptr;
-#pragma omp parallel if (planes * in_plane > kParallelMin)
-  {
-    std::vector<float> line(is_max ? 0 : width_);
-#pragma omp for
-    for (long plane = 0; plane < planes; ++plane) {
-      float* dst = dx + plane * in_plane;
-      std::fill(dst, dst + in_plane, 0.0f);
-      const float* grad = dy + plane * out_plane;
-      if (is_max) {
-        // Each output routes its gradient to its argmax (-1: an empty window), in output order.
-        const int* index = argmax + plane * out_plane;
-        for (long at = 0; at < out_plane; ++at) {
-          if (index[at] >= 0) dst[index[at]] += grad[at];
+  ParallelForWithScratch(
+      planes, planes * in_plane * kWindowedElementWork,
+      [&] { return std::vector<float>(is_max ? 0 : width_); },
+      [&](int64_t plane, std::vector<float>& line) {
+        float* dst = dx + plane * in_plane;
+        std::fill(dst, dst + in_plane, 0.0f);
+        const float* grad = dy + plane * out_plane;
+        if (is_max) {
+          // Each output routes its gradient to its argmax (-1: an empty window), in output order.
+          const int* index = argmax + plane * out_plane;
+          for (long at = 0; at < out_plane; ++at) {
+            if (index[at] >= 0) dst[index[at]] += grad[at];
+          }
+        } else {
+          for (int ph = 0; ph < pooled_h_; ++ph) {
+            BackwardAveRow(grad + ph * pooled_w_, ph, dst, line.data());
+          }
         }
-      } else {
-        for (int ph = 0; ph < pooled_h_; ++ph) {
-          BackwardAveRow(grad + ph * pooled_w_, ph, dst, line.data());
-        }
-      }
-    }
-  }
+      });
 }
 
 }  // namespace caffeonspark

@@ -1,3 +1,4 @@
+// Softmax and SoftmaxWithLoss (rules in softmax.h). Tests: tests/layers/test_softmax.py.
 #include "layers/softmax.h"
 
 #include <algorithm>
@@ -5,12 +6,12 @@
 #include <cmath>
 
 #include "core/math.h"
+#include "core/parallel.h"
 
 namespace caffeonspark {
 
 void SoftmaxForward(const float* x, float* y, int64_t outer, int64_t channels, int64_t inner) {
-#pragma omp parallel for if (outer * channels * inner > 65536)
-  for (int64_t o = 0; o < outer; ++o) {
+  ParallelFor(outer, outer * channels * inner, [&](int64_t o) {
     const float* xo = x + o * channels * inner;
     float* yo = y + o * channels * inner;
     for (int64_t i = 0; i < inner; ++i) {
@@ -24,7 +25,7 @@ void SoftmaxForward(const float* x, float* y, int64_t outer, int64_t channels, i
       }
       for (int64_t c = 0; c < channels; ++c) yo[c * inner + i] /= sum;
     }
-  }
+  });
 }
 
 void SoftmaxLayer::Reshape(const Tensors& bottom, const Tensors& top) {

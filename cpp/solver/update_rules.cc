@@ -1,3 +1,5 @@
+// The six update rules, regularization and clipping (rules in update_rules.h).
+// Tests: tests/solver/test_update_rules.py.
 #include "solver/update_rules.h"
 
 #include <cmath>
@@ -5,14 +7,31 @@
 #include <map>
 
 #include "core/errors.h"
+#include "core/parallel.h"
 
 namespace caffeonspark {
 
 namespace {
 
-constexpr int64_t kParallelThreshold = 65536;
+// Runs step(g, h) on each pair (diff element of param, its history element), on all cores
+// when the parameter is large. The step reads the gradient and leaves the update in g.
+template <typename Step>
+void ForEachSlot(Tensor& param, Tensor& history, Step step) {
+  float* g = param.mutable_diff();
+  float* h = history.mutable_data();
+  ParallelFor(param.count(), [=](int64_t i) { step(g[i], h[i]); });
+}
 
-// ---- the six rules: element-wise loops over (g -> diff, h, h2), no scratch buffers ----
+// The same for rules with two history sets: step(g, h, h2).
+template <typename Step>
+void ForEachSlot(Tensor& param, Tensor& history, Tensor& history2, Step step) {
+  float* g = param.mutable_diff();
+  float* h = history.mutable_data();
+  float* h2 = history2.mutable_data();
+  ParallelFor(param.count(), [=](int64_t i) { step(g[i], h[i], h2[i]); });
+}
+
+// ---- the six rules: element-wise steps over (g -> diff, h, h2), no scratch buffers ----
 
 class SgdRule : public UpdateRule {
  public:
@@ -20,15 +39,11 @@ class SgdRule : public UpdateRule {
   const char* type() const override { return "SGD"; }
   void ComputeUpdateValue(Tensor& param, float local_rate, int, Tensor& h_blob,
                           Tensor*) const override {
-    const int64_t n = param.count();
-    float* g = param.mutable_diff();
-    float* h = h_blob.mutable_data();
     const float momentum = momentum_;
-#pragma omp parallel for if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) {
-      h[i] = local_rate * g[i] + momentum * h[i];
-      g[i] = h[i];
-    }
+    ForEachSlot(param, h_blob, [=](float& g, float& h) {
+      h = local_rate * g + momentum * h;
+      g = h;
+    });
   }
 };
 
@@ -38,16 +53,12 @@ class NesterovRule : public UpdateRule {
   const char* type() const override { return "Nesterov"; }
   void ComputeUpdateValue(Tensor& param, float local_rate, int, Tensor& h_blob,
                           Tensor*) const override {
-    const int64_t n = param.count();
-    float* g = param.mutable_diff();
-    float* h = h_blob.mutable_data();
     const float momentum = momentum_;
-#pragma omp parallel for if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) {
-      const float previous = h[i];
-      h[i] = local_rate * g[i] + momentum * h[i];
-      g[i] = (1 + momentum) * h[i] - momentum * previous;
-    }
+    ForEachSlot(param, h_blob, [=](float& g, float& h) {
+      const float previous = h;
+      h = local_rate * g + momentum * h;
+      g = (1 + momentum) * h - momentum * previous;
+    });
   }
 };
 
@@ -60,15 +71,11 @@ class AdaGradRule : public UpdateRule {
   const char* type() const override { return "AdaGrad"; }
   void ComputeUpdateValue(Tensor& param, float local_rate, int, Tensor& h_blob,
                           Tensor*) const override {
-    const int64_t n = param.count();
-    float* g = param.mutable_diff();
-    float* h = h_blob.mutable_data();
     const float delta = delta_;
-#pragma omp parallel for if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) {
-      h[i] += g[i] * g[i];
-      g[i] = local_rate * (g[i] / (std::sqrt(h[i]) + delta));
-    }
+    ForEachSlot(param, h_blob, [=](float& g, float& h) {
+      h += g * g;
+      g = local_rate * (g / (std::sqrt(h) + delta));
+    });
   }
 };
 
@@ -83,15 +90,11 @@ class RmsPropRule : public UpdateRule {
   const char* type() const override { return "RMSProp"; }
   void ComputeUpdateValue(Tensor& param, float local_rate, int, Tensor& h_blob,
                           Tensor*) const override {
-    const int64_t n = param.count();
-    float* g = param.mutable_diff();
-    float* h = h_blob.mutable_data();
     const float decay = rms_decay_, delta = delta_;
-#pragma omp parallel for if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) {
-      h[i] = (1 - decay) * (g[i] * g[i]) + decay * h[i];
-      g[i] = local_rate * (g[i] / (std::sqrt(h[i]) + delta));
-    }
+    ForEachSlot(param, h_blob, [=](float& g, float& h) {
+      h = (1 - decay) * (g * g) + decay * h;
+      g = local_rate * (g / (std::sqrt(h) + delta));
+    });
   }
 };
 
@@ -102,18 +105,13 @@ class AdaDeltaRule : public UpdateRule {
   int history_sets() const override { return 2; }
   void ComputeUpdateValue(Tensor& param, float local_rate, int, Tensor& h_blob,
                           Tensor* h2_blob) const override {
-    const int64_t n = param.count();
-    float* g = param.mutable_diff();
-    float* h = h_blob.mutable_data();
-    float* h2 = h2_blob->mutable_data();
     const float m = momentum_, delta = delta_;
-#pragma omp parallel for if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) {
-      h[i] = (1 - m) * (g[i] * g[i]) + m * h[i];
-      const float u = g[i] * std::sqrt((h2[i] + delta) / (h[i] + delta));
-      h2[i] = (1 - m) * (u * u) + m * h2[i];
-      g[i] = local_rate * u;
-    }
+    ForEachSlot(param, h_blob, *h2_blob, [=](float& g, float& h, float& h2) {
+      h = (1 - m) * (g * g) + m * h;
+      const float u = g * std::sqrt((h2 + delta) / (h + delta));
+      h2 = (1 - m) * (u * u) + m * h2;
+      g = local_rate * u;
+    });
   }
 };
 
@@ -124,21 +122,16 @@ class AdamRule : public UpdateRule {
   int history_sets() const override { return 2; }
   void ComputeUpdateValue(Tensor& param, float local_rate, int iter, Tensor& m_blob,
                           Tensor* v_blob) const override {
-    const int64_t n = param.count();
-    float* g = param.mutable_diff();
-    float* m = m_blob.mutable_data();
-    float* v = v_blob->mutable_data();
     const float beta1 = momentum_, beta2 = momentum2_, eps = delta_;
     const double t = iter + 1.0;
     const float correction = static_cast<float>(std::sqrt(1.0 - std::pow(double(beta2), t)) /
                                                 (1.0 - std::pow(double(beta1), t)));
     const float step = local_rate * correction;
-#pragma omp parallel for if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) {
-      m[i] = (1 - beta1) * g[i] + beta1 * m[i];
-      v[i] = (1 - beta2) * (g[i] * g[i]) + beta2 * v[i];
-      g[i] = step * (m[i] / (std::sqrt(v[i]) + eps));
-    }
+    ForEachSlot(param, m_blob, *v_blob, [=](float& g, float& m, float& v) {
+      m = (1 - beta1) * g + beta1 * m;
+      v = (1 - beta2) * (g * g) + beta2 * v;
+      g = step * (m / (std::sqrt(v) + eps));
+    });
   }
 };
 
@@ -214,14 +207,12 @@ void RegularizeGradient(Tensor& param, float local_decay, Regularization type) {
   const float* w = param.data();
   float* g = param.mutable_diff();
   if (type == Regularization::kL2) {
-#pragma omp parallel for if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) g[i] += local_decay * w[i];
+    ParallelFor(n, [=](int64_t i) { g[i] += local_decay * w[i]; });
   } else {
-#pragma omp parallel for if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) {
+    ParallelFor(n, [=](int64_t i) {
       const float sign = static_cast<float>((0.0f < w[i]) - (w[i] < 0.0f));
       g[i] += local_decay * sign;
-    }
+    });
   }
 }
 
