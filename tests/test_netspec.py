@@ -1,5 +1,5 @@
-"""Tests of python/caffeonspark/netspec.py: phase/level/stage filtering (CAFFE_FACTS §2.18),
-Split insertion (§2.12) on the anchors and on small nets, NetState helpers, fill_defaults
+"""Tests of python/caffeonspark/netspec.py: phase/level/stage filtering (docs/CAFFE.md §2.5),
+Split insertion (docs/CAFFE.md §2.4) on the anchors and on small nets, NetState helpers, fill_defaults
 and the type -> parameter-field table.
 """
 
@@ -13,7 +13,7 @@ from caffeonspark.proto import caffe_pb2
 
 TRAIN, TEST = caffe_pb2.TRAIN, caffe_pb2.TEST
 
-# Every type string of CAFFE_FACTS §1 (61) plus CaffeOnSpark's CoSData.
+# Every type string of docs/CAFFE.md §1 (61) plus CaffeOnSpark's CoSData.
 CATALOG = """
 Data ImageData HDF5Data HDF5Output MemoryData DummyData Input WindowData Python Parameter
 Convolution Deconvolution Pooling SPP Im2col Crop LRN

@@ -1,4 +1,4 @@
-"""Tests of python/caffeonspark/upgrade.py (CAFFE_FACTS §8): V1 layers to `layer`, data
+"""Tests of python/caffeonspark/upgrade.py (docs/CAFFE.md §8): V1 layers to `layer`, data
 transforms, net inputs to an Input layer, BatchNorm params, solver_type to type, the
 snapshot_prefix default; on the legacy anchors and on small hand-built nets.
 """

@@ -61,8 +61,8 @@ void BindComm(py::module_& m) {
                                              std::move(addresses), tcp, collective);
            }),
            py::arg("listener"), py::arg("rank"), py::arg("addresses"), py::arg("secret"),
-           py::arg("job_id"), py::arg("tcp") = comm::TcpOptions(),
-           py::arg("collective") = comm::CollectiveOptions(),
+           py::arg("job_id"), py::arg_v("tcp", comm::TcpOptions(), "TcpOptions()"),
+           py::arg_v("collective", comm::CollectiveOptions(), "CollectiveOptions()"),
            "Joins the ring: accepts rank-1 on `listener` and connects to rank+1 (blocking, "
            "GIL released, up to tcp.timeout_seconds).")
       .def_property_readonly("rank", &Communicator::rank)
@@ -109,7 +109,8 @@ void BindComm(py::module_& m) {
              solver->set_gradient_sync(sync);
              return sync;
            }),
-           py::arg("solver"), py::arg("communicator"), py::arg("options") = DataParallelOptions(),
+           py::arg("solver"), py::arg("communicator"),
+           py::arg_v("options", DataParallelOptions(), "DataParallelOptions()"),
            "Attaches to `solver`: its gradients are averaged over the communicator's ranks.")
       .def(
           "broadcast_state",

@@ -1,4 +1,4 @@
-// The engine's exception taxonomy. Every failure inside cpp/ and cuda/ is one of these;
+// The engine's exception taxonomy. Every failure inside the engine (cpp/) is one of these;
 // the binding (cpp/bindings/bind_core.cc) maps each onto caffeonspark.errors.<Same name>.
 // Tests: tests/test_errors.py.
 // Nothing in the engine exits, aborts or logs fatally: inside a Spark executor that would

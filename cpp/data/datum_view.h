@@ -1,4 +1,4 @@
-// DatumView: the fields of one serialized Caffe Datum (CAFFE_FACTS §5: channels=1, height=2,
+// DatumView: the fields of one serialized Caffe Datum (docs/CAFFE.md §5: channels=1, height=2,
 // width=3, data=4, label=5, float_data=6, encoded=7) read straight from its protobuf wire
 // bytes, without copying the payload: `data` points into the caller's buffer (an LMDB read
 // transaction's memory map), so raw pixels can be copied once, into the batch. Only the

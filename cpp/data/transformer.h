@@ -1,4 +1,4 @@
-// DataTransformer: Caffe's per-item preprocessing of data-layer images (CAFFE_FACTS §5.4),
+// DataTransformer: Caffe's per-item preprocessing of data-layer images (docs/CAFFE.md §5.4),
 // from uint8 (or float) CHW items to float32 CHW outputs. Per output element, in order:
 //   1. pick the source pixel inside the crop window (crop_size > 0: TRAIN offsets uniform in
 //      [0, H - crop] x [0, W - crop]; TEST centred at ((H - crop) / 2, (W - crop) / 2));

@@ -101,11 +101,11 @@ void BaseConvolutionLayer::LayerSetUp(const Tensors& bottom, const Tensors&) {
   std::vector<int> weight_shape = {conv_out_channels_, conv_in_channels_ / group_};
   weight_shape.insert(weight_shape.end(), kernel_.begin(), kernel_.end());
   auto weight = std::make_shared<Tensor>(weight_shape);
-  Fill(p.child("weight_filler"), weight.get());
+  Fill(p.child("weight_filler"), weight.get(), where() + "weight_filler: ");
   blobs_ = {weight};
   if (bias_term_) {
     auto bias = std::make_shared<Tensor>(std::vector<int>{num_output_});
-    Fill(p.child("bias_filler"), bias.get());
+    Fill(p.child("bias_filler"), bias.get(), where() + "bias_filler: ");
     blobs_.push_back(bias);
   }
 }

@@ -1,4 +1,4 @@
-// Convolution and Deconvolution (convolution_param), CAFFE_FACTS §2.1.
+// Convolution and Deconvolution (convolution_param), docs/CAFFE.md §2.1.
 //
 // "Convolution": y[n, o, p] = b[o] + Σ_{c in group(o), k} W[o, c, k] · x[n, c, p·stride − pad +
 // k·dilation] (zero outside the image). Bottom (batch..., C, spatial...) with the channel axis

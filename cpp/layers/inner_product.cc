@@ -14,11 +14,11 @@ void InnerProductLayer::LayerSetUp(const Tensors& bottom, const Tensors&) {
   int axis = bottom[0]->CanonicalAxis(p.integer("axis"));
   K_ = static_cast<int>(bottom[0]->count(axis));
   auto weight = std::make_shared<Tensor>(transpose_ ? std::vector<int>{K_, N_} : std::vector<int>{N_, K_});
-  Fill(p.child("weight_filler"), weight.get());
+  Fill(p.child("weight_filler"), weight.get(), where() + "weight_filler: ");
   blobs_ = {weight};
   if (bias_term_) {
     auto bias = std::make_shared<Tensor>(std::vector<int>{N_});
-    Fill(p.child("bias_filler"), bias.get());
+    Fill(p.child("bias_filler"), bias.get(), where() + "bias_filler: ");
     blobs_.push_back(bias);
   }
 }

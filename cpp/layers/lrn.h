@@ -1,4 +1,4 @@
-// LRN, local response normalisation (lrn_param), CAFFE_FACTS §2.3. Bottom and top (N, C, H, W).
+// LRN, local response normalisation (lrn_param), docs/CAFFE.md §2.3. Bottom and top (N, C, H, W).
 //
 // ACROSS_CHANNELS (default): s = k + (alpha / n) · Σ x² over channels c − (n−1)/2 … c + (n−1)/2
 // (channels outside [0, C) count 0); y = x · s^(−beta);

@@ -121,7 +121,7 @@ void PReLULayer::LayerSetUp(const Tensors& bottom, const Tensors&) {
   auto slopes = std::make_shared<Tensor>(std::vector<int>{channel_shared_ ? 1 : channels_});
   const bool filler_set = p.size("filler_set") ? p.flag("filler_set") : p.size("filler") > 0;
   if (filler_set) {
-    Fill(p.child("filler"), slopes.get());
+    Fill(p.child("filler"), slopes.get(), where() + "filler: ");
   } else {
     fill(slopes->count(), 0.25f, slopes->mutable_data());
   }

@@ -1,4 +1,4 @@
-// Pooling (pooling_param), CAFFE_FACTS §2.2. Bottom (N, C, H, W) only; top (N, C, PH, PW).
+// Pooling (pooling_param), docs/CAFFE.md §2.2. Bottom (N, C, H, W) only; top (N, C, PH, PW).
 //
 // Shape: PH = ceil((H + 2·pad_h − kernel_h) / stride_h) + 1 (round_mode CEIL, the default;
 // FLOOR uses floor); then, when any pad is non-zero, a window that would start at or past

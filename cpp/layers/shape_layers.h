@@ -7,7 +7,7 @@
 //     dim at that position; one dim -1 is inferred from the count. Shares data and diff.
 //     Not in place.
 //   Split: 1 bottom, >= 1 tops, each top shares the bottom's data; backward sums the top
-//     diffs into the bottom diff. Not in place. Inserted by the net for fan-out (§2.12).
+//     diffs into the bottom diff. Not in place. Inserted by the net for fan-out (docs/CAFFE.md §2.4).
 //   Silence: >= 1 bottoms, no tops; forward does nothing, backward writes zeros into the
 //     diffs of the bottoms that need them.
 // Sharing is redone in every Reshape: a bottom reshape that grows capacity reallocates.

@@ -1,5 +1,5 @@
 // DataParallel: synchronous data-parallel training of one Net over a Communicator (Caffe's
-// multi-GPU rule, CAFFE_FACTS §4.3: gradients summed over ranks, scaled by 1/P, before
+// multi-GPU rule, docs/CAFFE.md §4.3: gradients summed over ranks, scaled by 1/P, before
 // ApplyUpdate; effective batch = P x batch_size; rank 0's weights broadcast at start).
 //
 // Buckets: the learnable parameters with lr_mult != 0, in reverse layer order (a parameter

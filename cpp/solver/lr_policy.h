@@ -1,4 +1,4 @@
-// Learning-rate policies of Caffe's SGD-family solvers (CAFFE_FACTS §4.4). `iter` is the
+// Learning-rate policies of Caffe's SGD-family solvers (docs/CAFFE.md §4.4). `iter` is the
 // number of updates already applied (0-based); base_lr, gamma, power, stepsize, stepvalue
 // and max_iter come from the SolverParameter:
 //   fixed      base_lr

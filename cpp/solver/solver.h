@@ -1,4 +1,4 @@
-// Solver: Caffe's training loop over one train Net and its test Nets (CAFFE_FACTS §4.1–§4.5).
+// Solver: Caffe's training loop over one train Net and its test Nets (docs/CAFFE.md §4.1–§4.5).
 // Python builds the nets (phase/stage filtering, weight sharing of the test nets with the
 // train net) and hands over the SolverParameter's scalar fields as Params; this class owns
 // the loop, the learning-rate policy, the update rule and its history.
@@ -143,7 +143,7 @@ class Solver {
   std::unique_ptr<UpdateRule> rule_;
   Regularization regularization_;
 
-  // SolverParameter fields (defaults of §4.5).
+  // SolverParameter fields (defaults: docs/CAFFE.md §4.5).
   std::vector<int> test_iter_;
   int test_interval_ = 0;
   bool test_compute_loss_ = false, test_initialization_ = true;

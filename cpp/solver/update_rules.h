@@ -1,4 +1,4 @@
-// The per-parameter steps of Caffe's ApplyUpdate (CAFFE_FACTS §4.2, §4.3), in the order
+// The per-parameter steps of Caffe's ApplyUpdate (docs/CAFFE.md §4.2), in the order
 // the solver calls them:
 //   ClipGradients     (once, over all learnable params) if clip_gradients >= 0 and the global
 //                     L2 norm of the raw accumulated diffs exceeds it: diffs *= clip / norm

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BatchQueue', 'CollectiveOptions', 'CommListener', 'Communicator', 'DataParallel', 'DataParallelOptions', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'Tensor', 'TcpOptions', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'error_types', 'has_cuda', 'layer_types', 'num_threads', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'update_rule_types']
+__all__: list[str] = ['BatchQueue', 'CollectiveOptions', 'CommListener', 'Communicator', 'DataParallel', 'DataParallelOptions', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'TcpOptions', 'Tensor', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'error_types', 'has_cuda', 'layer_types', 'num_threads', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'update_rule_types']
 class Tensor:
     @typing.overload
     def __init__(self) -> None:
@@ -48,6 +48,11 @@ class BatchQueue:
     def push_tops(self, arrays: collections.abc.Sequence, timeout: typing.SupportsFloat | typing.SupportsIndex | None = None) -> bool:
         """
         Copy one multi-top batch in (CoSData): one (N, C, H, W) array per top, uint8 raw images or float data; blocks with the GIL released while full. False when the queue is closed.
+        """
+    @property
+    def blocked_pushes(self) -> int:
+        """
+        Producers blocked in push right now (the queue is full).
         """
     @property
     def capacity(self) -> int:
@@ -294,6 +299,7 @@ class TcpOptions:
     """
     The TCP ring transport's settings (comm/tcp_transport.h).
     """
+    send_thread: bool
     def __init__(self) -> None:
         ...
     @property
@@ -313,12 +319,6 @@ class TcpOptions:
         ...
     @max_frame_bytes.setter
     def max_frame_bytes(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def send_thread(self) -> bool:
-        ...
-    @send_thread.setter
-    def send_thread(self, arg0: bool) -> None:
         ...
     @property
     def socket_buffer_bytes(self) -> int:
@@ -354,6 +354,7 @@ class DataParallelOptions:
     """
     Gradient bucketing settings (solver/data_parallel.h).
     """
+    check_params: bool
     def __init__(self) -> None:
         ...
     @property
@@ -361,12 +362,6 @@ class DataParallelOptions:
         ...
     @bucket_bytes.setter
     def bucket_bytes(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
-        ...
-    @property
-    def check_params(self) -> bool:
-        ...
-    @check_params.setter
-    def check_params(self, arg0: bool) -> None:
         ...
     @property
     def first_bucket_bytes(self) -> int:

@@ -15,7 +15,7 @@ shard of the training data, rank 0 displays, tests and snapshots; -threads is pe
 Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` or
 `--solver`), as Caffe's gflags do. A command line that starts with one of CaffeOnSpark's
 own flags instead of a verb (`caffeonspark -train -conf S -model file:/tmp/m -clusterSize 1`,
-every flag of shared/anchors/caffeonspark/FLAGS.md) runs the Spark driver
+every flag of the original, spark/config.py FLAGS) runs the Spark driver
 (caffeonspark/spark/driver.py) on an embedded local[clusterSize] Spark.
 Tests: tests/test_cli.py, tests/spark/test_spark.py.
 """

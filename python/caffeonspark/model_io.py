@@ -1,5 +1,5 @@
 """Reading and writing Caffe's files: net and solver prototxts, .caffemodel weights,
-.solverstate snapshots and .binaryproto arrays (CAFFE_FACTS §4.5, §5, §8).
+.solverstate snapshots and .binaryproto arrays (docs/CAFFE.md §4.5, §5, §8).
 
 Every net read here, text or binary, goes through caffeonspark.upgrade (legacy V1 layers,
 net inputs, BatchNorm params); solvers get the solver_type upgrade and the snapshot_prefix

@@ -1,5 +1,5 @@
-"""Net preparation before the engine builds it: phase/stage filtering (CAFFE_FACTS §2.18),
-automatic Split insertion (§2.12), NetState helpers, and per-layer parameter dicts with
+"""Net preparation before the engine builds it: phase/stage filtering (docs/CAFFE.md §2.5),
+automatic Split insertion (docs/CAFFE.md §2.4), NetState helpers, and per-layer parameter dicts with
 every proto default filled in (what the C++ engine receives instead of protobuf).
 
 Order, as in Caffe's Net::Init: filter_net(net, state) then insert_splits(net); then each
@@ -34,7 +34,7 @@ __all__ = [
     "layer_params",
 ]
 
-# Caffe type string -> the LayerParameter fields carrying that type's parameters (§1).
+# Caffe type string -> the LayerParameter fields carrying that type's parameters (docs/CAFFE.md §1).
 # Loss layers list loss_param first; data layers with a DataTransformer add transform_param.
 TYPE_PARAM_FIELDS: dict[str, tuple[str, ...]] = {
     # data / input
@@ -116,7 +116,7 @@ DEFAULT_ALWAYS: frozenset[str] = frozenset(
 
 
 # ---------------------------------------------------------------------------------------
-# NetState and filtering (§2.18)
+# NetState and filtering (docs/CAFFE.md §2.5)
 # ---------------------------------------------------------------------------------------
 
 
@@ -235,7 +235,7 @@ def filter_net(net: caffe_pb2.NetParameter, state: caffe_pb2.NetState) -> caffe_
 
 
 # ---------------------------------------------------------------------------------------
-# Split insertion (§2.12)
+# Split insertion (docs/CAFFE.md §2.4)
 # ---------------------------------------------------------------------------------------
 
 _TopId = tuple[int, int]  # (layer index, top index); layer -1 = legacy net `input`s

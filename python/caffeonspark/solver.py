@@ -1,4 +1,4 @@
-"""pycaffe-shaped Solver over the engine's training loop (CAFFE_FACTS §4, §5 SolverState).
+"""pycaffe-shaped Solver over the engine's training loop (docs/CAFFE.md §4).
 
     solver = caffeonspark.solver.get_solver("lenet_solver.prototxt")   # type from the file
     solver = caffeonspark.solver.SGDSolver("lenet_solver.prototxt")    # type forced to SGD

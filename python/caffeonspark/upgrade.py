@@ -1,4 +1,4 @@
-"""Upgrades of legacy Caffe nets and solvers to the current schema (CAFFE_FACTS §8, §4.5).
+"""Upgrades of legacy Caffe nets and solvers to the current schema (docs/CAFFE.md §8, §4.5).
 
 Applied by caffeonspark.model_io to every net it reads, text or binary, in Caffe's order:
 

@@ -201,9 +201,15 @@ def test_seed_makes_fills_repeatable():
     [
         ('type: "foo"', ConfigError, "unknown filler type 'foo'"),
         ('type: "uniform" sparse: 1', ConfigError, "only the gaussian filler accepts 'sparse'"),
-        ('type: "bilinear"', ShapeError, "4-D tensor with square kernels"),
+        ('type: "bilinear"', ShapeError, "bilinear filler needs a 4-D tensor with square kernels"),
+        ('type: "xavier"', None, None),  # fine: the bad one is the bias filler below
     ],
 )
-def test_bad_fillers(filler, error, message):
-    with pytest.raises(error, match=message):
+def test_bad_fillers_name_the_layer_and_the_field(filler, error, message):
+    if error is None:
+        with pytest.raises(ConfigError, match=r"layer 'probe' \(InnerProduct\).*bias_filler: "
+                           "unknown filler type 'bar'"):
+            ip(2, filler, bias='type: "bar"')
+        return
+    with pytest.raises(error, match=r"layer 'probe' \(InnerProduct\).*weight_filler: " + message):
         ip(2, filler)

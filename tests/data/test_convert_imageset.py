@@ -1,5 +1,5 @@
 """convert_imageset (python/caffeonspark/data/convert_imageset.py) and its CLI verb: records
-are checked at the wire level against Datums encoded here from CAFFE_FACTS §5 field numbers
+are checked at the wire level against Datums encoded here from docs/CAFFE.md §5 field numbers
 (channels=1, height=2, width=3, data=4, label=5, encoded=7), keys follow Caffe's
 `%08d_<path>`, and reading back gives the original pixels (OpenCV BGR decode of the real
 JPEG fixtures, or exact PNG pixels) and labels."""

@@ -1,7 +1,7 @@
 """Tests for caffeonspark.data.convert_mnist and lmdb_writer: Datum LMDBs as Caffe writes them.
 
 The stored records are checked with a protobuf wire decoder written here (varint and
-length-delimited fields by number, CAFFE_FACTS section 5), independent of caffe_pb2.
+length-delimited fields by number, docs/CAFFE.md §5), independent of caffe_pb2.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The whole preprocessing of an encoded image, as a feeder and the native transform run it
 (decode in the layer's mode -> optional bilinear resize -> DataTransformer crop / mirror /
-mean / scale, CAFFE_FACTS §5.4), against an independent float64 NumPy reference, for every
+mean / scale, docs/CAFFE.md §5.4), against an independent float64 NumPy reference, for every
 combination of decode mode, resize, crop (TRAIN random / TEST centred), mirror, mean (none,
 one value, one per channel, mean file) and scale."""
 

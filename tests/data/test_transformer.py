@@ -1,4 +1,4 @@
-"""The native DataTransformer (cpp/data/transformer.h, CAFFE_FACTS §5.4) against an
+"""The native DataTransformer (cpp/data/transformer.h, docs/CAFFE.md §5.4) against an
 independent NumPy reference, for every combination of crop (TRAIN random / TEST centred),
 mirror, mean (none / mean_file / one mean_value / one per channel), scale and input dtype;
 plus the distribution of its random choices, seeding, and its errors."""

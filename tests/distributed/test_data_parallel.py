@@ -1,6 +1,6 @@
 """Data-parallel equivalence: P ranks (processes) of batch b for k iterations end with the
 weights of one rank of batch P*b (also with iter_size 2: only the last pass reduces) (LeNet, SGD with momentum, weight decay, lr policy inv;
-CAFFE_FACTS §4.3 last paragraph: gradients summed over ranks, scaled by 1/P, before the
+docs/CAFFE.md §4.3 last paragraph: gradients summed over ranks, scaled by 1/P, before the
 update), within 1e-5 relative; the ranks check each other's parameters every iteration
 (check_params). Also: the bucket plan, and ranks whose parameters diverge being caught."""
 

@@ -1,4 +1,4 @@
-"""LRN (cpp/layers/lrn.*): CAFFE_FACTS §2.3 — ACROSS_CHANNELS and WITHIN_CHANNEL against
+"""LRN (cpp/layers/lrn.*): docs/CAFFE.md §2.3 — ACROSS_CHANNELS and WITHIN_CHANNEL against
 float64 NumPy references written here with explicit windows, gradients by finite
 differences (Caffe's LRN settings: step 1e-2, threshold 1e-2), Caffe's outputs for the two
 LRN probes, k ignored within channels, and the odd local_size rule."""

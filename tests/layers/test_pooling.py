@@ -1,4 +1,4 @@
-"""Pooling (cpp/layers/pooling.*): CAFFE_FACTS §2.2 — the ceil-then-clip shape rule, MAX
+"""Pooling (cpp/layers/pooling.*): docs/CAFFE.md §2.2 — the ceil-then-clip shape rule, MAX
 (first maximum wins, argmax top), AVE (divisor counts padding but not the overhang past the
 padded edge), global pooling; a float64 NumPy reference written here with plain loops;
 gradients by finite differences (step 1e-4, threshold 1e-2; MAX inputs without ties);

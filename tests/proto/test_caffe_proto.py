@@ -1,5 +1,5 @@
 """Tests of python/caffeonspark/proto/caffe.proto and its generated caffe_pb2: field numbers,
-defaults, enum values and packing against CAFFE_FACTS §4.5, §5, §8, §10; the generated
+defaults, enum values and packing against docs/CAFFE.md §4.5, §5, §6, §8; the generated
 module matches the .proto and the installed protobuf runtime; Caffe-written files decode and
 re-encode byte for byte.
 """

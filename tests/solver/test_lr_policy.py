@@ -1,4 +1,4 @@
-"""Learning-rate policies (CAFFE_FACTS §4.4) against their closed forms, the LeNet log
+"""Learning-rate policies (docs/CAFFE.md §4.4) against their closed forms, the LeNet log
 anchor, multistep's current_step (one advance per iteration at most), step's current_step
 and the errors for unknown or incomplete policies."""
 

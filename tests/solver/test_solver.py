@@ -1,4 +1,4 @@
-"""The Solver loop (CAFFE_FACTS §4.1, §4.5, §5 SolverState): snapshot -> restore ->
+"""The Solver loop (docs/CAFFE.md §4.1, §4.5): snapshot -> restore ->
 continue is bit-identical to an uninterrupted run; the .solverstate / .caffemodel decode
 with caffe_pb2 and hold the right history in the right order; test nets see the trained
 weights and average their outputs; display/test log lines; net sources and relative paths;

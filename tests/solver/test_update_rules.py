@@ -1,4 +1,4 @@
-"""Every update rule (CAFFE_FACTS §4.2, §4.3) recomputed by hand in float64 NumPy for four
+"""Every update rule (docs/CAFFE.md §4.2) recomputed by hand in float64 NumPy for four
 iterations of a softmax-regression net: weights AND history after each iteration, with L2
 and L1 weight decay 0.5, lr_mult 2 / decay_mult 0.5 on the bias, momentum 0.5 / 0.9,
 clip_gradients on and off, iter_size 2 (clipping sees the raw accumulated diff); plus

@@ -1,4 +1,4 @@
-"""CIFAR-10 binary files -> LMDBs of Datums, like Caffe's CIFAR-10 converter (CAFFE_FACTS §5.2).
+"""CIFAR-10 binary files -> LMDBs of Datums, like Caffe's CIFAR-10 converter (docs/CAFFE.md §5.2).
 
 The binary version of CIFAR-10 is data_batch_1.bin ... data_batch_5.bin (training) and
 test_batch.bin, each 10000 records of 3073 bytes: one label byte (0-9), then the 32x32 image

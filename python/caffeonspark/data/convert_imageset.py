@@ -1,4 +1,4 @@
-"""Image files -> LMDB of Datums, like Caffe's `convert_imageset` (CAFFE_FACTS §5.2).
+"""Image files -> LMDB of Datums, like Caffe's `convert_imageset` (docs/CAFFE.md §5.2).
 
 Input is a list file or an image folder:
 - list file: one "path label" per line, split at the LAST space (paths may hold spaces),

@@ -1,4 +1,4 @@
-"""Caffe ``Datum`` records (CAFFE_FACTS §5 field numbers: channels=1, height=2, width=3, data=4,
+"""Caffe ``Datum`` records (docs/CAFFE.md §5 field numbers: channels=1, height=2, width=3, data=4,
 label=5, float_data=6, encoded=7) to and from images.
 
 - `parse_datum(value, where)`: bytes -> Datum; FormatError naming `where` (source and key).

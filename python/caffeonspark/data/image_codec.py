@@ -1,4 +1,4 @@
-"""Image decoding, resizing and encoding with OpenCV's semantics (CAFFE_FACTS §5.2, §5.4).
+"""Image decoding, resizing and encoding with OpenCV's semantics (docs/CAFFE.md §5.2, §5.4).
 
 - `decode_mode(force_color, force_gray)`: how an encoded image is read, as Caffe's
   DataTransformer chooses it: "color" (3 channels, BGR; a gray file is expanded),

@@ -1,4 +1,4 @@
-"""compute_image_mean: the per-pixel mean of a Datum LMDB, as a .binaryproto (CAFFE_FACTS §5.3).
+"""compute_image_mean: the per-pixel mean of a Datum LMDB, as a .binaryproto (docs/CAFFE.md §5.3).
 
 Every record (raw, float_data, or encoded and decoded natively) must have the shape of the
 first (FormatError naming the database and key otherwise). The mean is accumulated in

@@ -5,12 +5,12 @@ package, read-only, lock=False) and pushes batches into the layer's native feed 
 the layer's native prefetch thread applies transform_param and Forward pops, all without
 Python in the solver loop.
 
-Caffe's DataLayer rules (CAFFE_FACTS §5.2): records in key (DB) order, wrapping around at
+Caffe's DataLayer rules (docs/CAFFE.md §5.2): records in key (DB) order, wrapping around at
 the end; with several solvers, a running record index counts every record read (across
 wrap-arounds) and rank r keeps the records whose index % world_size == r, in TRAIN only
 (TEST does not skip). Each record is a serialized Datum: raw `data` bytes (uint8, planar
 CHW), `float_data`, or an encoded image (JPEG, PNG, ...) decoded here with OpenCV in the
-layer's decode mode (transform_param force_color / force_gray, CAFFE_FACTS §5.4; see
+layer's decode mode (transform_param force_color / force_gray, docs/CAFFE.md §5.4; see
 image_codec.py). batch_size records are stacked into (N, C, H, W) (uint8, or float32 when
 any holds float_data) with float labels; decoding runs on `decode_threads` threads
 (DecodePool, order kept); a batch of raw Datums is read zero-copy from the memory map and

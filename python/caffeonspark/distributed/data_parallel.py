@@ -8,7 +8,7 @@
 
 (run.py run_data_parallel is those steps with the error handling, as the ranks run them.)
 
-Caffe's multi-GPU rule (CAFFE_FACTS §4.3): gradients summed over the ranks then scaled by
+Caffe's multi-GPU rule (docs/CAFFE.md §4.3): gradients summed over the ranks then scaled by
 1/P before the update, so P ranks of batch b step like one rank of batch P*b. Gradients go
 in buckets in reverse layer order (first bucket small, later ones capped), each reduced on
 a communication thread as soon as backward has finished it. Parameters with lr_mult 0

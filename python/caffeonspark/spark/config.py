@@ -1,5 +1,5 @@
-"""CaffeOnSpark's Config: the original's command-line flags (shared/anchors/caffeonspark/
-FLAGS.md), parsed the way Apache Commons CLI parses them, and checked before any work starts.
+"""CaffeOnSpark's Config: the original's command-line flags (FLAGS below, one line each),
+parsed the way Apache Commons CLI parses them, and checked before any work starts.
 
     conf = Config(["-train", "-conf", "lenet_solver.prototxt", "-model", "file:/tmp/m.caffemodel"])
     conf = Config("-train -conf lenet_solver.prototxt -model file:/tmp/m.caffemodel")
