@@ -343,7 +343,12 @@ class Net:
         else:
             origin = os.fspath(weights)
             if hdf5_io.is_hdf5_path(origin):
-                source = hdf5_io.read_caffemodel_h5(origin)
+                # The net's shapes go in so that no dataset is read before its shape matches.
+                shapes = {
+                    name: [tuple(blob.shape) for blob in self._native.layer_blobs(i)]
+                    for i, name in enumerate(self._native.layer_names)
+                }
+                source = hdf5_io.read_caffemodel_h5(origin, shapes)
             else:
                 source = model_io.read_caffemodel(origin)
         index_of = {name: i for i, name in enumerate(self._native.layer_names)}

@@ -7,21 +7,23 @@ sees HDF5:
   <-> a NetParameter of layer names and blobs.
 - `<prefix>_iter_N.solverstate.h5`: datasets `iter`, `learned_net`, `current_step` and a
   group `history/<index>`; <-> a SolverState.
-Writers use a temporary name in the same folder, then rename. Tests: tests/solver/test_solver.py
-(snapshot, resume) and tests/net/test_anchor_nets.py (the CIFAR-10 full solvers ask for HDF5).
+Writers use a temporary name in the same folder, then rename. Readers treat the file as
+untrusted (links, external storage and declared sizes are checked first: hdf5_safe.py).
+Tests: tests/solver/test_solver.py (snapshot, resume), tests/net/test_anchor_nets.py (the
+CIFAR-10 full solvers ask for HDF5) and tests/hostile/test_model_files.py.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from caffeonspark import model_io
-from caffeonspark.errors import FormatError, IoError
+from caffeonspark import hdf5_safe, model_io
+from caffeonspark.errors import FormatError, IoError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
 PathLike = str | os.PathLike[str]
@@ -83,17 +85,50 @@ def write_caffemodel_h5(path: PathLike, net: caffe_pb2.NetParameter) -> None:
     _atomic_h5(path, fill)
 
 
-def read_caffemodel_h5(path: PathLike) -> caffe_pb2.NetParameter:
-    """The layers of an HDF5 model as a NetParameter of names and blobs."""
+def read_caffemodel_h5(
+    path: PathLike, expected: Mapping[str, Sequence[tuple[int, ...]]] | None = None
+) -> caffe_pb2.NetParameter:
+    """The layers of an HDF5 model as a NetParameter of names and blobs.
+
+    `expected` (layer name -> the net's blob shapes) is what the caller will copy into:
+    other layers are left unread, and a blob whose declared shape differs is refused before
+    its data is read (ShapeError, as for a .caffemodel; FormatError past the size cap).
+    """
+    target = os.fspath(path)
     net = caffe_pb2.NetParameter()
     with _open(path) as source:
-        if "data" not in source:
-            raise FormatError(f"{os.fspath(path)}: HDF5 model without a 'data' group")
-        for name, group in source["data"].items():
+        try:
+            data = hdf5_safe.subgroup(source, "data", target)
+        except KeyError:
+            raise FormatError(f"{target}: HDF5 model without a 'data' group") from None
+        for name in data.keys():
+            if expected is not None and name not in expected:
+                continue
+            group = hdf5_safe.subgroup(data, name, target)
+            indices = hdf5_safe.sorted_indices(group, target)
+            shapes = expected.get(name) if expected is not None else None
+            if shapes is not None and len(shapes) != len(indices):
+                shapes = None  # the engine reports the count mismatch; each blob is capped
             layer = net.layer.add(name=name)
-            for index in sorted(group.keys(), key=int):
-                layer.blobs.append(model_io.array_to_blob(np.asarray(group[index], np.float32)))
+            for i, index in enumerate(indices):
+                blob = hdf5_safe.dataset(group, index, target)
+                if shapes is not None:
+                    _check_blob_shape(blob, tuple(shapes[i]), name, i, target)
+                layer.blobs.append(model_io.array_to_blob(hdf5_safe.read_floats(blob, target)))
     return net
+
+
+def _check_blob_shape(blob: Any, want: tuple[int, ...], layer: str, index: int,
+                      path: str) -> None:
+    if tuple(blob.shape) == want:
+        return
+    if hdf5_safe.declared_count(blob) > hdf5_safe.MAX_DATASET_VALUES:
+        hdf5_safe.read_floats(blob, path)  # raises the size FormatError, reads nothing
+    raise ShapeError(
+        f"{path}: cannot copy parameter {index} of layer '{layer}': the model has shape "
+        f"{tuple(blob.shape)} but the net wants {want} (rename the layer to train it from "
+        "scratch)"
+    )
 
 
 def write_solverstate_h5(path: PathLike, state: caffe_pb2.SolverState) -> None:
@@ -108,17 +143,38 @@ def write_solverstate_h5(path: PathLike, state: caffe_pb2.SolverState) -> None:
     _atomic_h5(path, fill)
 
 
-def read_solverstate_h5(path: PathLike) -> caffe_pb2.SolverState:
+def read_solverstate_h5(
+    path: PathLike, history_counts: Sequence[int] | None = None
+) -> caffe_pb2.SolverState:
+    """An HDF5 solver state; `history_counts` (values per history blob the solver holds) lets
+    a blob of another size be refused before its data is read."""
+    target = os.fspath(path)
     state = caffe_pb2.SolverState()
     with _open(path) as source:
         try:
-            state.iter = int(np.asarray(source["iter"]))
-            learned = np.asarray(source["learned_net"]).item()
-            state.learned_net = learned.decode("utf-8") if isinstance(learned, bytes) else learned
-            state.current_step = int(np.asarray(source["current_step"]))
-            history = source["history"]
+            state.iter = _int32(hdf5_safe.dataset(source, "iter", target), target)
+            state.learned_net = hdf5_safe.read_string(
+                hdf5_safe.dataset(source, "learned_net", target), target)
+            state.current_step = _int32(hdf5_safe.dataset(source, "current_step", target),
+                                        target)
+            history = hdf5_safe.subgroup(source, "history", target)
         except KeyError as err:
-            raise FormatError(f"{os.fspath(path)}: HDF5 solver state lacks {err}") from None
-        for index in sorted(history.keys(), key=int):
-            state.history.append(model_io.array_to_blob(np.asarray(history[index], np.float32)))
+            raise FormatError(f"{target}: HDF5 solver state lacks {err}") from None
+        indices = hdf5_safe.sorted_indices(history, target)
+        counts = history_counts if history_counts and len(history_counts) == len(indices) else None
+        for i, index in enumerate(indices):
+            blob = hdf5_safe.dataset(history, index, target)
+            if counts is not None and hdf5_safe.declared_count(blob) != counts[i]:
+                raise FormatError(
+                    f"{target}: history blob {i} has shape {tuple(blob.shape)} but the "
+                    f"parameter it belongs to has {counts[i]} values"
+                )
+            state.history.append(model_io.array_to_blob(hdf5_safe.read_floats(blob, target)))
     return state
+
+
+def _int32(data: Any, path: str) -> int:
+    value = hdf5_safe.read_int(data, path)
+    if not -(2**31) <= value < 2**31:
+        raise FormatError(f"{path}: {data.name} = {value} does not fit Caffe's int32")
+    return value

@@ -1,0 +1,130 @@
+"""Reading untrusted HDF5 files (models and solver states) without being led elsewhere.
+
+An HDF5 file can point outside itself and can declare far more than it stores, so every
+access here is checked before h5py follows or reads anything:
+- links: only hard links are followed (`group.get(name, getlink=True)` first); a soft link
+  or an external link (which would open another file) is a FormatError;
+- datasets: external storage (raw bytes taken from another file) and virtual datasets
+  (data mapped from other datasets or files) are FormatErrors;
+- sizes: the declared shape and dtype are checked before the data is read, since a tiny
+  chunked, compressed or fill-value dataset can declare gigabytes. MAX_DATASET_VALUES caps a
+  dataset whose expected shape is not known (env CAFFEONSPARK_MAX_H5_VALUES overrides it).
+Every refusal is a FormatError naming the file and the object.
+
+Tests: tests/hostile/test_model_files.py.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from caffeonspark.errors import FormatError
+
+# 2^28 float32 values (1 GiB) is larger than any blob of the nets Caffe ships.
+MAX_DATASET_VALUES = int(os.environ.get("CAFFEONSPARK_MAX_H5_VALUES", 1 << 28))
+_MAX_STRING_BYTES = 1 << 16  # a path (learned_net)
+
+
+def _h5py() -> Any:
+    import h5py
+
+    return h5py
+
+
+def child(group: Any, name: str, path: str) -> Any:
+    """group[name], followed only when it is a hard link inside this file."""
+    h5py = _h5py()
+    link = group.get(name, getlink=True)
+    where = f"{path}: {group.name.rstrip('/')}/{name}"
+    if link is None:
+        raise KeyError(name)
+    if not isinstance(link, h5py.HardLink):
+        raise FormatError(f"{where} is a {type(link).__name__}; only objects stored in the "
+                          "file itself are read")
+    return group[name]
+
+
+def subgroup(group: Any, name: str, path: str) -> Any:
+    """A hard-linked group."""
+    obj = child(group, name, path)
+    if not isinstance(obj, _h5py().Group):
+        raise FormatError(f"{path}: {obj.name} is not a group")
+    return obj
+
+
+def dataset(group: Any, name: str, path: str) -> Any:
+    """A hard-linked dataset whose bytes live in this file."""
+    obj = child(group, name, path)
+    if not isinstance(obj, _h5py().Dataset):
+        raise FormatError(f"{path}: {obj.name} is not a dataset")
+    if obj.external:
+        raise FormatError(f"{path}: {obj.name} keeps its data in external files; refused")
+    if obj.is_virtual:
+        raise FormatError(f"{path}: {obj.name} is a virtual dataset; refused")
+    if obj.shape is None:
+        raise FormatError(f"{path}: {obj.name} has no dataspace")
+    return obj
+
+
+def declared_count(data: Any) -> int:
+    """The number of values the dataset declares (Python ints: no overflow)."""
+    count = 1
+    for dim in data.shape:
+        count *= int(dim)
+    return count
+
+
+def read_floats(data: Any, path: str) -> np.ndarray:
+    """A float dataset as float32, refused when it declares more than MAX_DATASET_VALUES.
+
+    Callers that know the shape they want check data.shape before calling this."""
+    if data.dtype.kind != "f":
+        raise FormatError(f"{path}: {data.name} holds {data.dtype}, not floating point values")
+    count = declared_count(data)
+    if count > MAX_DATASET_VALUES:
+        raise FormatError(
+            f"{path}: {data.name} declares shape {data.shape} ({count} values), more than "
+            f"{MAX_DATASET_VALUES} (CAFFEONSPARK_MAX_H5_VALUES)"
+        )
+    return np.asarray(_read(data, path), dtype=np.float32)
+
+
+def read_int(data: Any, path: str) -> int:
+    """A scalar integer dataset (Caffe's hdf5_save_int)."""
+    if data.dtype.kind not in "iu" or declared_count(data) != 1:
+        raise FormatError(f"{path}: {data.name} is not one integer ({data.dtype}, "
+                          f"shape {data.shape})")
+    return int(np.asarray(_read(data, path)).reshape(()))
+
+
+def read_string(data: Any, path: str) -> str:
+    """A scalar string dataset (Caffe's hdf5_save_string)."""
+    if data.dtype.kind not in "SO" or declared_count(data) != 1:
+        raise FormatError(f"{path}: {data.name} is not one string ({data.dtype}, "
+                          f"shape {data.shape})")
+    if data.dtype.kind == "S" and data.dtype.itemsize > _MAX_STRING_BYTES:
+        raise FormatError(f"{path}: {data.name} declares a {data.dtype.itemsize}-byte string")
+    value = np.asarray(_read(data, path)).reshape(()).item()
+    try:
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+    except UnicodeDecodeError:
+        raise FormatError(f"{path}: {data.name} is not UTF-8") from None
+
+
+def sorted_indices(group: Any, path: str) -> list[str]:
+    """The member names of a blob group (`0`, `1`, ...) in numeric order."""
+    names = list(group.keys())
+    if not all(name.isdigit() for name in names):
+        raise FormatError(f"{path}: {group.name} has members that are not blob indices: "
+                          f"{names[:5]}")
+    return sorted(names, key=int)
+
+
+def _read(data: Any, path: str) -> Any:
+    try:
+        return data[()]
+    except (OSError, ValueError, TypeError) as err:
+        raise FormatError(f"{path}: cannot read {data.name} ({err})") from None
