@@ -365,11 +365,12 @@ class Solver:
         """Load iter, current_step, the weights of learned_net and the history."""
         state_path = os.fspath(path)
         _log.info("Restoring previous solver status from %s", state_path)
+        histories = list(self._native.history)
         if hdf5_io.is_hdf5_path(state_path):
-            state = hdf5_io.read_solverstate_h5(state_path)
+            state = hdf5_io.read_solverstate_h5(state_path, [h.count for h in histories])
         else:
             state = model_io.read_solverstate(state_path)
-        histories = list(self._native.history)
+        _check_state_counters(state, self.param.max_iter, state_path)
         if len(state.history) != len(histories):
             raise FormatError(
                 f"{state_path}: holds {len(state.history)} history blobs but this {self.type} "
@@ -489,20 +490,33 @@ def _read_solver(
     return model_io.read_solver_prototxt(path), path
 
 
+def _check_state_counters(state: caffe_pb2.SolverState, max_iter: int, path: str) -> None:
+    """restore replays `iter` batches and multistep indexes stepvalue by current_step, so an
+    untrusted state must not set either outside what this solver can reach. A solver
+    without max_iter (driven by step()) only refuses negative values."""
+    if state.iter < 0 or 0 < max_iter < state.iter:
+        bound = f"0..{max_iter} (max_iter of this solver)" if max_iter > 0 else "0.."
+        raise FormatError(f"{path}: iter {state.iter} is outside {bound}")
+    if state.current_step < 0:
+        raise FormatError(f"{path}: current_step {state.current_step} is negative")
+
+
 def _learned_net_path(learned_net: str, state_path: str) -> str:
-    """learned_net as written (relative to the working directory), else beside the
-    .solverstate (by its relative path, then by its file name)."""
+    """The weights file beside the .solverstate (by file name, then by the relative path),
+    else learned_net as written (Caffe's rule: relative to the working directory). Caffe
+    writes learned_net as the snapshot's own path, so the state's folder is where it lives;
+    trying it first keeps an unrelated file of that name elsewhere from being loaded."""
     state_dir = os.path.dirname(os.path.abspath(state_path))
-    candidates = [learned_net]
+    candidates = [os.path.join(state_dir, os.path.basename(learned_net))]
     if not os.path.isabs(learned_net):
         candidates.append(os.path.join(state_dir, learned_net))
-    candidates.append(os.path.join(state_dir, os.path.basename(learned_net)))
+    candidates.append(learned_net)
     for candidate in candidates:
-        if os.path.exists(candidate):
+        if os.path.isfile(candidate):
             return candidate
     raise IoError(
-        f"{state_path}: its learned_net '{learned_net}' exists neither as given nor beside "
-        f"the solver state ({state_dir})"
+        f"{state_path}: its learned_net '{learned_net}' exists neither beside the solver "
+        f"state ({candidates[0]}) nor as given"
     )
 
 
