@@ -19,17 +19,17 @@ record exactly once; this is how SequenceFile sources read partition i of n.
 Compressed files, other key/value classes and other versions raise FormatError naming the
 file; so do truncated records and broken sync markers (with the byte offset).
 
-Tests: tests/data/test_seqfile.py.
+Tests: tests/data/test_seqfile.py, tests/hostile/test_data_files.py.
 """
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 from collections.abc import Iterator, Mapping
 from typing import BinaryIO, NamedTuple
 
+from caffeonspark.data.file_bytes import FileBytes
 from caffeonspark.errors import FormatError, IoError
 
 __all__ = [
@@ -64,9 +64,9 @@ def write_vint(value: int) -> bytes:
     return struct.pack(">b", marker - size) + value.to_bytes(size, "big")
 
 
-def read_vint(buf: bytes | mmap.mmap, pos: int) -> tuple[int, int]:
+def read_vint(buf: bytes | FileBytes, pos: int) -> tuple[int, int]:
     """(value, position after it) of the vint at `pos`."""
-    first = struct.unpack_from(">b", buf, pos)[0]
+    first = struct.unpack(">b", buf[pos : pos + 1])[0]
     if first >= -112:
         return first, pos + 1
     negative = first < -120
@@ -146,21 +146,26 @@ class SeqRecord(NamedTuple):
 
 
 class SequenceFileReader:
-    """Reads a Text/BytesWritable SequenceFile (memory-mapped)."""
+    """Reads a Text/BytesWritable SequenceFile (with pread, not a memory map: a file
+    truncated while it is read is a FormatError, not a SIGBUS)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         try:
-            with open(self.path, "rb") as handle:
-                size = os.fstat(handle.fileno()).st_size
-                self._buf = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            self._fd = os.open(self.path, os.O_RDONLY)  # closed by close()
         except OSError as err:
             raise IoError(f"cannot open SequenceFile '{self.path}': {err}") from err
+        size = os.fstat(self._fd).st_size
+        self._buf = FileBytes(self._fd, size, self.path)
         self.size = size
         self.metadata: dict[str, str] = {}
         try:
             self._parse_header()
+        except FormatError:
+            self.close()
+            raise
         except (struct.error, EOFError, UnicodeDecodeError) as err:
+            self.close()
             raise FormatError(f"SequenceFile '{self.path}': truncated header ({err})") from err
 
     def _string(self, pos: int) -> tuple[str, int]:
@@ -191,7 +196,7 @@ class SequenceFileReader:
                 f"SequenceFile '{self.path}' is compressed; only uncompressed is read"
             )
         pos += 2
-        (count,) = _INT.unpack_from(buf, pos)
+        (count,) = _INT.unpack(buf[pos : pos + 4])
         pos += 4
         for _ in range(count):
             key, pos = self._string(pos)
@@ -204,7 +209,7 @@ class SequenceFileReader:
 
     def _first_sync_at_or_after(self, start: int) -> int:
         """Offset of the first sync escape beginning at or after `start` (size if none)."""
-        found = self._buf.find(self.sync, start + 4) if self.size else -1
+        found = self._buf.find(self.sync, start + 4)
         return self.size if found < 0 else found - 4
 
     def record_at(self, offset: int) -> SeqRecord:
@@ -232,7 +237,7 @@ class SequenceFileReader:
             record_start = pos
             sync_seen = False
             try:
-                (length,) = _INT.unpack_from(buf, pos)
+                (length,) = _INT.unpack(buf[pos : pos + 4])
                 if length == SYNC_ESCAPE:
                     if bytes(buf[pos + 4 : pos + 4 + SYNC_SIZE]) != self.sync:
                         raise FormatError(
@@ -242,10 +247,10 @@ class SequenceFileReader:
                     sync_seen = True
                     if pos >= self.size:
                         return
-                    (length,) = _INT.unpack_from(buf, pos)
+                    (length,) = _INT.unpack(buf[pos : pos + 4])
                 if record_start >= end and sync_seen and not _exact:
                     return
-                (key_length,) = _INT.unpack_from(buf, pos + 4)
+                (key_length,) = _INT.unpack(buf[pos + 4 : pos + 4 + 4])
             except struct.error as err:
                 raise FormatError(
                     f"SequenceFile '{self.path}': truncated record at byte {record_start}"
@@ -268,7 +273,7 @@ class SequenceFileReader:
                     f"SequenceFile '{self.path}': record at byte {record_start} is not a Text key "
                     "and a BytesWritable value"
                 )
-            (value_length,) = _INT.unpack_from(buf, value_start)
+            (value_length,) = _INT.unpack(buf[value_start : value_start + 4])
             if value_length != length - key_length - 4:
                 raise FormatError(
                     f"SequenceFile '{self.path}': record at byte {record_start} holds a "
@@ -285,8 +290,12 @@ class SequenceFileReader:
         return self.records()
 
     def close(self) -> None:
-        if isinstance(self._buf, mmap.mmap):
-            self._buf.close()
+        if getattr(self, "_fd", -1) >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()  # a reader dropped without close() must not keep its descriptor
 
     def __enter__(self) -> SequenceFileReader:
         return self
