@@ -6,13 +6,14 @@ MNIST uses type 0x08 (unsigned byte): images are 3-D (count, rows, cols), labels
 Files compressed with gzip (as MNIST is distributed) are read transparently; writing
 produces the plain file, or a gzip'd one when the name ends in ``.gz``.
 
-Tests: tests/data/test_idx.py.
+Tests: tests/data/test_idx.py, tests/hostile/test_data_files.py.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import struct
 from pathlib import Path
@@ -43,6 +44,7 @@ IDX_DTYPES: dict[int, np.dtype] = {
 }
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 24
 
 
 def _code_for(dtype: np.dtype) -> int:
@@ -89,11 +91,18 @@ def read_idx_header(path: str | os.PathLike[str]) -> tuple[np.dtype, tuple[int, 
         return _parse_header(stream, os.fspath(path))
 
 
-def _read_stream(stream: BinaryIO, name: str) -> np.ndarray:
+def _read_stream(stream: BinaryIO, name: str, size: int | None) -> np.ndarray:
+    """The array of an IDX stream; `size` is the stream's total length when known (a plain
+    file, bytes), so that declared dimensions are checked before anything is allocated."""
     dtype, shape = _parse_header(stream, name)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # Python ints: 255 dimensions of 2^32 do not overflow
     want = count * dtype.itemsize
-    payload = stream.read(want)
+    if size is not None and 4 + 4 * len(shape) + want > size:
+        raise FormatError(
+            f"{name}: IDX data truncated: the header declares shape {shape} ({want} bytes "
+            f"of data) but the file holds {size} bytes"
+        )
+    payload = _read_at_most(stream, want)
     if len(payload) != want:
         raise FormatError(f"{name}: IDX data truncated: {len(payload)} of {want} bytes")
     if stream.read(1):
@@ -103,17 +112,34 @@ def _read_stream(stream: BinaryIO, name: str) -> np.ndarray:
     return arr.astype(dtype.newbyteorder("="), copy=True)
 
 
+def _read_at_most(stream: BinaryIO, want: int) -> bytes:
+    """Up to `want` bytes, read in chunks: memory grows with what the stream really holds
+    (a gzip'd file's size is only known once it is decompressed)."""
+    parts, have = [], 0
+    while have < want:
+        part = stream.read(min(want - have, _CHUNK))
+        if not part:
+            break
+        parts.append(part)
+        have += len(part)
+    return b"".join(parts)
+
+
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an IDX file (plain or gzip'd) into a native-endian NumPy array."""
     with _open_maybe_gzip(path) as stream:
-        return _read_stream(stream, os.fspath(path))
+        size = None if isinstance(stream, gzip.GzipFile) else os.fstat(stream.fileno()).st_size
+        try:
+            return _read_stream(stream, os.fspath(path), size)
+        except (OSError, EOFError, gzip.BadGzipFile) as err:
+            raise FormatError(f"{os.fspath(path)}: corrupt gzip'd IDX file ({err})") from None
 
 
 def read_idx_bytes(data: bytes) -> np.ndarray:
     """Decode IDX content held in memory (plain or gzip'd)."""
     if data[:2] == _GZIP_MAGIC:
         data = gzip.decompress(data)
-    return _read_stream(io.BytesIO(data), "<bytes>")
+    return _read_stream(io.BytesIO(data), "<bytes>", len(data))
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
