@@ -6,7 +6,8 @@
   image, 3 BGR for a colour one; an alpha channel is dropped). Both flags together are a
   ConfigError, as in Caffe.
 - `decode_image(data, mode)`: encoded bytes (JPEG, PNG, BMP, ... anything cv2.imdecode
-  reads) to a planar (C, H, W) uint8 array; undecodable bytes raise FormatError.
+  reads) to a planar (C, H, W) uint8 array; undecodable bytes, and PNG/JPEG/BMP/GIF headers
+  declaring more than image_header.MAX_IMAGE_PIXELS pixels, raise FormatError.
   `decode_hwc(buffer, mode)` is its first half: OpenCV's own (H, W[, C]) result, alpha
   dropped, or None when undecodable (for callers that write the planes into a batch).
 - `resize_image(image, height, width)`: cv2.resize with bilinear interpolation (INTER_LINEAR,
@@ -19,7 +20,7 @@
 
 The decoder is opencv-python-headless (a dependency of the package): the same libjpeg /
 libpng code paths Caffe's OpenCV build uses, hence Caffe's exact pixels.
-Tests: tests/data/test_image_codec.py.
+Tests: tests/data/test_image_codec.py, tests/hostile/test_data_files.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
+from caffeonspark.data.image_header import oversize_reason
 from caffeonspark.errors import ConfigError, FormatError
 
 __all__ = [
@@ -81,6 +83,9 @@ def decode_image(
     if flag is None:
         raise ConfigError(f"{where}unknown decode mode {mode!r} (known: {DECODE_MODES})")
     buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
+    reason = oversize_reason(_header_view(buffer))
+    if reason is not None:
+        raise FormatError(f"{where}cannot decode the encoded image: {reason}")
     image = decode_hwc(buffer, mode)
     if image is None:
         head = bytes(buffer[:8])
@@ -92,11 +97,19 @@ def decode_image(
 
 def decode_hwc(buffer: np.ndarray, mode: str) -> np.ndarray | None:
     """cv2.imdecode of a uint8 buffer in `mode` (a known mode), alpha dropped; None when
-    OpenCV cannot decode it."""
-    image = cv2.imdecode(buffer, _IMREAD_FLAGS[mode]) if buffer.size else None
+    OpenCV cannot decode it or its header declares more than MAX_IMAGE_PIXELS pixels
+    (decode_image then says why)."""
+    if not buffer.size or oversize_reason(_header_view(buffer)) is not None:
+        return None
+    image = cv2.imdecode(buffer, _IMREAD_FLAGS[mode])
     if image is not None and image.ndim == 3 and image.shape[2] == 4:
         image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)  # alpha is never a Caffe channel
     return image
+
+
+def _header_view(buffer: np.ndarray) -> memoryview:
+    """The bytes image_header reads, without copying the image."""
+    return memoryview(np.ascontiguousarray(buffer).reshape(-1)).cast("B")
 
 
 def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
