@@ -27,8 +27,11 @@ SIGINT during step()/solve() in the main thread stops the loop after the current
 KeyboardInterrupt. snapshot_format HDF5 writes `.caffemodel.h5` / `.solverstate.h5`
 (caffeonspark/hdf5_io.py); restore picks the format by the `.h5` suffix, as Caffe does.
 
+restore treats the state as untrusted: iter must lie in 0..max_iter (when max_iter is set),
+current_step must not be negative, and learned_net is looked for beside the state first.
+
 Tests: tests/solver/test_solver.py, tests/solver/test_update_rules.py,
-tests/solver/test_lr_policy.py.
+tests/solver/test_lr_policy.py, tests/hostile/test_model_files.py.
 """
 
 from __future__ import annotations
