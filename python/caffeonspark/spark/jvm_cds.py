@@ -24,7 +24,10 @@ driver Java options of their own (PYSPARK_SUBMIT_ARGS's spark.driver.extraJavaOp
 JDK_JAVA_OPTIONS / _JAVA_OPTIONS naming an archive): theirs win.
 
 Where: $CAFFEONSPARK_CACHE, else $XDG_CACHE_HOME/caffeonspark, else ~/.cache/caffeonspark.
-One file per JDK build and pyspark version, about 110 MB.
+One file per JDK build and pyspark version, about 110 MB. The JVM maps the archive's classes
+into the driver, so it is used only from a folder this user owns that nobody else can write
+to (created 0700), and only when the archive file is the user's and not writable by others;
+otherwise CDS is off, said once.
 Tests: tests/spark/test_jvm_cds.py.
 """
 
@@ -52,6 +55,40 @@ def cache_dir() -> Path:
         return Path(os.environ["CAFFEONSPARK_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "caffeonspark"
+
+
+def _private_folder(folder: Path) -> bool:
+    """Creates `folder` (0700) if needed; whether it and its archives may be trusted: owned
+    by this user and not writable by group or others."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stat = folder.stat()
+    except OSError as err:
+        _refuse(f"its folder {folder} cannot be made: {err}")
+        return False
+    if stat.st_uid != os.getuid() or stat.st_mode & 0o022:
+        _refuse(f"its folder {folder} is not this user's alone (owner uid {stat.st_uid}, "
+                f"mode {stat.st_mode & 0o777:o})")
+        return False
+    return True
+
+
+def _private_file(path: Path) -> bool:
+    stat = path.stat()
+    if stat.st_uid != os.getuid() or stat.st_mode & 0o022:
+        _refuse(f"{path} is not this user's alone (owner uid {stat.st_uid}, "
+                f"mode {stat.st_mode & 0o777:o})")
+        return False
+    return True
+
+
+_refused: set[str] = set()
+
+
+def _refuse(why: str) -> None:
+    if why not in _refused:
+        _refused.add(why)
+        log.warning("the driver JVM's class archive is off: %s", why)
 
 
 def _java_home() -> Path | None:
@@ -106,7 +143,10 @@ def archive_path() -> Path | None:
         except OSError:
             continue
         key.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return cache_dir() / f"spark-{pyspark.__version__}-{key.hexdigest()[:16]}.jsa"
+    folder = cache_dir()
+    if not _private_folder(folder):
+        return None
+    return folder / f"spark-{pyspark.__version__}-{key.hexdigest()[:16]}.jsa"
 
 
 def driver_java_options() -> str:
@@ -117,6 +157,8 @@ def driver_java_options() -> str:
     if archive is None:
         return ""
     if archive.is_file():
+        if not _private_file(archive):
+            return ""
         return f"-XX:SharedArchiveFile={archive} {QUIET}"
     _recording = archive
     return f"-XX:+RecordDynamicDumpInfo {QUIET}"
