@@ -219,7 +219,8 @@ class DriverConsole:
             return
         sock.setblocking(False)
         conn = _Conn(sock, peer, time.monotonic())
-        self._unauthenticated[sock] = conn
+        with self._lock:
+            self._unauthenticated[sock] = conn
         self._selector.register(sock, selectors.EVENT_READ, conn)
 
     def _read(self, conn: _Conn) -> None:
@@ -258,9 +259,9 @@ class DriverConsole:
         if not 0 <= rank < limit:
             self._refuse(conn, f"rank {rank} out of range (world size {self.world_size})")
             return
-        del self._unauthenticated[conn.sock]
         conn.rank = rank
         with self._lock:  # a new connection is the rank's next attempt
+            del self._unauthenticated[conn.sock]
             self._lines[rank] = deque(maxlen=KEEP_LINES)
             self._ends[rank] = "running"
             self._open_ranks += 1
@@ -279,11 +280,13 @@ class DriverConsole:
         self._end(conn, None)
 
     def _end(self, conn: _Conn, err: BaseException | None) -> None:
-        self._unauthenticated.pop(conn.sock, None)
         if conn.sock.fileno() >= 0:
             self._selector.unregister(conn.sock)
             conn.sock.close()
         if conn.rank is None:
+            with self._lock:
+                self._unauthenticated.pop(conn.sock, None)
+                self._lock.notify_all()
             return
         if err is not None:
             log.warning("console: rank %d's connection ended: %s", conn.rank, err)
@@ -349,9 +352,11 @@ class DriverConsole:
             return list(self._lines.get(rank, ()))
 
     def drain(self, timeout: float = 5.0) -> None:
-        """Wait (at most `timeout` s) for the ranks' connections still open to end."""
+        """Wait (at most `timeout` s) for the connections still open to end (those still
+        without a hello too: they may be a rank's, not yet read)."""
         with self._lock:
-            self._lock.wait_for(lambda: self._open_ranks == 0, timeout)
+            self._lock.wait_for(lambda: not self._open_ranks and not self._unauthenticated,
+                                timeout)
 
     def failure(self, error: BaseException) -> RankFailure:
         """The RankFailure for a failed training stage (`error`: what Spark raised). The
