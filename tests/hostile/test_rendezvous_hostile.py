@@ -94,7 +94,8 @@ def test_floods_and_resets_do_not_stop_a_real_gather():
         assert results == [["rank-0", "rank-1", "rank-2"]] * 3
         assert elapsed < DEADLINE
         assert server.wait(5) and server.error is None
-        assert server.rejected_count > 600
+        # The first 600 minus those still pending (64) or in the listen backlog (128).
+        assert server.rejected_count >= 600 - RendezvousServer.MAX_PENDING - 128
         assert len(server.rejected) <= RendezvousServer.KEEP_REJECTED
     finally:
         stop.set()
