@@ -12,7 +12,9 @@ to fail on their own (they do: the ring tells every rank which peer failed), the
 running are terminated (SIGTERM, then SIGKILL 3 s later). Each worker also dies with the
 launcher (PR_SET_PDEATHSIG), so no rank outlives it. launch() returns 0 when every rank
 finished, else 1 after logging the first error; LaunchResult has every rank's outcome.
-Tests: tests/distributed/test_launcher.py.
+If the rendezvous server fails before any rank does, that is the job's error and the ranks
+are terminated at once, instead of each waiting out its deadline.
+Tests: tests/distributed/test_launcher.py, tests/hostile/test_rendezvous_hostile.py.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from caffeonspark.distributed.rendezvous import RendezvousServer
 __all__ = ["RankOutcome", "LaunchResult", "launch"]
 
 log = logging.getLogger("caffeonspark")
+
+_SERVER = -1  # the "rank" on the exits queue that stands for the rendezvous server
 
 
 @dataclasses.dataclass
@@ -74,7 +78,10 @@ def launch(
     job_id = f"local-{uuid.uuid4().hex[:12]}"
     threads = threads or max(1, (os.cpu_count() or 1) // world_size)
     status_dir = tempfile.mkdtemp(prefix="caffeonspark-job-")
-    server = RendezvousServer(world_size, secret).start(comm_timeout)
+    exits: queue.Queue[tuple[int, int, float]] = queue.Queue()
+    server = RendezvousServer(world_size, secret).start(
+        comm_timeout, on_error=lambda _: exits.put((_SERVER, 1, time.monotonic()))
+    )
     base = dict(os.environ)
     base.update(
         CAFFEONSPARK_WORLD_SIZE=str(world_size),
@@ -94,7 +101,6 @@ def launch(
     )
     log.info("Launching %d ranks (job %s, %d thread(s) each)", world_size, job_id, threads)
     procs: list[subprocess.Popen] = []
-    exits: queue.Queue[tuple[int, int, float]] = queue.Queue()
     try:
         for rank in range(world_size):
             env = dict(base, CAFFEONSPARK_RANK=str(rank))
@@ -111,7 +117,7 @@ def launch(
             ).start()
         if on_started is not None:
             on_started([p.pid for p in procs])
-        outcomes = _supervise(procs, exits, status_dir, comm_timeout)
+        outcomes, server_failed = _supervise(procs, exits, status_dir, comm_timeout)
     except BaseException:
         _terminate(procs)
         raise
@@ -119,6 +125,10 @@ def launch(
         server.close()
         shutil.rmtree(status_dir, ignore_errors=True)
     failed = [o for o in outcomes if o.returncode != 0]
+    if server_failed:
+        first_error = f"the rendezvous server failed: {_describe(server.error)}"
+        log.error("%s; ranks terminated", first_error)
+        return LaunchResult(1, first_error, outcomes)
     if not failed:
         return LaunchResult(0, "", outcomes)
     first = min(failed, key=lambda o: o.ended_at)
@@ -130,9 +140,18 @@ def launch(
     return LaunchResult(1, first_error, outcomes)
 
 
-def _supervise(procs, exits, status_dir: str, comm_timeout: float) -> list[RankOutcome]:
+def _describe(error: BaseException | None) -> str:
+    return f"{type(error).__name__}: {error}" if error is not None else "unknown error"
+
+
+def _supervise(
+    procs, exits, status_dir: str, comm_timeout: float
+) -> tuple[list[RankOutcome], bool]:
+    """Every rank's outcome, and whether the rendezvous server failed before any rank did
+    (its ranks are then terminated at once: they would only wait for their deadline)."""
     outcomes = [RankOutcome(rank, proc.pid) for rank, proc in enumerate(procs)]
     grace_until = None
+    server_failed = False
     pending = len(procs)
     while pending:
         wait = None if grace_until is None else max(0.0, grace_until - time.monotonic())
@@ -148,6 +167,12 @@ def _supervise(procs, exits, status_dir: str, comm_timeout: float) -> list[RankO
             _terminate(procs)
             grace_until = time.monotonic() + 3600  # the waiters report the kills
             continue
+        if rank == _SERVER:
+            if grace_until is None:  # after a rank's failure, the ranks end on their own
+                server_failed = True
+                _terminate(procs)
+                grace_until = time.monotonic() + 3600  # the waiters report the kills
+            continue
         pending -= 1
         outcome = outcomes[rank]
         outcome.returncode, outcome.ended_at = code, ended
@@ -155,7 +180,7 @@ def _supervise(procs, exits, status_dir: str, comm_timeout: float) -> list[RankO
             outcome.error = _describe_failure(status_dir, rank, code)
             if grace_until is None:
                 grace_until = time.monotonic() + comm_timeout + 5
-    return outcomes
+    return outcomes, server_failed
 
 
 def _describe_failure(status_dir: str, rank: int, code: int) -> str:

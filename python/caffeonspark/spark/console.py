@@ -12,24 +12,29 @@ ranks' last lines.
 Executors' stderr stays on the executors on a real cluster, so each rank streams its
 "caffeonspark" log records (reporter.ConsoleClient) to a listener the driver opens on
 spark.driver.host (bound on spark.driver.bindAddress when set), port chosen by the system.
-A connection's first line must carry the job's random token (in the task plan); any other
-connection is refused and logged. The driver logs each line on "caffeonspark.rank" as
+A connection's first line must carry the job's random token (in the task plan) and a rank
+within the world size; any other connection is refused (logged once, then counted). One
+selector thread serves every connection, so a flood of connections costs descriptors but
+no threads, and what a peer sends is stripped of control characters before it is shown
+(DriverConsole says how hellos are bounded and bad records skipped). The driver logs each line on "caffeonspark.rank" as
 "[rank r] message" at the rank's level, keeps the last KEEP_LINES of each rank's latest
 connection (its latest attempt), and shows
 progress records: one live line on a TTY, log lines otherwise. failure(spark_error) names
 the failed ranks of the latest attempt, those that failed on their own first (from the
 ranks' reports, the connections that ended without a result, and the partition in Spark's
 "barrier task ...Task(stage, partition)"), with their last lines and Spark's message.
-Tests: tests/spark/test_console.py.
+Tests: tests/spark/test_console.py, tests/hostile/test_console_hostile.py.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import json
 import logging
 import re
 import secrets
+import selectors
 import socket
 import sys
 import threading
@@ -38,12 +43,19 @@ from collections import deque
 from typing import Any, TextIO
 
 from caffeonspark.errors import CaffeOnSparkError
+from caffeonspark.spark.peer_text import RateLimitedLog, clean, quote
 
 __all__ = ["DriverConsole", "RankFailure", "KEEP_LINES"]
 
 KEEP_LINES = 50
-HELLO_SECONDS = 10.0
+HELLO_SECONDS = 10.0  # from accept to a valid hello, in total
+HELLO_BYTES = 4096
 MAX_LINE = 1 << 20  # bytes; a longer line ends the connection
+MAX_UNAUTHENTICATED = 64
+GRACE_SECONDS = 0.5  # the least time a connection gets for its hello before eviction
+MAX_RANKS = 1 << 16  # the rank bound when the world size is not given
+
+_PROGRESS = ("loss", "images_per_second", "eta")  # float fields; iter, max_iter are ints
 
 log = logging.getLogger("caffeonspark")
 rank_log = logging.getLogger("caffeonspark.rank")
@@ -63,14 +75,37 @@ class RankFailure(CaffeOnSparkError, RuntimeError):
         self.spark_message = spark_message
 
 
+class _Conn:
+    """One peer connection: its unparsed bytes and, once its hello was valid, its rank."""
+
+    __slots__ = ("sock", "peer", "buffer", "rank", "accepted_at", "bad")
+
+    def __init__(self, sock: socket.socket, peer: tuple, accepted_at: float) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.buffer = b""
+        self.rank: int | None = None
+        self.accepted_at = accepted_at
+        self.bad = 0  # records skipped
+
+
 class DriverConsole:
-    """The listener; one reader thread per rank connection."""
+    """The listener; one selector thread serves every connection.
+
+    A connection must send a valid hello within HELLO_SECONDS of being accepted (in total).
+    At most MAX_UNAUTHENTICATED connections wait for their hello; beyond that the oldest is
+    closed once it has had GRACE_SECONDS, so idle connections cannot lock ranks out. A
+    refused connection is logged once with its first bytes quoted, then only counted. A
+    record that is not valid JSON, lacks a key or has a wrong type is skipped and counted
+    (`bad_records`); everything a peer sends is stripped of control characters before it
+    is logged or shown."""
 
     def __init__(self, bind: str, host: str, stream: TextIO | None = None,
-                 tty: bool | None = None) -> None:
+                 tty: bool | None = None, world_size: int | None = None) -> None:
         self.token = secrets.token_hex(16)
-        self._server = socket.create_server((bind, 0))
-        self._server.settimeout(0.25)  # accept() polls so close() ends the acceptor
+        self.world_size = world_size
+        self._server = socket.create_server((bind, 0), backlog=128)
+        self._server.setblocking(False)
         self.address = f"{host}:{self._server.getsockname()[1]}"
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty() if tty is None else tty
@@ -78,15 +113,30 @@ class DriverConsole:
         # Each rank's latest connection (its latest attempt): "running", "done", "lost"
         # (ended without a result), or its error {"msg", "comm": failed because of a peer}.
         self._ends: dict[int, Any] = {}
-        self._readers: list[threading.Thread] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # notified when a rank's connection ends
+        self._open_ranks = 0  # authenticated connections still open
         self._live = False  # a progress line is on the terminal
         self.progress: deque[dict] = deque(maxlen=100)  # the latest progress records
-        self.refused = 0
+        self._refusals = RateLimitedLog(log, "connection(s) refused (no valid hello)")
+        self._bad = RateLimitedLog(log, "bad record(s) skipped")
         self._closed = False
-        self._acceptor = threading.Thread(target=self._accept, name="caffeonspark-console",
-                                          daemon=True)
-        self._acceptor.start()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._listening = False
+        self._unauthenticated: dict[socket.socket, _Conn] = {}  # oldest first
+        self._thread = threading.Thread(target=self._serve, name="caffeonspark-console",
+                                        daemon=True)
+        self._thread.start()
+
+    @property
+    def refused(self) -> int:
+        """Connections refused so far (no valid hello in time, or evicted)."""
+        return self._refusals.count
+
+    @property
+    def bad_records(self) -> int:
+        return self._bad.count
 
     @classmethod
     def open(cls, spark: Any, **kwargs: Any) -> DriverConsole:
@@ -108,62 +158,166 @@ class DriverConsole:
 
     # -- connections ----------------------------------------------------------------------
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                conn, peer = self._server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return  # closed
-            reader = threading.Thread(target=self._serve, args=(conn, peer), daemon=True,
-                                      name=f"caffeonspark-console-{peer[0]}:{peer[1]}")
-            with self._lock:
-                self._readers.append(reader)
-            reader.start()
+    def _serve(self) -> None:
+        try:
+            while not self._closed:
+                now = time.monotonic()
+                wake_at = self._expire(now)
+                full = len(self._unauthenticated) >= MAX_UNAUTHENTICATED
+                if full:
+                    wake_at = min(wake_at, self._evict_oldest(now))
+                self._listen(len(self._unauthenticated) < MAX_UNAUTHENTICATED)
+                timeout = None if wake_at == float("inf") else max(0.0, wake_at - now)
+                events = self._selector.select(timeout)
+                # Data before new connections: a flood of connects must not starve hellos.
+                for key, _ in sorted(events, key=lambda e: e[0].data == "accept"):
+                    if key.data is None:
+                        return  # close()
+                    if key.data == "accept":
+                        self._accept()
+                    else:
+                        self._read(key.data)
+        finally:
+            for conn in [key.data for key in self._selector.get_map().values()]:
+                if isinstance(conn, _Conn):
+                    self._end(conn, None)
+            self._selector.close()
 
-    def _serve(self, conn: socket.socket, peer: tuple) -> None:
-        with conn:
-            stream = conn.makefile("rb")
-            try:
-                conn.settimeout(HELLO_SECONDS)
-                hello = json.loads(stream.readline(4096))
-                token = str(hello.get("token", ""))
-                rank = int(hello["rank"])
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
-                hello, rank, token = None, -1, ""
-            if hello is None or not hmac.compare_digest(token.encode(), self.token.encode()):
-                self.refused += 1
-                log.warning("console: refused a connection from %s:%s (no valid token)", *peer[:2])
-                return
-            conn.settimeout(None)
-            with self._lock:  # a new connection is the rank's next attempt
-                self._lines[rank] = deque(maxlen=KEEP_LINES)
-                self._ends[rank] = "running"
-            try:
-                while line := stream.readline(MAX_LINE):
-                    self._handle(rank, json.loads(line))
-            except (OSError, ValueError, TypeError, AttributeError) as err:
-                log.warning("console: rank %d's connection ended: %s", rank, err)
+    def _listen(self, on: bool) -> None:
+        if on != self._listening:
+            if on:
+                self._selector.register(self._server, selectors.EVENT_READ, "accept")
+            else:
+                self._selector.unregister(self._server)
+            self._listening = on
+
+    def _expire(self, now: float) -> float:
+        """Refuses connections whose hello deadline passed; returns the next deadline."""
+        for conn in list(self._unauthenticated.values()):
+            ends = conn.accepted_at + HELLO_SECONDS
+            if ends > now:
+                return ends  # the rest were accepted later
+            self._refuse(conn, f"no hello within {HELLO_SECONDS:g} s")
+        return float("inf")
+
+    def _evict_oldest(self, now: float) -> float:
+        conn = next(iter(self._unauthenticated.values()))
+        if now - conn.accepted_at >= GRACE_SECONDS:
+            self._refuse(conn, f"more than {MAX_UNAUTHENTICATED} connections without hello")
+            return now
+        return conn.accepted_at + GRACE_SECONDS
+
+    def _accept(self) -> None:
+        try:
+            sock, peer = self._server.accept()
+        except BlockingIOError:
+            return
+        except OSError as err:  # out of descriptors, or that client failed: not fatal
+            self._refusals.event("console: cannot accept a connection: %s", err)
+            if err.errno in (errno.EMFILE, errno.ENFILE) and self._unauthenticated:
+                self._evict_oldest(time.monotonic())
+            return
+        sock.setblocking(False)
+        conn = _Conn(sock, peer, time.monotonic())
+        with self._lock:
+            self._unauthenticated[sock] = conn
+        self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _read(self, conn: _Conn) -> None:
+        try:
+            chunk = conn.sock.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError as err:
+            self._end(conn, err)
+            return
+        if not chunk:
+            self._end(conn, None)
+            return
+        conn.buffer += chunk
+        while conn.sock.fileno() >= 0 and b"\n" in conn.buffer:
+            line, conn.buffer = conn.buffer.split(b"\n", 1)
+            if conn.rank is None:
+                self._hello(conn, line)
+            else:
+                self._record(conn, line)
+        limit = HELLO_BYTES if conn.rank is None else MAX_LINE
+        if conn.sock.fileno() >= 0 and len(conn.buffer) > limit:
+            self._end(conn, ValueError(f"a line longer than {limit} bytes"))
+
+    def _hello(self, conn: _Conn, line: bytes) -> None:
+        try:
+            hello = json.loads(line)
+            token, rank = str(hello["token"]), int(hello["rank"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            self._refuse(conn, "not a hello: " + quote(line))
+            return
+        if not hmac.compare_digest(token.encode(), self.token.encode()):
+            self._refuse(conn, "no valid token")
+            return
+        limit = self.world_size if self.world_size is not None else MAX_RANKS
+        if not 0 <= rank < limit:
+            self._refuse(conn, f"rank {rank} out of range (world size {self.world_size})")
+            return
+        conn.rank = rank
+        with self._lock:  # a new connection is the rank's next attempt
+            del self._unauthenticated[conn.sock]
+            self._lines[rank] = deque(maxlen=KEEP_LINES)
+            self._ends[rank] = "running"
+            self._open_ranks += 1
+
+    def _record(self, conn: _Conn, line: bytes) -> None:
+        try:
+            self._handle(conn.rank, json.loads(line))
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as err:
+            conn.bad += 1
+            self._bad.event("console: rank %d: skipped a bad record (%s: %s)", conn.rank,
+                            type(err).__name__, clean(str(err), newlines=False)[:200])
+
+    def _refuse(self, conn: _Conn, why: str) -> None:
+        self._refusals.event("console: refused a connection from %s:%s (%s)",
+                             conn.peer[0], conn.peer[1], why)
+        self._end(conn, None)
+
+    def _end(self, conn: _Conn, err: BaseException | None) -> None:
+        if conn.sock.fileno() >= 0:
+            self._selector.unregister(conn.sock)
+            conn.sock.close()
+        if conn.rank is None:
             with self._lock:
-                if self._ends.get(rank) == "running":
-                    self._ends[rank] = "lost"
+                self._unauthenticated.pop(conn.sock, None)
+                self._lock.notify_all()
+            return
+        if err is not None:
+            log.warning("console: rank %d's connection ended: %s", conn.rank, err)
+        with self._lock:
+            if self._ends.get(conn.rank) == "running":
+                self._ends[conn.rank] = "lost"
+            self._open_ranks -= 1
+            self._lock.notify_all()
 
     def _handle(self, rank: int, record: dict) -> None:
-        kind = record.get("t")
+        """One record; a missing key or wrong type raises (the record is then skipped)."""
+        kind = record["t"]
         if kind == "log":
-            text = str(record.get("msg", ""))
+            text = clean(str(record["msg"]))
+            level = min(max(int(record.get("level", logging.INFO)), logging.DEBUG),
+                        logging.CRITICAL)
+            when = record.get("time")
             with self._lock:
                 self._lines[rank].extend(text.splitlines() or [""])
             self._clear_live()
-            rank_log.log(int(record.get("level", logging.INFO)), "[rank %d] %s", rank, text,
-                         extra={"rank": rank, "rank_time": record.get("time")})
+            rank_log.log(level, "[rank %d] %s", rank, text,
+                         extra={"rank": rank,
+                                "rank_time": float(when) if when is not None else None})
         elif kind == "progress":
-            self.progress.append(record)
-            self._show_progress(record)
+            progress = {key: float(record[key]) for key in _PROGRESS}
+            progress.update(iter=int(record["iter"]), max_iter=int(record["max_iter"]))
+            self._show_progress(progress)
+            self.progress.append(progress)
         elif kind == "failed":
             with self._lock:
-                self._ends[rank] = {"msg": str(record.get("msg", "")),
+                self._ends[rank] = {"msg": clean(str(record.get("msg", ""))),
                                     "comm": bool(record.get("comm"))}
         elif kind == "done":
             with self._lock:
@@ -172,7 +326,7 @@ class DriverConsole:
     # -- progress -------------------------------------------------------------------------
 
     def _show_progress(self, record: dict) -> None:
-        eta = int(record.get("eta", 0))
+        eta = int(record["eta"])
         text = (
             f"iteration {record['iter']}/{record['max_iter']}, loss {record['loss']:.4g}, "
             f"{record['images_per_second']:.0f} images/s, ETA {eta // 3600}:"
@@ -198,12 +352,11 @@ class DriverConsole:
             return list(self._lines.get(rank, ()))
 
     def drain(self, timeout: float = 5.0) -> None:
-        """Wait (at most `timeout` s) for the connections still open to end."""
-        deadline = time.monotonic() + timeout
+        """Wait (at most `timeout` s) for the connections still open to end (those still
+        without a hello too: they may be a rank's, not yet read)."""
         with self._lock:
-            readers = list(self._readers)
-        for reader in readers:
-            reader.join(max(0.0, deadline - time.monotonic()))
+            self._lock.wait_for(lambda: not self._open_ranks and not self._unauthenticated,
+                                timeout)
 
     def failure(self, error: BaseException) -> RankFailure:
         """The RankFailure for a failed training stage (`error`: what Spark raised). The
@@ -247,8 +400,12 @@ class DriverConsole:
         return RankFailure("\n".join(parts), ranks, last, spark_message)
 
     def close(self) -> None:
-        self._closed = True
         self.drain(timeout=3.0)
+        self._closed = True
+        self._wake_w.send(b"x")
+        self._thread.join(5.0)
         self._clear_live()
-        self._server.close()
-        self._acceptor.join(2.0)
+        self._refusals.flush()
+        self._bad.flush()
+        for sock in (self._server, self._wake_r, self._wake_w):
+            sock.close()

@@ -212,7 +212,8 @@ class CaffeOnSpark:
             log.warning("%s; a retried training stage restarts from iteration 0", err)
             run_dir, existing = None, {}
         local = self.spark.sparkContext.master.startswith("local")
-        console = DriverConsole.open(self.spark) if self.console else None
+        console = (DriverConsole.open(self.spark, world_size=plan.world_size) if self.console
+                   else None)
         plan = dataclasses.replace(
             plan,
             console=None if console is None else (console.address, console.token),
