@@ -80,7 +80,7 @@ def test_off_switches(cache, tmp_path, monkeypatch):
         return
     assert jvm_cds.driver_java_options().startswith("-XX:+RecordDynamicDumpInfo")
     archive = jvm_cds.archive_path()
-    archive.parent.mkdir(parents=True)
+    archive.parent.mkdir(parents=True, exist_ok=True)  # archive_path made it already
     archive.write_bytes(b"x")
     assert jvm_cds.driver_java_options().startswith(f"-XX:SharedArchiveFile={archive} ")
 
@@ -97,3 +97,22 @@ def test_off_switches(cache, tmp_path, monkeypatch):
     (conf / "spark-defaults.conf").write_text("spark.driver.extraJavaOptions -Xss4m\n")
     monkeypatch.setenv("SPARK_CONF_DIR", str(conf))
     assert jvm_cds.driver_java_options() == ""
+
+
+def test_only_a_private_folder_and_archive_are_used(cache, caplog):
+    skip_without_spark()
+    if jvm_cds._tool("jcmd") is None:
+        assert jvm_cds.driver_java_options() == ""
+        return
+    archive = jvm_cds.archive_path()  # creates the folder, this user's alone
+    assert archive is not None and (cache.stat().st_mode & 0o777) == 0o700
+    archive.write_bytes(b"x")
+    assert jvm_cds.driver_java_options().startswith(f"-XX:SharedArchiveFile={archive} ")
+    archive.chmod(0o666)  # another user could swap the classes the driver maps
+    assert jvm_cds.driver_java_options() == ""
+    archive.chmod(0o600)
+    cache.chmod(0o777)  # or swap the archive itself
+    assert jvm_cds.archive_path() is None and jvm_cds.driver_java_options() == ""
+    assert "is not this user's alone (owner uid" in caplog.text
+    cache.chmod(0o700)
+    assert jvm_cds.driver_java_options().startswith(f"-XX:SharedArchiveFile={archive} ")
