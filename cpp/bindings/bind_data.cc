@@ -12,6 +12,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"
+#include "core/checked_size.h"
 #include "data/batch_queue.h"
 #include "data/datum_view.h"
 #include "data/transformer.h"
@@ -202,8 +203,12 @@ py::object ParseRawDatums(const py::sequence& values, std::optional<std::vector<
       DatumView& v = views[i];
       plain = ParseDatum(static_cast<const uint8_t*>(info.ptr),
                          static_cast<size_t>(info.size * info.itemsize), &v, &error) &&
-              !v.encoded && v.data_size > 0 && v.channels > 0 && v.height > 0 && v.width > 0 &&
-              v.data_size == static_cast<size_t>(v.channels) * v.height * v.width;
+              !v.encoded && v.data_size > 0 && v.channels > 0 && v.height > 0 && v.width > 0;
+      // Checked: a wrapped c·h·w could equal a small data size and size a huge batch array.
+      plain = plain && v.data_size == static_cast<size_t>(CheckedCount<FormatError>(
+                                          std::vector<int64_t>{v.channels, v.height, v.width},
+                                          Msg("parse_raw_datums: record ", i, " of the batch: "),
+                                          "channels · height · width"));
       if (plain && !shape) shape = std::vector<int>{v.channels, v.height, v.width};
       plain = plain && (*shape)[0] == v.channels && (*shape)[1] == v.height &&
               (*shape)[2] == v.width;

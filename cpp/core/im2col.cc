@@ -1,6 +1,7 @@
 #include "core/im2col.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace caffeonspark {
@@ -13,22 +14,21 @@ long Product(const std::vector<int>& v) {
   return p;
 }
 
-// The image zero-padded on every side, (C, H + 2·pad_h, W + 2·pad_w), in a per-thread
-// buffer; the image itself when there is no padding. With it every window row is a plain
+// The image zero-padded on every side, (C, H + 2·pad_h, W + 2·pad_w), in the caller's
+// scratch (Im2colScratchSize floats); the image itself when there is no padding. With it every window row is a plain
 // strided read: no bounds tests in the inner loops.
-const float* PaddedImage(const float* im, const ConvGeometry& g) {
+const float* PaddedImage(const float* im, const ConvGeometry& g, float* padded) {
   const int H = g.image[0], W = g.image[1], ph = g.pad[0], pw = g.pad[1];
   if (ph == 0 && pw == 0) return im;
   const int PH = H + 2 * ph, PW = W + 2 * pw;
-  thread_local std::vector<float> padded;
-  padded.assign(static_cast<size_t>(g.channels) * PH * PW, 0.0f);
+  std::fill(padded, padded + static_cast<size_t>(g.channels) * PH * PW, 0.0f);
   for (int c = 0; c < g.channels; ++c) {
     for (int h = 0; h < H; ++h) {
       std::memcpy(&padded[(static_cast<size_t>(c) * PH + h + ph) * PW + pw],
                   im + (static_cast<long>(c) * H + h) * W, sizeof(float) * W);
     }
   }
-  return padded.data();
+  return padded;
 }
 
 // Calls fn(column row pointer offset, padded-image offset) for every (channel, kernel row,
@@ -77,14 +77,19 @@ long ConvGeometry::image_size() const { return Product(image); }
 long ConvGeometry::output_size() const { return Product(output); }
 long ConvGeometry::kernel_size() const { return Product(kernel); }
 
-int ConvOutputExtent(int in, int kernel, int pad, int stride, int dilation) {
-  const int extent = dilation * (kernel - 1) + 1;
-  const int span = in + 2 * pad - extent;
+long Im2colScratchSize(const ConvGeometry& g) {
+  if (g.num_spatial_axes() != 2 || (g.pad[0] == 0 && g.pad[1] == 0)) return 0;
+  return static_cast<long>(g.channels) * (g.image[0] + 2L * g.pad[0]) * (g.image[1] + 2L * g.pad[1]);
+}
+
+int64_t ConvOutputExtent(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation) {
+  const int64_t extent = dilation * (kernel - 1) + 1;
+  const int64_t span = in + 2 * pad - extent;
   return span < 0 ? 0 : span / stride + 1;
 }
 
-void im2col_2d(const float* im, const ConvGeometry& g, float* col) {
-  const float* padded = PaddedImage(im, g);
+void im2col_2d(const float* im, const ConvGeometry& g, float* col, float* scratch) {
+  const float* padded = PaddedImage(im, g, scratch);
   if (g.stride[1] == 1) {
     Unfold2d<1>(padded, g, col);
   } else {
@@ -92,16 +97,11 @@ void im2col_2d(const float* im, const ConvGeometry& g, float* col) {
   }
 }
 
-void col2im_2d(const float* col, const ConvGeometry& g, float* im) {
+void col2im_2d(const float* col, const ConvGeometry& g, float* im, float* scratch) {
   const int H = g.image[0], W = g.image[1], ph = g.pad[0], pw = g.pad[1];
   const int PH = H + 2 * ph, PW = W + 2 * pw;
   const bool padded = ph != 0 || pw != 0;
-  thread_local std::vector<float> buffer;
-  float* acc = im;
-  if (padded) {
-    buffer.resize(static_cast<size_t>(g.channels) * PH * PW);
-    acc = buffer.data();
-  }
+  float* acc = padded ? scratch : im;
   std::fill(acc, acc + static_cast<long>(g.channels) * PH * PW, 0.0f);
   if (g.stride[1] == 1) {
     Fold2d<1>(col, g, acc);
@@ -126,7 +126,7 @@ void ForEachEntryNd(const ConvGeometry& g, Fn fn) {
   const int d = g.num_spatial_axes();
   const long kernel_count = g.kernel_size(), outputs = g.output_size();
   const long image_count = g.image_size();
-  std::vector<int> k(d), o(d);
+  std::array<int, kMaxConvAxes> k{}, o{};
   for (long row = 0; row < g.channels * kernel_count; ++row) {
     const long c = row / kernel_count;
     long rest = row % kernel_count;
@@ -134,7 +134,7 @@ void ForEachEntryNd(const ConvGeometry& g, Fn fn) {
       k[a] = static_cast<int>(rest % g.kernel[a]);
       rest /= g.kernel[a];
     }
-    std::fill(o.begin(), o.end(), 0);
+    std::fill(o.begin(), o.begin() + d, 0);
     for (long column = 0; column < outputs; ++column) {
       long index = 0;
       bool inside = true;

@@ -8,11 +8,14 @@
 // zeroing the image. Output extent per axis: (in + 2·pad − (dilation·(k−1)+1)) / stride + 1.
 //
 // The 2-D functions are the fast path used by Convolution/Deconvolution; the N-D pair serves
-// any number of spatial axes (3-D convolution, force_nd_im2col). Each function touches one
-// image and is safe to call concurrently on different buffers.
+// any number of spatial axes (up to kMaxConvAxes: 3-D convolution, force_nd_im2col). Each
+// function touches one image and is safe to call concurrently on different buffers; none
+// allocates (they run inside parallel regions, core/parallel.h): the 2-D pair takes a scratch
+// of Im2colScratchSize floats for the zero-padded image.
 // Tests: tests/layers/test_convolution.py (through the layers, against direct loops).
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 namespace caffeonspark {
@@ -30,11 +33,17 @@ struct ConvGeometry {
   long kernel_size() const;       // ∏kernel
 };
 
-// Output extent of one axis with Caffe's floor rule; <= 0 means the kernel does not fit.
-int ConvOutputExtent(int in, int kernel, int pad, int stride, int dilation);
+// Spatial axes the N-D functions handle (Caffe's own limit on a blob's axes).
+inline constexpr int kMaxConvAxes = 32;
 
-void im2col_2d(const float* im, const ConvGeometry& g, float* col);
-void col2im_2d(const float* col, const ConvGeometry& g, float* im);
+// Output extent of one axis with Caffe's floor rule, in 64-bit (no wrap for any int inputs);
+// <= 0 means the kernel does not fit.
+int64_t ConvOutputExtent(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation);
+
+// Floats of scratch the 2-D functions need for g (0 without padding).
+long Im2colScratchSize(const ConvGeometry& g);
+void im2col_2d(const float* im, const ConvGeometry& g, float* col, float* scratch);
+void col2im_2d(const float* col, const ConvGeometry& g, float* im, float* scratch);
 void im2col_nd(const float* im, const ConvGeometry& g, float* col);
 void col2im_nd(const float* col, const ConvGeometry& g, float* im);
 

@@ -1,12 +1,21 @@
 // Parallel loops over elements, rows or planes: the one place that decides when a CPU loop
 // is worth OpenMP's thread team. The per-index work is a functor, so the same per-element
-// math can later be handed to a GPU kernel. Bodies must not throw (an exception cannot
-// leave an OpenMP region).
+// math can later be handed to a GPU kernel.
+// The rule for every OpenMP region in the engine (these loops, the GEMM splits, the
+// convolution's per-image loop): bodies must not throw or allocate. An exception that reaches
+// the end of a region calls std::terminate, which kills the interpreter (in Spark, the
+// executor, with no message); std::bad_alloc is such an exception. So sizes are checked at
+// Reshape (core/checked_size.h) and every buffer a body writes is allocated before the region.
 // Tests: tests/layers/test_parallel_loops.py (one thread against all, above the threshold);
 // every layer and update rule test runs through these loops below it.
 #pragma once
 
 #include <cstdint>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace caffeonspark {
 
@@ -38,16 +47,30 @@ inline void ParallelFor(int64_t count, Body body) {
   ParallelFor(count, count, body);
 }
 
-// ParallelFor for bodies that need a scratch buffer: each thread makes its own once with
-// make_scratch() and the body gets it as body(i, scratch).
+// ParallelFor for bodies that need a scratch buffer: one per thread of the team, all made
+// with make_scratch() before the region (where an allocation may throw), and the body gets
+// its thread's as body(i, scratch).
 template <typename MakeScratch, typename Body>
 inline void ParallelForWithScratch(int64_t count, int64_t work, MakeScratch make_scratch,
                                    Body body) {
-#pragma omp parallel if (WorthParallel(work))
+  const bool parallel = WorthParallel(work);
+#ifdef _OPENMP
+  const int threads = parallel ? omp_get_max_threads() : 1;
+#else
+  const int threads = 1;
+#endif
+  std::vector<decltype(make_scratch())> scratch;
+  scratch.reserve(threads);
+  for (int t = 0; t < threads; ++t) scratch.push_back(make_scratch());
+#pragma omp parallel num_threads(threads) if (parallel)
   {
-    auto scratch = make_scratch();
+#ifdef _OPENMP
+    auto& mine = scratch[omp_get_thread_num()];
+#else
+    auto& mine = scratch[0];
+#endif
 #pragma omp for
-    for (int64_t i = 0; i < count; ++i) body(i, scratch);
+    for (int64_t i = 0; i < count; ++i) body(i, mine);
   }
 }
 

@@ -156,27 +156,45 @@ void ColumnBlocks(int M, int N, const Operands& o) {
     n += kLanes;
   }
   if (n == N) return;
-  // Ragged edge: the last N - n (< kLanes) columns through zero-padded copies of B and C.
+  // Ragged edge: the last N - n (< kLanes) columns through zero-padded copies of B and C,
+  // kEdgeDepth rows of B and kEdgeRows rows of C at a time in stack buffers: this runs inside
+  // parallel regions, where nothing may allocate (core/parallel.h). Each C element's sum over
+  // l continues from memory between depth pieces (exact), so the bits are those of one pass.
+  constexpr int kEdgeDepth = 256, kEdgeRows = 256;
+  alignas(64) float b_edge[kEdgeDepth * kLanes];
+  alignas(64) float c_edge[kEdgeRows * kLanes];
   const int width = N - n;
-  thread_local std::vector<float> b_edge, c_edge;
-  b_edge.assign(static_cast<size_t>(o.L) * kLanes, 0.0f);
-  c_edge.assign(static_cast<size_t>(M) * kLanes, 0.0f);
-  for (int l = 0; l < o.L; ++l) {
-    std::copy(o.b + l * o.ldb + n, o.b + l * o.ldb + N, b_edge.data() + l * kLanes);
-  }
-  if (o.accumulate) {
-    for (int m = 0; m < M; ++m) {
-      std::copy(o.c + m * o.ldc + n, o.c + m * o.ldc + N, c_edge.data() + m * kLanes);
+  for (int m0 = 0; m0 < M; m0 += kEdgeRows) {
+    const int rows = std::min(kEdgeRows, M - m0);
+    float* c = o.c + static_cast<long>(m0) * o.ldc + n;
+    for (int l0 = 0; l0 < o.L || l0 == 0; l0 += kEdgeDepth) {
+      const int depth = std::min(kEdgeDepth, o.L - l0);
+      const bool accumulate = o.accumulate || l0 > 0;
+      std::fill(b_edge, b_edge + depth * kLanes, 0.0f);
+      std::fill(c_edge, c_edge + rows * kLanes, 0.0f);
+      for (int l = 0; l < depth; ++l) {
+        const float* b = o.b + static_cast<long>(l0 + l) * o.ldb + n;
+        std::copy(b, b + width, b_edge + l * kLanes);
+      }
+      if (accumulate) {
+        for (int m = 0; m < rows; ++m) std::copy(c + m * o.ldc, c + m * o.ldc + width, c_edge + m * kLanes);
+      }
+      Operands edge = o;
+      edge.L = depth;
+      edge.accumulate = accumulate;
+      if constexpr (F == Form::kRows) edge.a += static_cast<long>(m0) * o.a_row + l0;
+      if constexpr (F == Form::kColumns) edge.a += m0 + static_cast<long>(l0) * o.a_col;
+      if constexpr (F == Form::kGather) {
+        edge.a_rows += m0;
+        edge.a_cols += l0;
+      }
+      edge.b = b_edge;
+      edge.ldb = kLanes;
+      edge.c = c_edge;
+      edge.ldc = kLanes;
+      ColumnBlock<1, F>(rows, edge, 0);
+      for (int m = 0; m < rows; ++m) std::copy(c_edge + m * kLanes, c_edge + m * kLanes + width, c + m * o.ldc);
     }
-  }
-  Operands edge = o;
-  edge.b = b_edge.data();
-  edge.ldb = kLanes;
-  edge.c = c_edge.data();
-  edge.ldc = kLanes;
-  ColumnBlock<1, F>(M, edge, 0);
-  for (int m = 0; m < M; ++m) {
-    std::copy(c_edge.data() + m * kLanes, c_edge.data() + m * kLanes + width, o.c + m * o.ldc + n);
   }
 }
 

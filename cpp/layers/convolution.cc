@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/checked_size.h"
 #include "core/filler.h"
 #include "core/math.h"
 
@@ -85,6 +86,8 @@ void BaseConvolutionLayer::LayerSetUp(const Tensors& bottom, const Tensors&) {
   num_spatial_axes_ = bottom[0]->num_axes() - channel_axis_ - 1;
   COS_LAYER_CHECK(num_spatial_axes_ >= 1, ShapeError, "bottom ", bottom[0]->shape_string(),
                   " has no spatial axis after the channel axis ", channel_axis_);
+  COS_LAYER_CHECK(num_spatial_axes_ <= kMaxConvAxes, ConfigError, "at most ", kMaxConvAxes,
+                  " spatial axes, got ", num_spatial_axes_);
   ParseGeometry(p);
   channels_ = bottom[0]->shape(channel_axis_);
   num_output_ = p.integer("num_output");
@@ -100,6 +103,7 @@ void BaseConvolutionLayer::LayerSetUp(const Tensors& bottom, const Tensors&) {
   conv_in_channels_ = reverse_dimensions() ? num_output_ : channels_;
   std::vector<int> weight_shape = {conv_out_channels_, conv_in_channels_ / group_};
   weight_shape.insert(weight_shape.end(), kernel_.begin(), kernel_.end());
+  CheckedCount(weight_shape, where(), "weight count");
   auto weight = std::make_shared<Tensor>(weight_shape);
   Fill(p.child("weight_filler"), weight.get(), where() + "weight_filler: ");
   blobs_ = {weight};
@@ -125,21 +129,31 @@ void BaseConvolutionLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   }
   num_ = static_cast<int>(first.count(0, channel_axis_));
   std::vector<int> in(first.shape().begin() + first_spatial, first.shape().end());
-  std::vector<int> out(num_spatial_axes_);
+  std::vector<int64_t> out(num_spatial_axes_);
+  const std::string prefix = where();
   for (int a = 0; a < num_spatial_axes_; ++a) {
+    // In 64-bit and checked: the dilated kernel and the padded input must fit int (the
+    // unfolding's index arithmetic), whatever the prototxt says.
+    CheckedAdd(CheckedMul(dilation_[a], kernel_[a] - 1, prefix, "dilated kernel extent"), 1,
+               prefix, "dilated kernel extent");
+    CheckedAdd(in[a], 2 * static_cast<int64_t>(pad_[a]), prefix, "padded input extent");
     out[a] = OutputExtent(a, in[a]);
-    COS_LAYER_CHECK(out[a] > 0, ShapeError, "the kernel (extent ", dilation_[a] * (kernel_[a] - 1) + 1,
+    COS_LAYER_CHECK(out[a] <= kMaxElements, ConfigError, "output extent ", out[a],
+                    " along spatial axis ", a, " is beyond the int32 limit");
+    COS_LAYER_CHECK(out[a] > 0, ShapeError, "the kernel (extent ", dilation_[a] * (kernel_[a] - 1L) + 1,
                     ") does not fit the padded input (", in[a], " + 2·", pad_[a],
                     ") along spatial axis ", a, " of bottom ", first.shape_string());
   }
   std::vector<int> top_shape(first.shape().begin(), first.shape().begin() + channel_axis_);
   top_shape.push_back(num_output_);
   top_shape.insert(top_shape.end(), out.begin(), out.end());
+  CheckedCount(top_shape, prefix, "top count");
   for (Tensor* t : top) t->Reshape(top_shape);
 
+  const std::vector<int> out_int(out.begin(), out.end());
   geom_.channels = conv_in_channels_ / group_;  // unfolded one group at a time
-  geom_.image = reverse_dimensions() ? out : in;
-  geom_.output = reverse_dimensions() ? in : out;
+  geom_.image = reverse_dimensions() ? out_int : in;
+  geom_.output = reverse_dimensions() ? in : out_int;
   geom_.kernel = kernel_;
   geom_.pad = pad_;
   geom_.stride = stride_;
@@ -147,22 +161,27 @@ void BaseConvolutionLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   kernel_dim_ = static_cast<long>(conv_in_channels_ / group_) * geom_.kernel_size();
   bottom_dim_ = first.count(first_spatial - 1);
   top_dim_ = top[0]->count(first_spatial - 1);
+  CheckScratchSizes();
   PlanProducts();
 }
 
-int ConvolutionLayer::OutputExtent(int a, int in) const {
+int64_t ConvolutionLayer::OutputExtent(int a, int64_t in) const {
   return ConvOutputExtent(in, kernel_[a], pad_[a], stride_[a], dilation_[a]);
 }
 
-int DeconvolutionLayer::OutputExtent(int a, int in) const {
-  return stride_[a] * (in - 1) + dilation_[a] * (kernel_[a] - 1) + 1 - 2 * pad_[a];
+int64_t DeconvolutionLayer::OutputExtent(int a, int64_t in) const {
+  return static_cast<int64_t>(stride_[a]) * (in - 1) + static_cast<int64_t>(dilation_[a]) * (kernel_[a] - 1) +
+         1 - 2 * static_cast<int64_t>(pad_[a]);
 }
 
 template <typename Fn>
-void BaseConvolutionLayer::ForEachImage(bool accumulate_weights, bool accumulate_bias, Fn fn) {
+void BaseConvolutionLayer::ForEachImage(int uses, bool accumulate_weights, bool accumulate_bias,
+                                        Fn fn) {
   const int threads = std::max(1, std::min(num_threads(), num_));
   const long M = conv_out_channels_ / group_, K = kernel_dim_, P = padded_out_;
   if (static_cast<int>(workspaces_.size()) < threads) workspaces_.resize(threads);
+  // Every buffer the images' products use is sized here: nothing may allocate in the region.
+  for (int t = 0; t < threads; ++t) SizeWorkspace(uses, workspaces_[t]);
   for (int t = 0; t < threads; ++t) {
     if (accumulate_weights) workspaces_[t].weight_grad.assign(group_ * K * P, 0.0f);
     if (accumulate_bias) workspaces_[t].bias_grad.assign(num_output_, 0.0);
@@ -211,7 +230,7 @@ void ConvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   for (size_t i = 0; i < bottom.size(); ++i) {
     const float* x = bottom[i]->data();
     float* y = top[i]->mutable_data();
-    ForEachImage(false, false, [&](int n, Workspace& ws) {
+    ForEachImage(kUsesForward, false, false, [&](int n, Workspace& ws) {
       ForwardGemm(x + n * bottom_dim_, y + n * top_dim_, bias, ws);
     });
   }
@@ -230,7 +249,8 @@ void ConvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool>&
     if (!weight_grad && !data_grad && !bias_grad) continue;
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
-    ForEachImage(weight_grad, bias_grad, [&](int n, Workspace& ws) {
+    const int uses = (weight_grad ? kUsesWeights : 0) | (data_grad ? kUsesBackward : 0);
+    ForEachImage(uses, weight_grad, bias_grad, [&](int n, Workspace& ws) {
       if (bias_grad && !weight_grad) BiasGrad(dy + n * top_dim_, ws);
       if (weight_grad) WeightGemm(x + n * bottom_dim_, dy + n * top_dim_, bias_grad, ws);
       if (data_grad) BackwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, nullptr, ws);
@@ -248,7 +268,7 @@ void DeconvolutionLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) 
   for (size_t i = 0; i < bottom.size(); ++i) {
     const float* x = bottom[i]->data();
     float* y = top[i]->mutable_data();
-    ForEachImage(false, false, [&](int n, Workspace& ws) {
+    ForEachImage(kUsesBackward, false, false, [&](int n, Workspace& ws) {
       BackwardGemm(x + n * bottom_dim_, y + n * top_dim_, bias, ws);
     });
   }
@@ -267,7 +287,8 @@ void DeconvolutionLayer::Backward_cpu(const Tensors& top, const std::vector<bool
     if (!weight_grad && !data_grad && !bias_grad) continue;
     const float* x = bottom[i]->data();
     float* dx = data_grad ? bottom[i]->mutable_diff() : nullptr;
-    ForEachImage(weight_grad, bias_grad, [&](int n, Workspace& ws) {
+    const int uses = (weight_grad ? kUsesWeights : 0) | (data_grad ? kUsesForward : 0);
+    ForEachImage(uses, weight_grad, bias_grad, [&](int n, Workspace& ws) {
       if (bias_grad) BiasGrad(dy + n * top_dim_, ws);
       if (weight_grad) WeightGemm(dy + n * top_dim_, x + n * bottom_dim_, false, ws);
       if (data_grad) ForwardGemm(dy + n * top_dim_, dx + n * bottom_dim_, nullptr, ws);

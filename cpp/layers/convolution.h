@@ -31,6 +31,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <vector>
 
 #include "core/aligned_vector.h"
@@ -52,7 +53,8 @@ class BaseConvolutionLayer : public Layer {
   // Deconvolution swaps the roles of the layer's input and output in the underlying conv.
   virtual bool reverse_dimensions() const = 0;
   // Spatial extent of the top from the bottom's (`in`), axis by axis.
-  virtual int OutputExtent(int axis, int in) const = 0;
+  // In 64-bit: Reshape checks the result against the int32 limits before using it.
+  virtual int64_t OutputExtent(int axis, int64_t in) const = 0;
 
   // One thread's scratch, 64-byte aligned: im2col columns, the zero-padded input (gather
   // path), the zero-padded output gradient (gather data path), a channel-minor product before
@@ -64,6 +66,7 @@ class BaseConvolutionLayer : public Layer {
   };
   struct Workspace {
     AlignedVector<float> col, product_t, grad_t, weight_grad;
+    std::vector<float> unfold;  // im2col_2d / col2im_2d's zero-padded image
     PaddedBuffer padded, padded_grad;
     std::vector<double> bias_grad;
   };
@@ -94,8 +97,10 @@ class BaseConvolutionLayer : public Layer {
   // threads, each with its own workspace; when accumulate_weights (accumulate_bias), the
   // workspaces' weight (bias) gradients start at zero and are summed in thread order into
   // blobs_[0]'s (blobs_[1]'s) diff at the end.
+  // `uses`: which products fn runs (kUses* bits), so that only their buffers are sized.
+  enum : int { kUsesForward = 1, kUsesBackward = 2, kUsesWeights = 4 };
   template <typename Fn>
-  void ForEachImage(bool accumulate_weights, bool accumulate_bias, Fn fn);
+  void ForEachImage(int uses, bool accumulate_weights, bool accumulate_bias, Fn fn);
 
   int num_ = 0;                       // images: product of the axes before the channel axis
   int channel_axis_ = 1, num_spatial_axes_ = 0;
@@ -114,6 +119,11 @@ class BaseConvolutionLayer : public Layer {
                              PaddedBuffer& buffer);
   // Chooses the paths and builds the gather tables for the current shapes.
   void PlanProducts();
+  // Checks (ConfigError naming the layer) that every buffer the products may need stays
+  // within kMaxElements; SizeWorkspace then sizes a thread's buffers for `uses` (before the
+  // parallel region, which must not allocate).
+  void CheckScratchSizes() const;
+  void SizeWorkspace(int uses, Workspace& ws) const;
 
   // Gather paths and their offset tables (one group; see the file comment).
   bool gather_forward_ = false, gather_weights_ = false, gather_data_ = false;
@@ -131,7 +141,7 @@ class ConvolutionLayer : public BaseConvolutionLayer {
 
  protected:
   bool reverse_dimensions() const override { return false; }
-  int OutputExtent(int axis, int in) const override;
+  int64_t OutputExtent(int axis, int64_t in) const override;
   void Forward_cpu(const Tensors& bottom, const Tensors& top) override;
   void Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
                     const Tensors& bottom) override;
@@ -144,7 +154,7 @@ class DeconvolutionLayer : public BaseConvolutionLayer {
 
  protected:
   bool reverse_dimensions() const override { return true; }
-  int OutputExtent(int axis, int in) const override;
+  int64_t OutputExtent(int axis, int64_t in) const override;
   void Forward_cpu(const Tensors& bottom, const Tensors& top) override;
   void Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
                     const Tensors& bottom) override;

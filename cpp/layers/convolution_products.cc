@@ -7,6 +7,7 @@
 #include <array>
 #include <climits>
 
+#include "core/checked_size.h"
 #include "core/small_gemm.h"
 #include "core/transpose.h"
 #include "layers/convolution.h"
@@ -91,6 +92,53 @@ void BaseConvolutionLayer::PlanProducts() {
   }
 }
 
+void BaseConvolutionLayer::CheckScratchSizes() const {
+  const std::string prefix = where();
+  const int64_t M = conv_out_channels_ / group_, S = geom_.output_size(), image = geom_.image_size();
+  const int64_t P = RoundUp16(M), Q = RoundUp16(conv_in_channels_ / group_);
+  const int64_t K = CheckedMul(conv_in_channels_ / group_, geom_.kernel_size(), prefix,
+                               "kernel dimension (C/group · ∏kernel)");
+  CheckedMul(K, S, prefix, "im2col column buffer (K · ∏output)");
+  CheckedMul(group_, CheckedMul(S, P, prefix, "transposed output gradient"), prefix,
+             "transposed output gradient");
+  CheckedMul(group_, CheckedMul(K, P, prefix, "weight gradient"), prefix, "weight gradient");
+  CheckedMul(image, Q, prefix, "data-gradient product");
+  CheckedMul(group_, CheckedMul(M * geom_.kernel_size(), Q, prefix, "packed weights"), prefix,
+             "packed weights");
+  if (num_spatial_axes_ == 2) {
+    const int64_t PH = geom_.image[0] + 2L * pad_[0], PW = geom_.image[1] + 2L * pad_[1];
+    CheckedMul(conv_in_channels_, CheckedMul(PH, PW, prefix, "padded input"), prefix,
+               "padded input");
+  }
+}
+
+void BaseConvolutionLayer::SizeWorkspace(int uses, Workspace& ws) const {
+  const long K = kernel_dim_, S = geom_.output_size();
+  const long image = geom_.image_size(), P = padded_out_, Q = padded_in_;
+  const bool forward = uses & kUsesForward, backward = uses & kUsesBackward;
+  const bool weights = uses & kUsesWeights;
+  const bool unfolds = !is_1x1_ && ((forward && !gather_forward_) ||
+                                    (backward && !gather_data_) || (weights && !gather_weights_));
+  if (unfolds) {
+    ws.col.resize(K * S);
+    ws.unfold.resize(Im2colScratchSize(geom_));
+  }
+  long product = 0;
+  if (forward && gather_forward_) product = S * P;
+  if (backward && gather_data_) product = std::max(product, image * Q);
+  ws.product_t.reserve(product);
+  if (weights) ws.grad_t.resize(group_ * S * P);
+  const bool padded = pad_.size() == 2 && (pad_[0] != 0 || pad_[1] != 0);
+  if (padded && ((forward && gather_forward_) || (weights && gather_weights_))) {
+    ws.padded.data.reserve(conv_in_channels_ * (geom_.image[0] + 2L * pad_[0]) *
+                           (geom_.image[1] + 2L * pad_[1]));
+  }
+  if (backward && gather_data_ && (grad_pad_[0] != 0 || grad_pad_[1] != 0)) {
+    ws.padded_grad.data.reserve(conv_out_channels_ * (geom_.output[0] + 2L * grad_pad_[0]) *
+                                (geom_.output[1] + 2L * grad_pad_[1]));
+  }
+}
+
 void BaseConvolutionLayer::PackWeights(bool forward, bool data) {
   const float* weights = blobs_[0]->data();
   const long M = conv_out_channels_ / group_, C = conv_in_channels_ / group_, K = kernel_dim_;
@@ -146,7 +194,7 @@ void BaseConvolutionLayer::ForwardGemm(const float* input, float* output, const 
     const float* columns = group_input;
     if (!is_1x1_) {
       if (num_spatial_axes_ == 2 && !force_nd_im2col_) {
-        im2col_2d(group_input, geom_, ws.col.data());
+        im2col_2d(group_input, geom_, ws.col.data(), ws.unfold.data());
       } else {
         im2col_nd(group_input, geom_, ws.col.data());
       }
@@ -189,7 +237,7 @@ void BaseConvolutionLayer::BackwardGemm(const float* output_grad, float* input_g
                output_grad + static_cast<long>(g) * M * S, S, false, columns, S);
     if (is_1x1_) continue;
     if (num_spatial_axes_ == 2 && !force_nd_im2col_) {
-      col2im_2d(columns, geom_, group_grad);
+      col2im_2d(columns, geom_, group_grad, ws.unfold.data());
     } else {
       col2im_nd(columns, geom_, group_grad);
     }
@@ -226,7 +274,7 @@ void BaseConvolutionLayer::WeightGemm(const float* input, const float* output_gr
     const float* columns = group_input;
     if (!is_1x1_) {
       if (num_spatial_axes_ == 2 && !force_nd_im2col_) {
-        im2col_2d(group_input, geom_, ws.col.data());
+        im2col_2d(group_input, geom_, ws.col.data(), ws.unfold.data());
       } else {
         im2col_nd(group_input, geom_, ws.col.data());
       }

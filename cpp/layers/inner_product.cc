@@ -1,5 +1,6 @@
 #include "layers/inner_product.h"
 
+#include "core/checked_size.h"
 #include "core/filler.h"
 #include "core/math.h"
 
@@ -12,7 +13,9 @@ void InnerProductLayer::LayerSetUp(const Tensors& bottom, const Tensors&) {
   bias_term_ = p.flag("bias_term");
   transpose_ = p.flag("transpose");
   int axis = bottom[0]->CanonicalAxis(p.integer("axis"));
-  K_ = static_cast<int>(bottom[0]->count(axis));
+  const int64_t features = bottom[0]->count(axis);
+  CheckedMul(features, N_, where(), "weight count (num_output · input features)");
+  K_ = static_cast<int>(features);
   auto weight = std::make_shared<Tensor>(transpose_ ? std::vector<int>{K_, N_} : std::vector<int>{N_, K_});
   Fill(p.child("weight_filler"), weight.get(), where() + "weight_filler: ");
   blobs_ = {weight};
@@ -30,6 +33,7 @@ void InnerProductLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   M_ = static_cast<int>(bottom[0]->count(0, axis));
   std::vector<int> shape(bottom[0]->shape().begin(), bottom[0]->shape().begin() + axis);
   shape.push_back(N_);
+  CheckedCount(shape, where(), "top count");
   top[0]->Reshape(shape);
   if (bias_term_ && bias_multiplier_.count() != M_) {
     bias_multiplier_.Reshape({M_});

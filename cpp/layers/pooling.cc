@@ -5,6 +5,7 @@
 #include <cfloat>
 #include <cmath>
 
+#include "core/checked_size.h"
 #include "core/math.h"
 #include "core/parallel.h"
 
@@ -17,6 +18,15 @@ namespace {
 int Given(const Params& p, const char* field) {
   return p.size(field) ? p.integer(field) : 0;
 }
+
+// Interior output columns are processed kChunk at a time in vector registers (GCC/Clang vector
+// extensions: one AVX-512 register, two AVX2 ones): every lane runs the scalar loop's exact
+// sequence of compares or adds, so results are bitwise those of the per-window loop.
+constexpr int kChunk = 16;
+// Strides wider than this leave the vector chunks to the per-window loop: a chunk's lanes
+// span kChunk strides, and the padded copy its last planes read (PlanTail) grows with that.
+// Real nets pool with strides of 1 to 4.
+constexpr int kMaxChunkStride = 256;
 
 }  // namespace
 
@@ -89,11 +99,14 @@ void PoolingLayer::Reshape(const Tensors& bottom, const Tensors& top) {
     kernel_[0] = height_;
     kernel_[1] = width_;
   }
-  const int in[2] = {height_, width_};
-  int out[2];
+  // Sizes in checked 64-bit arithmetic: a huge kernel, pad or stride is a ConfigError here,
+  // never a wrapped int or an allocation that fails inside the parallel loop.
+  const int64_t in[2] = {height_, width_};
+  int64_t out[2];
   for (int a = 0; a < 2; ++a) {
-    const double steps = static_cast<double>(in[a] + 2 * pad_[a] - kernel_[a]) / stride_[a];
-    out[a] = static_cast<int>(ceil_mode_ ? std::ceil(steps) : std::floor(steps)) + 1;
+    const int64_t span = in[a] + 2 * static_cast<int64_t>(pad_[a]) - kernel_[a];
+    const double steps = static_cast<double>(span) / stride_[a];
+    out[a] = static_cast<int64_t>(ceil_mode_ ? std::ceil(steps) : std::floor(steps)) + 1;
   }
   if (pad_[0] != 0 || pad_[1] != 0) {
     for (int a = 0; a < 2; ++a) {
@@ -103,15 +116,44 @@ void PoolingLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   COS_LAYER_CHECK(out[0] > 0 && out[1] > 0, ShapeError, "the kernel (", kernel_[0], "x", kernel_[1],
                   ") does not fit the padded input ", x.shape_string(), " (pad ", pad_[0], ", ",
                   pad_[1], ")");
-  pooled_h_ = out[0];
-  pooled_w_ = out[1];
+  const std::string prefix = where();
+  CheckedCount(std::vector<int64_t>{num_, channels_, out[0], out[1]}, prefix, "pooled top size");
+  for (int a = 0; a < 2; ++a) {
+    // Window coordinates (Span) stay in int: the last window's start plus the kernel.
+    CheckedAdd(CheckedMul(out[a] - 1, stride_[a], prefix, "last pooling window start"),
+               kernel_[a], prefix, "last pooling window end");
+  }
+  pooled_h_ = static_cast<int>(out[0]);
+  pooled_w_ = static_cast<int>(out[1]);
   for (Tensor* t : top) t->Reshape({num_, channels_, pooled_h_, pooled_w_});
   if (method_ == Method::kMax) argmax_.resize(top[0]->count());
   // Columns whose window lies inside [0, width): start >= 0 and start + kernel <= width.
-  interior_lo_ = std::min((pad_[1] + stride_[1] - 1) / stride_[1], pooled_w_);
-  const int last = width_ + pad_[1] - kernel_[1];
-  interior_hi_ = last < 0 ? 0 : std::min(last / stride_[1] + 1, pooled_w_);
+  interior_lo_ = static_cast<int>(
+      std::min<int64_t>((static_cast<int64_t>(pad_[1]) + stride_[1] - 1) / stride_[1], pooled_w_));
+  const int64_t last = static_cast<int64_t>(width_) + pad_[1] - kernel_[1];
+  interior_hi_ = last < 0 ? 0 : static_cast<int>(std::min<int64_t>(last / stride_[1] + 1, pooled_w_));
   interior_hi_ = std::max(interior_hi_, interior_lo_);
+  // Vector lanes of a wide stride would read far past the plane: such rows (rare; only the
+  // speed differs) take the per-window loop everywhere.
+  if (stride_[1] > kMaxChunkStride) interior_hi_ = interior_lo_;
+  PlanTail();
+}
+
+// The chunks' spare lanes read up to `reach` floats past a plane's start: inside the tensor
+// for most planes, past its end for the last few, which read a zero-padded copy instead. The
+// copy is sized here and filled before the parallel loop, which then allocates nothing.
+void PoolingLayer::PlanTail() {
+  const int64_t planes = static_cast<int64_t>(num_) * channels_;
+  const int64_t in_plane = static_cast<int64_t>(height_) * width_;
+  tail_planes_ = 0;
+  if (interior_hi_ == interior_lo_ || planes == 0 || in_plane == 0) {
+    tail_.clear();
+    return;
+  }
+  const int64_t reach = in_plane + (kChunk + 1) * static_cast<int64_t>(stride_[1]) + kernel_[1];
+  tail_planes_ = std::min(planes, (reach - 1) / in_plane + 1);
+  tail_.assign(CheckedAdd((tail_planes_ - 1) * in_plane, reach, where(), "pooling tail copy"),
+               0.0f);
 }
 
 PoolingLayer::Window PoolingLayer::Span(int out_index, int axis) const {
@@ -122,10 +164,6 @@ PoolingLayer::Window PoolingLayer::Span(int out_index, int axis) const {
 
 namespace {
 
-// Interior output columns are processed kChunk at a time in vector registers (GCC/Clang vector
-// extensions: one AVX-512 register, two AVX2 ones): every lane runs the scalar loop's exact
-// sequence of compares or adds, so results are bitwise those of the per-window loop.
-constexpr int kChunk = 16;
 typedef float Floats __attribute__((vector_size(kChunk * sizeof(float))));
 typedef int Ints __attribute__((vector_size(kChunk * sizeof(int))));
 typedef float UnalignedFloats
@@ -202,7 +240,7 @@ void AveChunk(const float* src, int width, int h0, int h1, int kernel_w, int fir
 // Output row ph of one plane. Edge columns (window clipped by the image) run the per-window
 // loop; the interior columns [interior_lo_, interior_hi_) run in chunks of kChunk lanes, whose
 // spare lanes read up to kChunk·stride floats past the row: src must allow that (the caller
-// hands a padded copy for the tensor's last plane).
+// hands a zero-padded copy for the last planes, see PlanTail).
 void PoolingLayer::ForwardRow(const float* src, int ph, float* y, int* argmax) const {
   const Window wh = Span(ph, 0);
   const int h0 = std::max(wh.start, 0), h1 = std::min(wh.end, height_);
@@ -266,15 +304,12 @@ void PoolingLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const long in_plane = static_cast<long>(height_) * width_;
   const long out_plane = static_cast<long>(pooled_h_) * pooled_w_;
   int* argmax = method_ == Method::kMax ? argmax_.data() : nullptr;
+  // The last planes' copy (see PlanTail), filled here so the loop allocates nothing.
+  const long first_copied = planes - tail_planes_;
+  if (tail_planes_ > 0) std::copy(x + first_copied * in_plane, x + planes * in_plane, tail_.begin());
   ParallelFor(planes, planes * in_plane * kWindowedElementWork, [&](int64_t plane) {
-    const float* src = x + plane * in_plane;
-    if (plane == planes - 1) {
-      // The chunks' spare lanes read past the plane: inside the tensor except for the last.
-      thread_local std::vector<float> padded;
-      padded.assign(in_plane + (kChunk + 1) * stride_[1] + kernel_[1], 0.0f);
-      std::copy(src, src + in_plane, padded.begin());
-      src = padded.data();
-    }
+    const float* src = plane < first_copied ? x + plane * in_plane
+                                            : tail_.data() + (plane - first_copied) * in_plane;
     for (int ph = 0; ph < pooled_h_; ++ph) {
       const long at = plane * out_plane + ph * pooled_w_;
       ForwardRow(src, ph, y + at, argmax ? argmax + at : nullptr);

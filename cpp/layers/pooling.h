@@ -20,6 +20,7 @@
 // Tests: tests/layers/test_pooling.py.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "layers/layer.h"
@@ -50,12 +51,15 @@ class PoolingLayer : public Layer {
   // and the row's argmax entries (nullptr for AVE).
   void ForwardRow(const float* src, int ph, float* y, int* argmax) const;
   void BackwardAveRow(const float* dy, int ph, float* dst, float* line) const;
+  void PlanTail();  // sizes tail_ for the current shape (Reshape)
 
   Method method_ = Method::kMax;
   bool global_ = false, ceil_mode_ = true;
   int kernel_[2] = {0, 0}, pad_[2] = {0, 0}, stride_[2] = {1, 1};
   int num_ = 0, channels_ = 0, height_ = 0, width_ = 0, pooled_h_ = 0, pooled_w_ = 0;
   int interior_lo_ = 0, interior_hi_ = 0;  // output columns with unclipped windows
+  std::vector<float> tail_;  // zero-padded copy of the last tail_planes_ planes (Forward)
+  int64_t tail_planes_ = 0;
   std::vector<int> argmax_;  // MAX: index into the bottom plane per top element (-1: empty)
 };
 

@@ -57,7 +57,7 @@ class Outcome:
 def run_case(code: str, timeout: float = 120.0, env: dict[str, str] | None = None) -> Outcome:
     """Runs `code` (statements) in a memory-limited child and reports how it ended."""
     body = textwrap.indent(textwrap.dedent(code), "    ")
-    child_env = dict(os.environ, OMP_NUM_THREADS="1", **(env or {}))
+    child_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-c", _WRAPPER.format(body=body)],
         capture_output=True,
