@@ -134,11 +134,13 @@ def test_resize_flag_reaches_the_ranks_of_a_local_job(monkeypatch):
     monkeypatch.setattr("caffeonspark.distributed.rendezvous.LocalRendezvous",
                         lambda *args: type("Rendezvous", (), {"all_gather": None})())
     for flag in ("1", "0"):
-        monkeypatch.setattr(worker.os, "environ", {
+        environ = {
             "CAFFEONSPARK_RANK": "0", "CAFFEONSPARK_WORLD_SIZE": "2",
             "CAFFEONSPARK_JOB_SECRET": "00", "CAFFEONSPARK_RENDEZVOUS": "127.0.0.1:1",
             "CAFFEONSPARK_JOB_ID": "j", "CAFFEONSPARK_SOLVER": "s.prototxt",
             "CAFFEONSPARK_RESIZE": flag,
-        })
+        }
+        monkeypatch.setattr(worker.os, "environ", environ)
         assert worker.main() == 0
+        assert "CAFFEONSPARK_JOB_SECRET" not in environ  # removed once read
     assert ranks == [True, False]

@@ -119,7 +119,9 @@ def main() -> int:
 
     if env.get("CAFFEONSPARK_THREADS"):
         engine.set_num_threads(int(env["CAFFEONSPARK_THREADS"]))
-    secret = bytes.fromhex(env["CAFFEONSPARK_JOB_SECRET"])
+    # Out of the environment once read: processes this rank starts, and code that reads
+    # os.environ, never see it (/proc/<pid>/environ keeps the original, readable only by us).
+    secret = bytes.fromhex(env.pop("CAFFEONSPARK_JOB_SECRET"))
     timeout = float(env.get("CAFFEONSPARK_COMM_TIMEOUT", "60"))
     rendezvous = LocalRendezvous(env["CAFFEONSPARK_RENDEZVOUS"], rank, secret, timeout)
     try:
