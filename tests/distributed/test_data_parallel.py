@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_lenet
+from lenet_files import write_lenet
 from ranks import describe, run_ranks
 
 from caffeonspark import engine

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_lenet
+from lenet_files import write_lenet
 
 from caffeonspark import cli, model_io
 from caffeonspark.distributed.launcher import launch
