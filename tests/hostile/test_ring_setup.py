@@ -3,7 +3,7 @@ half-sent and garbage connections and resets against both ranks' listeners must 
 2-rank job from forming within its deadline and reducing exactly; a stray connection is
 held to its own short HELLO deadline, never to the ring's. When the ring cannot form, the
 timeout message counts the refused connections, lists only the first few, and escapes the
-text a peer supplied. The ranks run as processes on loopback (tests/comm/ranks.py), so every
+text a peer supplied. A connector dropped before the CHALLENGE connects again. The ranks run as processes on loopback (tests/comm/ranks.py), so every
 connection, the real peer's included, comes from 127.0.0.1."""
 
 from __future__ import annotations
@@ -198,3 +198,26 @@ def test_the_timeout_message_counts_refusals_and_escapes_peer_text():
 def publish(ranks: Ranks, address: str) -> None:
     """Publishes `address` as rank 0's listener in the test's rendezvous."""
     LocalRendezvous(ranks.server.address, 0, ranks.secret).all_gather(address)
+
+
+def test_a_connector_dropped_before_the_challenge_connects_again():
+    """An acceptor flooded with strays may drop the real peer's connection before its
+    CHALLENGE: a Python rank 0 does that to rank 1's first connection, and rank 1 must
+    connect again and prove the secret on the second one."""
+    ranks = Ranks(2, "loop", "--iterations", 1, "--timeout", 5, ranks=[1], timeout=40)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    rank0 = f"127.0.0.1:{listener.getsockname()[1]}"
+    gather = threading.Thread(target=publish, args=(ranks, rank0), daemon=True)
+    gather.start()
+    first, _ = listener.accept()
+    first.settimeout(10)
+    kind, _ = fake_peer.read_frame(first)
+    assert kind == fake_peer.HELLO
+    first.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    first.close()  # a reset, as when a flooded acceptor drops it
+    second = fake_peer.accept_as(listener, ranks.secret, "test-job", 2, 0)  # checks the proof
+    gather.join(10)
+    second.close()  # the job then fails (rank 0 never connects back): not under test here
+    ranks.wait()
+    listener.close()
