@@ -3,8 +3,9 @@ half-sent and garbage connections and resets against both ranks' listeners must 
 2-rank job from forming within its deadline and reducing exactly; a stray connection is
 held to its own short HELLO deadline, never to the ring's. When the ring cannot form, the
 timeout message counts the refused connections, lists only the first few, and escapes the
-text a peer supplied. A connector dropped before the CHALLENGE connects again. The ranks run as processes on loopback (tests/comm/ranks.py), so every
-connection, the real peer's included, comes from 127.0.0.1."""
+text a peer supplied. A connector dropped before the CHALLENGE connects again. The ranks
+run as processes on loopback (tests/comm/ranks.py), so every connection, the real peer's
+included, comes from 127.0.0.1."""
 
 from __future__ import annotations
 
