@@ -18,6 +18,7 @@ void BindOptions(py::module_& m) {
       .def(py::init<>())
       .def_readwrite("timeout_seconds", &TcpOptions::timeout_seconds)
       .def_readwrite("heartbeat_seconds", &TcpOptions::heartbeat_seconds)
+      .def_readwrite("hello_seconds", &TcpOptions::hello_seconds)
       .def_readwrite("handshake_seconds", &TcpOptions::handshake_seconds)
       .def_readwrite("max_frame_bytes", &TcpOptions::max_frame_bytes)
       .def_readwrite("socket_buffer_bytes", &TcpOptions::socket_buffer_bytes)

@@ -19,14 +19,19 @@ constexpr size_t kMaxJobId = 256;
 
 void SendFrame(int fd, FrameKind kind, const std::string& payload, const std::string& who,
                const Deadline& deadline) {
-  FrameHeader header;
-  header.kind = static_cast<uint16_t>(kind);
-  header.length = static_cast<uint32_t>(payload.size());
-  uint8_t bytes[kFrameHeaderBytes];
-  EncodeHeader(header, bytes);
-  std::string frame(reinterpret_cast<const char*>(bytes), kFrameHeaderBytes);
-  frame += payload;
+  const std::string frame = EncodeFrame(kind, payload);
   SendAll(fd, frame.data(), frame.size(), who, deadline);
+}
+
+// Reads the rest of a frame whose header is in `bytes`; returns its kind.
+uint16_t ReadPayload(int fd, const uint8_t* bytes, std::string* payload, const std::string& who,
+                     const Deadline& deadline) {
+  const FrameHeader header = DecodeHeader(bytes);
+  const std::string problem = HandshakeFrameProblem(header);
+  COS_CHECK(problem.empty(), CommError, who, problem);
+  payload->assign(header.length, '\0');
+  if (header.length > 0) RecvAll(fd, payload->data(), header.length, who, deadline);
+  return header.kind;
 }
 
 // Reads one handshake frame; its kind is returned, its payload stored in `payload`.
@@ -34,20 +39,14 @@ uint16_t ReadFrame(int fd, std::string* payload, const std::string& who,
                    const Deadline& deadline) {
   uint8_t bytes[kFrameHeaderBytes];
   RecvAll(fd, bytes, sizeof(bytes), who, deadline);
-  const FrameHeader header = DecodeHeader(bytes);
-  COS_CHECK(header.magic == kFrameMagic, CommError, who,
-            " does not speak the caffeonspark protocol (bad frame magic)");
-  COS_CHECK(header.length <= kHandshakeMaxFrame, CommError, who, " sent a handshake frame of ",
-            header.length, " bytes (limit ", kHandshakeMaxFrame, ")");
-  payload->assign(header.length, '\0');
-  if (header.length > 0) RecvAll(fd, payload->data(), header.length, who, deadline);
-  return header.kind;
+  return ReadPayload(fd, bytes, payload, who, deadline);
 }
 
 void Expect(uint16_t kind, FrameKind wanted, const std::string& payload, const std::string& who) {
   if (kind == static_cast<uint16_t>(FrameKind::kReject)) {
     PayloadReader reader(payload, who);
-    throw CommError(Msg(who, " rejected the handshake: ", reader.String(kHandshakeMaxFrame)));
+    throw CommError(
+        Msg(who, " rejected the handshake: ", Printable(reader.String(kHandshakeMaxFrame), 512)));
   }
   COS_CHECK(kind == static_cast<uint16_t>(wanted), CommError, who, " sent a ", KindName(kind),
             " frame where the handshake expects ", KindName(static_cast<uint16_t>(wanted)));
@@ -77,17 +76,58 @@ std::string RandomBytes(size_t bytes) {
   return out;
 }
 
-void HandshakeAsConnector(int fd, const JobIdentity& me, int acceptor_rank,
+std::string EncodeFrame(FrameKind kind, const std::string& payload) {
+  FrameHeader header;
+  header.kind = static_cast<uint16_t>(kind);
+  header.length = static_cast<uint32_t>(payload.size());
+  uint8_t bytes[kFrameHeaderBytes];
+  EncodeHeader(header, bytes);
+  return std::string(reinterpret_cast<const char*>(bytes), kFrameHeaderBytes) + payload;
+}
+
+std::string HandshakeFrameProblem(const FrameHeader& header) {
+  if (header.magic != kFrameMagic)
+    return " does not speak the caffeonspark protocol (bad frame magic)";
+  if (header.length > kHandshakeMaxFrame)
+    return Msg(" sent a handshake frame of ", header.length, " bytes (limit ",
+               kHandshakeMaxFrame, ")");
+  return std::string();
+}
+
+std::string Printable(const std::string& text, size_t max_chars) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : text) {
+    if (out.size() >= max_chars) return out + "...";
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte < 0x7f && byte != '\\') {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kHex[byte >> 4];
+      out += kHex[byte & 15];
+    }
+  }
+  return out;
+}
+
+bool HandshakeAsConnector(int fd, const JobIdentity& me, int acceptor_rank,
                           const std::string& acceptor_name, const Deadline& deadline) {
   const std::string my_nonce = RandomBytes(kNonceBytes);
   PayloadWriter hello;
   hello.U32(kHandshakeVersion).String(me.job_id).U32(static_cast<uint32_t>(me.world_size));
   hello.U32(static_cast<uint32_t>(me.rank)).U32(static_cast<uint32_t>(acceptor_rank));
   hello.Bytes(my_nonce.data(), my_nonce.size());
-  SendFrame(fd, FrameKind::kHello, hello.data(), acceptor_name, deadline);
+  const std::string frame = EncodeFrame(FrameKind::kHello, hello.data());
+  if (!SendAllUnlessClosed(fd, frame.data(), frame.size(), acceptor_name, deadline))
+    return false;
 
+  // Until the CHALLENGE's first byte, a hang-up is the acceptor dropping an unproven
+  // connection (retryable); after it, a broken handshake.
+  uint8_t bytes[kFrameHeaderBytes];
+  if (!RecvAllUnlessClosed(fd, bytes, sizeof(bytes), acceptor_name, deadline)) return false;
   std::string payload;
-  uint16_t kind = ReadFrame(fd, &payload, acceptor_name, deadline);
+  uint16_t kind = ReadPayload(fd, bytes, &payload, acceptor_name, deadline);
   Expect(kind, FrameKind::kChallenge, payload, acceptor_name);
   PayloadReader challenge(payload, acceptor_name + " challenge");
   std::string their_nonce(kNonceBytes, '\0');
@@ -105,65 +145,81 @@ void HandshakeAsConnector(int fd, const JobIdentity& me, int acceptor_rank,
   SendFrame(fd, FrameKind::kProof, proof.data(), acceptor_name, deadline);
   kind = ReadFrame(fd, &payload, acceptor_name, deadline);
   Expect(kind, FrameKind::kWelcome, payload, acceptor_name);
+  return true;
 }
 
-bool HandshakeAsAcceptor(int fd, const JobIdentity& me, int expected_rank,
-                         const std::string& from, const Deadline& deadline, std::string* why) {
-  const std::string who = "the connection from " + from;
-  auto reject = [&](const std::string& reason) {
-    PayloadWriter writer;
-    writer.String(reason);
-    try {
-      SendFrame(fd, FrameKind::kReject, writer.data(), who, Deadline::After(0.05));
-    } catch (const CommError&) {
-      // The peer may already be gone; the rejection is a courtesy.
-    }
-    *why = who + ": " + reason;
-    return false;
-  };
+AcceptorHandshake::AcceptorHandshake(const JobIdentity& me, int expected_rank, std::string who)
+    : me_(&me), expected_rank_(expected_rank), who_(std::move(who)) {}
+
+AcceptorHandshake::Step AcceptorHandshake::OnFrame(uint16_t kind, const std::string& payload,
+                                                   std::string* reply, std::string* why) {
   try {
-    std::string payload;
-    uint16_t kind = ReadFrame(fd, &payload, who, deadline);
-    if (kind != static_cast<uint16_t>(FrameKind::kHello))
-      return reject(Msg("expected a hello frame, got ", KindName(kind)));
-    PayloadReader hello(payload, who + " hello");
-    const uint32_t version = hello.U32();
-    const std::string job_id = hello.String(kMaxJobId);
-    const uint32_t world = hello.U32();
-    const uint32_t rank = hello.U32();
-    const uint32_t target = hello.U32();
-    std::string their_nonce(kNonceBytes, '\0');
-    hello.Bytes(their_nonce.data(), kNonceBytes);
-    if (version != kHandshakeVersion)
-      return reject(Msg("protocol version ", version, ", this rank speaks ", kHandshakeVersion));
-    if (job_id != me.job_id) return reject(Msg("job '", job_id, "' is not this job"));
-    if (world != static_cast<uint32_t>(me.world_size))
-      return reject(Msg("world size ", world, " differs from ", me.world_size));
-    if (rank != static_cast<uint32_t>(expected_rank) || target != static_cast<uint32_t>(me.rank))
-      return reject(Msg("rank ", rank, " connecting to rank ", target, ", but rank ", me.rank,
-                        " accepts rank ", expected_rank, " only"));
-
-    const std::string my_nonce = RandomBytes(kNonceBytes);
-    const Digest mine = Proof(me, "accept", expected_rank, me.rank, their_nonce, my_nonce);
-    PayloadWriter challenge;
-    challenge.Bytes(my_nonce.data(), my_nonce.size()).Bytes(mine.data(), mine.size());
-    SendFrame(fd, FrameKind::kChallenge, challenge.data(), who, deadline);
-
-    kind = ReadFrame(fd, &payload, who, deadline);
+    if (!hello_done()) {
+      if (kind != static_cast<uint16_t>(FrameKind::kHello))
+        return Reject(Msg("expected a hello frame, got ", KindName(kind)), reply, why);
+      return OnHello(payload, reply, why);
+    }
     if (kind != static_cast<uint16_t>(FrameKind::kProof))
-      return reject(Msg("expected a proof frame, got ", KindName(kind)));
-    PayloadReader proof(payload, who + " proof");
-    Digest their_proof;
-    proof.Bytes(their_proof.data(), their_proof.size());
-    const Digest expected = Proof(me, "connect", expected_rank, me.rank, their_nonce, my_nonce);
-    if (!DigestsEqual(their_proof, expected))
-      return reject("the proof of the job secret is wrong");
-    SendFrame(fd, FrameKind::kWelcome, std::string(), who, deadline);
-    return true;
-  } catch (const CommError& error) {
+      return Reject(Msg("expected a proof frame, got ", KindName(kind)), reply, why);
+    return OnProof(payload, reply, why);
+  } catch (const CommError& error) {  // a payload too short for its fields
     *why = error.what();
-    return false;
+    return Step::kRejected;
   }
+}
+
+AcceptorHandshake::Step AcceptorHandshake::OnHello(const std::string& payload,
+                                                   std::string* reply, std::string* why) {
+  const JobIdentity& me = *me_;
+  PayloadReader hello(payload, who_ + " hello");
+  const uint32_t version = hello.U32();
+  const std::string job_id = hello.String(kMaxJobId);
+  const uint32_t world = hello.U32();
+  const uint32_t rank = hello.U32();
+  const uint32_t target = hello.U32();
+  std::string their_nonce(kNonceBytes, '\0');
+  hello.Bytes(their_nonce.data(), kNonceBytes);
+  if (version != kHandshakeVersion)
+    return Reject(Msg("protocol version ", version, ", this rank speaks ", kHandshakeVersion),
+                  reply, why);
+  if (job_id != me.job_id)
+    return Reject(Msg("job '", Printable(job_id), "' is not this job"), reply, why);
+  if (world != static_cast<uint32_t>(me.world_size))
+    return Reject(Msg("world size ", world, " differs from ", me.world_size), reply, why);
+  if (rank != static_cast<uint32_t>(expected_rank_) || target != static_cast<uint32_t>(me.rank))
+    return Reject(Msg("rank ", rank, " connecting to rank ", target, ", but rank ", me.rank,
+                      " accepts rank ", expected_rank_, " only"),
+                  reply, why);
+
+  their_nonce_ = their_nonce;
+  my_nonce_ = RandomBytes(kNonceBytes);
+  const Digest mine = Proof(me, "accept", expected_rank_, me.rank, their_nonce_, my_nonce_);
+  PayloadWriter challenge;
+  challenge.Bytes(my_nonce_.data(), my_nonce_.size()).Bytes(mine.data(), mine.size());
+  *reply = EncodeFrame(FrameKind::kChallenge, challenge.data());
+  return Step::kContinue;
+}
+
+AcceptorHandshake::Step AcceptorHandshake::OnProof(const std::string& payload,
+                                                   std::string* reply, std::string* why) {
+  PayloadReader proof(payload, who_ + " proof");
+  Digest their_proof;
+  proof.Bytes(their_proof.data(), their_proof.size());
+  const Digest expected =
+      Proof(*me_, "connect", expected_rank_, me_->rank, their_nonce_, my_nonce_);
+  if (!DigestsEqual(their_proof, expected))
+    return Reject("the proof of the job secret is wrong", reply, why);
+  *reply = EncodeFrame(FrameKind::kWelcome, std::string());
+  return Step::kAccepted;
+}
+
+AcceptorHandshake::Step AcceptorHandshake::Reject(const std::string& reason, std::string* reply,
+                                                  std::string* why) const {
+  PayloadWriter writer;
+  writer.String(reason);
+  *reply = EncodeFrame(FrameKind::kReject, writer.data());
+  *why = who_ + ": " + reason;
+  return Step::kRejected;
 }
 
 }  // namespace caffeonspark::comm

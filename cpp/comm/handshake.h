@@ -12,12 +12,17 @@
 // cannot be replayed on another link or job. Frames longer than 4 KiB, a wrong magic, a
 // wrong kind, a job/world/rank mismatch or a wrong MAC end the handshake; the acceptor then
 // drops that connection and keeps waiting for the rank it expects (tests/comm/test_faults.py).
-// Tests: tests/comm/test_handshake.py.
+// The acceptor side is a state machine without I/O (AcceptorHandshake), so that many
+// incoming connections can be handshaken at once on one poll() loop (handshake_acceptor.h).
+// Tests: tests/comm/test_handshake.py, tests/hostile/test_ring_setup.py.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "comm/deadline.h"
+#include "comm/frame.h"
 
 namespace caffeonspark::comm {
 
@@ -31,15 +36,47 @@ struct JobIdentity {
 constexpr uint32_t kHandshakeVersion = 1;
 constexpr uint32_t kHandshakeMaxFrame = 4096;
 
-// Runs the connector side on a connected socket; throws CommError (the acceptor cannot
-// prove the secret, rejects us, or is not the rank we expect) or PeerTimeout.
-void HandshakeAsConnector(int fd, const JobIdentity& me, int acceptor_rank,
+// Runs the connector side on a connected socket; true when welcomed. False when the
+// acceptor closed or reset the connection before its CHALLENGE: it may have dropped us
+// among a flood of stray connections, so the caller connects again. Throws CommError (the
+// acceptor cannot prove the secret, rejects us, or is not the rank we expect) or PeerTimeout.
+bool HandshakeAsConnector(int fd, const JobIdentity& me, int acceptor_rank,
                           const std::string& acceptor_name, const Deadline& deadline);
 
-// Runs the acceptor side; true when the connection is rank `expected_rank` of this job and
-// proved the secret. Otherwise false with `why` set (the connection should be closed).
-bool HandshakeAsAcceptor(int fd, const JobIdentity& me, int expected_rank,
-                         const std::string& from, const Deadline& deadline, std::string* why);
+// The acceptor side, one complete frame at a time (the caller reads the frames, checking
+// their magic and the kHandshakeMaxFrame limit, and sends the replies).
+class AcceptorHandshake {
+ public:
+  enum class Step { kContinue, kAccepted, kRejected };
+  // `me` must outlive this object; `who` names the connection in the reasons.
+  AcceptorHandshake(const JobIdentity& me, int expected_rank, std::string who);
+  // Takes the connection's next frame. `reply` receives the encoded frame to send back
+  // (CHALLENGE, WELCOME or REJECT); with kRejected, `why` says why (for the timeout message).
+  Step OnFrame(uint16_t kind, const std::string& payload, std::string* reply, std::string* why);
+  // The HELLO arrived and matched this job, world and ranks.
+  bool hello_done() const { return !my_nonce_.empty(); }
+
+ private:
+  Step OnHello(const std::string& payload, std::string* reply, std::string* why);
+  Step OnProof(const std::string& payload, std::string* reply, std::string* why);
+  Step Reject(const std::string& reason, std::string* reply, std::string* why) const;
+
+  const JobIdentity* me_;
+  int expected_rank_;
+  std::string who_;
+  std::string their_nonce_, my_nonce_;
+};
+
+// Why a handshake frame with this header is refused, as words that follow the peer's name
+// (" does not speak ..."), or "" when it may be read.
+std::string HandshakeFrameProblem(const FrameHeader& header);
+
+// A frame's bytes: its header, then `payload`.
+std::string EncodeFrame(FrameKind kind, const std::string& payload);
+
+// Peer-supplied text made safe for an error message: bytes outside printable ASCII as \xNN,
+// cut to `max_chars` (with "...").
+std::string Printable(const std::string& text, size_t max_chars = 64);
 
 // 32 random bytes from the kernel (getrandom).
 std::string RandomBytes(size_t bytes);

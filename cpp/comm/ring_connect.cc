@@ -1,12 +1,15 @@
 #include "comm/ring_connect.h"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 #include <thread>
 
+#include "comm/handshake_acceptor.h"
 #include "core/errors.h"
 
 namespace caffeonspark::comm {
@@ -16,9 +19,33 @@ std::string RankName(int rank, const std::vector<std::string>& addresses) {
   return Msg("rank ", rank, " (", addresses[rank], ")");
 }
 
+namespace {
+
+// The connector side: connects and handshakes, and connects again while the acceptor hangs
+// up before its CHALLENGE (it drops unproven connections when strays flood it).
+Fd ConnectRight(const JobIdentity& me, int right, const std::string& name,
+                const std::string& address, const Deadline& deadline) {
+  int pause_ms = 5;
+  for (int hang_ups = 0;; ++hang_ups) {
+    if (hang_ups > 0) {
+      if (deadline.Expired())
+        throw PeerTimeout(Msg(name, " closed the connection before its challenge ", hang_ups,
+                              " times until the deadline"));
+      // A growing pause, so that a listener that hangs up at once is not hammered.
+      poll(nullptr, 0, std::min(pause_ms, deadline.PollMillis()));
+      pause_ms = std::min(pause_ms * 2, 100);
+    }
+    Fd fd = ConnectBefore(Address::Parse(address), name, deadline);
+    ConfigureStream(fd.get(), 0);
+    if (HandshakeAsConnector(fd.get(), me, right, name, deadline)) return fd;
+  }
+}
+
+}  // namespace
+
 RingSockets ConnectRing(Listener& listener, const JobIdentity& me,
                         const std::vector<std::string>& addresses, double timeout_seconds,
-                        double handshake_seconds) {
+                        double hello_seconds, double handshake_seconds) {
   const int world = me.world_size;
   const int left = (me.rank + world - 1) % world, right = (me.rank + 1) % world;
   const Deadline deadline = Deadline::After(timeout_seconds);
@@ -27,33 +54,20 @@ RingSockets ConnectRing(Listener& listener, const JobIdentity& me,
 
   RingSockets ring;
   std::string accept_error;
-  std::vector<std::string> rejected;
-  std::thread acceptor([&] {
+  HandshakeAcceptor acceptor(listener, me, left, hello_seconds, handshake_seconds);
+  std::thread accepting([&] {
     try {
-      for (;;) {
-        std::string from;
-        Fd fd = AcceptBefore(listener, deadline, &from, cancel.get());
-        if (!fd.valid()) return;  // deadline or cancelled
-        ConfigureStream(fd.get(), 0);
-        const Deadline handshake = deadline.Earlier(Deadline::After(handshake_seconds));
-        std::string why;
-        if (HandshakeAsAcceptor(fd.get(), me, left, from, handshake, &why)) {
-          ring.left = std::move(fd);
-          return;
-        }
-        rejected.push_back(why);
-      }
+      ring.left = acceptor.Run(deadline, cancel.get());
     } catch (const std::exception& error) {
       accept_error = error.what();
+    } catch (...) {  // nothing may escape a thread
+      accept_error = "an unknown error";
     }
   });
 
   std::exception_ptr connect_error;
   try {
-    const std::string name = RankName(right, addresses);
-    ring.right = ConnectBefore(Address::Parse(addresses[right]), name, deadline);
-    ConfigureStream(ring.right.get(), 0);
-    HandshakeAsConnector(ring.right.get(), me, right, name, deadline);
+    ring.right = ConnectRight(me, right, RankName(right, addresses), addresses[right], deadline);
   } catch (...) {
     connect_error = std::current_exception();
     const uint64_t one = 1;
@@ -61,17 +75,15 @@ RingSockets ConnectRing(Listener& listener, const JobIdentity& me,
       // The acceptor then stops at the deadline instead.
     }
   }
-  acceptor.join();
+  accepting.join();
   listener.Close();
   if (connect_error) std::rethrow_exception(connect_error);
   const std::string left_name = RankName(left, addresses);
   if (!accept_error.empty())
     throw CommError(Msg("waiting for ", left_name, " to connect: ", accept_error));
   if (!ring.left.valid()) {
-    std::string note;
-    for (const std::string& why : rejected) note += "; rejected " + why;
     throw PeerTimeout(Msg(left_name, " did not connect to ", RankName(me.rank, addresses),
-                          " within ", timeout_seconds, " s", note));
+                          " within ", timeout_seconds, " s", acceptor.RejectionNote()));
   }
   return ring;
 }

@@ -1,11 +1,15 @@
 // Builds one rank's two ring connections: it accepts its left neighbour (rank-1) on its
 // listener, on a helper thread, while it connects to its right neighbour (rank+1) - both
 // at once, else the ring would wait on itself. Each connection is authenticated by the
-// handshake (handshake.h) before it counts; connections that fail it are dropped and the
-// accept goes on (rejections are listed in the timeout message). Everything must stand
-// within `timeout_seconds`; an incoming handshake gets at most `handshake_seconds`. The
-// listener is closed when this returns. Errors name the peer's rank and address.
-// Tests: tests/comm/test_handshake.py, tests/comm/test_faults.py.
+// handshake (handshake.h) before it counts. Incoming connections are handshaken
+// concurrently (handshake_acceptor.h): one that fails is dropped, and a stray one is held
+// to its own `hello_seconds` / `handshake_seconds`, never to the ring's deadline (refusals
+// are counted, the first few listed, in the timeout message). The connector connects again
+// when the acceptor drops it before its CHALLENGE. Everything must stand within
+// `timeout_seconds`. The listener is closed when this returns. Errors name the peer's rank
+// and address.
+// Tests: tests/comm/test_handshake.py, tests/comm/test_faults.py,
+// tests/hostile/test_ring_setup.py.
 #pragma once
 
 #include <string>
@@ -26,6 +30,6 @@ std::string RankName(int rank, const std::vector<std::string>& addresses);
 
 RingSockets ConnectRing(Listener& listener, const JobIdentity& me,
                         const std::vector<std::string>& addresses, double timeout_seconds,
-                        double handshake_seconds);
+                        double hello_seconds, double handshake_seconds);
 
 }  // namespace caffeonspark::comm

@@ -152,27 +152,24 @@ Fd ConnectBefore(const Address& to, const std::string& who, const Deadline& dead
                         last_error, ")"));
 }
 
-Fd AcceptBefore(const Listener& listener, const Deadline& deadline, std::string* from,
-                int cancel_fd) {
+Fd AcceptNow(const Listener& listener, std::string* host, std::string* from) {
   for (;;) {
-    pollfd entries[2] = {{listener.fd(), POLLIN, 0}, {cancel_fd, POLLIN, 0}};
-    const int ready = poll(entries, cancel_fd >= 0 ? 2 : 1, deadline.PollMillis());
-    if (ready < 0 && errno != EINTR) throw CommError(Msg("poll(): ", ErrnoText(errno)));
-    if (cancel_fd >= 0 && entries[1].revents != 0) return Fd();
-    if (ready <= 0) {
-      if (deadline.Expired()) return Fd();
-      continue;
-    }
     sockaddr_storage peer{};
     socklen_t length = sizeof(peer);
     const int fd = accept4(listener.fd(), reinterpret_cast<sockaddr*>(&peer), &length,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      if (from != nullptr) *from = Address{Host(peer), Port(peer)}.ToString();
+      *host = Host(peer);
+      *from = Address{*host, Port(peer)}.ToString();
       return Fd(fd);
     }
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-      throw CommError(Msg("accept() on ", listener.address().ToString(), ": ", ErrnoText(errno)));
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return Fd();
+    // accept(2): a connection that died in the queue reports its own error; skip it.
+    if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO || errno == ENETDOWN ||
+        errno == ENETUNREACH || errno == EHOSTUNREACH || errno == EHOSTDOWN ||
+        errno == ENOPROTOOPT || errno == EOPNOTSUPP || errno == ENONET)
+      continue;
+    throw CommError(Msg("accept() on ", listener.address().ToString(), ": ", ErrnoText(errno)));
   }
 }
 
@@ -185,9 +182,13 @@ void ConfigureStream(int fd, int buffer_bytes) {
   }
 }
 
-void SendAll(int fd, const void* data, size_t bytes, const std::string& who,
-             const Deadline& deadline) {
-  const char* at = static_cast<const char*>(data);
+namespace {
+
+bool ClosedByPeer(int error) { return error == EPIPE || error == ECONNRESET; }
+
+// The loops behind SendAll / RecvAll: false when `closed_ok` and the peer closed first.
+bool SendLoop(int fd, const char* at, size_t bytes, const std::string& who,
+              const Deadline& deadline, bool closed_ok) {
   while (bytes > 0) {
     const ssize_t sent = send(fd, at, bytes, MSG_NOSIGNAL);
     if (sent > 0) {
@@ -201,13 +202,15 @@ void SendAll(int fd, const void* data, size_t bytes, const std::string& who,
         throw PeerTimeout(Msg(who, " did not read the handshake before the deadline"));
       continue;
     }
+    if (closed_ok && ClosedByPeer(errno)) return false;
     throw CommError(Msg("sending to ", who, ": ", ErrnoText(errno)));
   }
+  return true;
 }
 
-void RecvAll(int fd, void* data, size_t bytes, const std::string& who,
-             const Deadline& deadline) {
-  char* at = static_cast<char*>(data);
+bool RecvLoop(int fd, char* at, size_t bytes, const std::string& who, const Deadline& deadline,
+              bool closed_ok) {
+  const size_t wanted = bytes;
   while (bytes > 0) {
     const ssize_t got = recv(fd, at, bytes, 0);
     if (got > 0) {
@@ -215,15 +218,43 @@ void RecvAll(int fd, void* data, size_t bytes, const std::string& who,
       bytes -= static_cast<size_t>(got);
       continue;
     }
-    if (got == 0) throw CommError(Msg(who, " closed the connection during the handshake"));
+    const bool first = bytes == wanted;
+    if (got == 0) {
+      if (closed_ok && first) return false;
+      throw CommError(Msg(who, " closed the connection during the handshake"));
+    }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       if (!WaitFor(fd, POLLIN, deadline))
         throw PeerTimeout(Msg(who, " did not answer the handshake before the deadline"));
       continue;
     }
+    if (closed_ok && first && ClosedByPeer(errno)) return false;
     throw CommError(Msg("receiving from ", who, ": ", ErrnoText(errno)));
   }
+  return true;
+}
+
+}  // namespace
+
+void SendAll(int fd, const void* data, size_t bytes, const std::string& who,
+             const Deadline& deadline) {
+  SendLoop(fd, static_cast<const char*>(data), bytes, who, deadline, false);
+}
+
+void RecvAll(int fd, void* data, size_t bytes, const std::string& who,
+             const Deadline& deadline) {
+  RecvLoop(fd, static_cast<char*>(data), bytes, who, deadline, false);
+}
+
+bool SendAllUnlessClosed(int fd, const void* data, size_t bytes, const std::string& who,
+                         const Deadline& deadline) {
+  return SendLoop(fd, static_cast<const char*>(data), bytes, who, deadline, true);
+}
+
+bool RecvAllUnlessClosed(int fd, void* data, size_t bytes, const std::string& who,
+                         const Deadline& deadline) {
+  return RecvLoop(fd, static_cast<char*>(data), bytes, who, deadline, true);
 }
 
 std::string ErrnoText(int error) { return Msg(std::strerror(error), " (errno ", error, ")"); }

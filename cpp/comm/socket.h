@@ -1,9 +1,11 @@
 // POSIX TCP sockets for the comm layer: addresses "host:port", an owning descriptor, a
-// listener, connect with a deadline (retrying while the peer is not listening yet), and
-// whole-buffer send/receive with a deadline for the handshake. Every descriptor is
-// non-blocking and close-on-exec; every wait is a poll() with a deadline, never a spin.
-// Errors are CommError / PeerTimeout naming `who` (the peer's rank and address).
-// Tests: tests/comm/test_handshake.py, tests/comm/test_faults.py.
+// listener, connect with a deadline (retrying while the peer is not listening yet), a
+// non-blocking accept, and whole-buffer send/receive with a deadline for the handshake.
+// Every descriptor is non-blocking and close-on-exec; every wait is a poll() with a
+// deadline, never a spin. Errors are CommError / PeerTimeout naming `who` (the peer's rank
+// and address).
+// Tests: tests/comm/test_handshake.py, tests/comm/test_faults.py,
+// tests/hostile/test_ring_setup.py.
 #pragma once
 
 #include <cstddef>
@@ -66,10 +68,10 @@ class Listener {
 // Connects to `to`, retrying with a growing pause (up to 100 ms) while the connection is
 // refused, until `deadline`: then PeerTimeout naming `who`.
 Fd ConnectBefore(const Address& to, const std::string& who, const Deadline& deadline);
-// Accepts one connection, or returns an empty Fd when the deadline passes or `cancel_fd`
-// (when >= 0) becomes readable. `from` receives the connecting address.
-Fd AcceptBefore(const Listener& listener, const Deadline& deadline, std::string* from,
-                int cancel_fd = -1);
+// Accepts one connection that is already waiting, without waiting: an empty Fd when none
+// is. `host` receives the peer's host, `from` its "host:port". Errors the kernel reports
+// for one aborted connection are skipped; others are CommError.
+Fd AcceptNow(const Listener& listener, std::string* host, std::string* from);
 
 // TCP_NODELAY, and send/receive buffers of `buffer_bytes` each (0: leave the kernel's
 // autotuning alone).
@@ -80,6 +82,12 @@ void ConfigureStream(int fd, int buffer_bytes);
 void SendAll(int fd, const void* data, size_t bytes, const std::string& who,
              const Deadline& deadline);
 void RecvAll(int fd, void* data, size_t bytes, const std::string& who, const Deadline& deadline);
+// The same, but false instead of a CommError when the peer closed or reset the connection
+// (for RecvAllUnlessClosed: before the first byte), so the caller may connect again.
+bool SendAllUnlessClosed(int fd, const void* data, size_t bytes, const std::string& who,
+                         const Deadline& deadline);
+bool RecvAllUnlessClosed(int fd, void* data, size_t bytes, const std::string& who,
+                         const Deadline& deadline);
 
 // errno as text.
 std::string ErrnoText(int error);

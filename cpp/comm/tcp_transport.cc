@@ -68,7 +68,7 @@ void TcpTransport::ConnectRing(Listener& listener) {
     return;
   }
   RingSockets ring = comm::ConnectRing(listener, me_, addresses_, options_.timeout_seconds,
-                                       options_.handshake_seconds);
+                                       options_.hello_seconds, options_.handshake_seconds);
   const Clock::time_point now = Clock::now();
   Fd* fds[2] = {&ring.left, &ring.right};
   const int peers[2] = {left(), right()};

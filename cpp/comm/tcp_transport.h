@@ -5,8 +5,10 @@
 //
 // Setup (ring_connect.h): the listener is bound first (its address goes to the rendezvous),
 // then the accept and the connect run together until `timeout_seconds`; each side proves
-// the job secret (handshake.h) before any data frame is read. Connections that fail the
-// handshake are dropped and the wait goes on. The listener closes once the ring stands.
+// the job secret (handshake.h) before any data frame is read. Incoming connections are
+// handshaken concurrently, each within `hello_seconds` / `handshake_seconds` of its own;
+// those that fail are dropped and the wait goes on. The listener closes once the ring
+// stands.
 //
 // Progress: one poll() over both sockets, TCP_NODELAY, large socket buffers; payload bytes
 // move straight between the socket and the caller's buffer (writev of header + payload on
@@ -44,6 +46,7 @@ namespace caffeonspark::comm {
 struct TcpOptions {
   double timeout_seconds = 60;      // connect deadline and silence deadline of a link
   double heartbeat_seconds = 0;     // 0: min(1, timeout_seconds / 4)
+  double hello_seconds = 2;         // an incoming connection's HELLO must be complete by then
   double handshake_seconds = 5;     // one incoming connection's handshake (capped by timeout)
   uint32_t max_frame_bytes = 64u << 20;
   int socket_buffer_bytes = 4 << 20;  // SO_SNDBUF / SO_RCVBUF; 0 = kernel autotuning

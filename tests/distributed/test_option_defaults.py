@@ -49,6 +49,7 @@ def test_comm_options_reach_the_native_structs():
     chosen = CommOptions(
         timeout=7.5,
         heartbeat=0.25,
+        hello_timeout=0.75,
         handshake_timeout=1.5,
         max_frame_bytes=12345,
         socket_buffer_bytes=0,

@@ -37,6 +37,7 @@ AllGather = Callable[[str], Sequence[str]]
 NATIVE_FIELDS = {
     "timeout": ("tcp", "timeout_seconds"),
     "heartbeat": ("tcp", "heartbeat_seconds"),
+    "hello_timeout": ("tcp", "hello_seconds"),
     "handshake_timeout": ("tcp", "handshake_seconds"),
     "max_frame_bytes": ("tcp", "max_frame_bytes"),
     "socket_buffer_bytes": ("tcp", "socket_buffer_bytes"),
@@ -61,6 +62,8 @@ class CommOptions:
     timeout: float = _native_default("timeout")
     # seconds between heartbeats; 0 = min(1, timeout / 4)
     heartbeat: float = _native_default("heartbeat")
+    # an incoming connection's HELLO must be complete this long after it was accepted
+    hello_timeout: float = _native_default("hello_timeout")
     # one incoming connection's handshake
     handshake_timeout: float = _native_default("handshake_timeout")
     # larger incoming frames are refused
