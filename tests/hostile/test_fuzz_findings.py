@@ -4,10 +4,13 @@ allocation, and is now a FormatError naming the file."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from caffeonspark import hdf5_io, model_io
 from caffeonspark.data import idx
 from caffeonspark.errors import FormatError
+from caffeonspark.proto import caffe_pb2
 
 # A gzip'd IDX file whose deflate stream has one corrupt byte (idx_gz case 56, seed 1).
 CORRUPT_DEFLATE = bytes.fromhex(
@@ -24,3 +27,27 @@ def test_corrupt_deflate_in_a_gzipd_idx_file_is_a_format_error(tmp_path):
         idx.read_idx(path)
     with pytest.raises(FormatError, match=r"corrupt gzip'd IDX data"):
         idx.read_idx_bytes(CORRUPT_DEFLATE)
+
+
+def _h5_files(tmp_path):
+    blob = model_io.array_to_blob(np.ones((2, 3), np.float32))
+    net = caffe_pb2.NetParameter(name="tiny")
+    net.layer.add(name="ip", type="InnerProduct").blobs.append(blob)
+    model = tmp_path / "tiny.caffemodel.h5"
+    hdf5_io.write_caffemodel_h5(model, net)
+    state = tmp_path / "tiny.solverstate.h5"
+    hdf5_io.write_solverstate_h5(state, caffe_pb2.SolverState(iter=1, history=[blob]))
+    return [(model, hdf5_io.read_caffemodel_h5), (state, hdf5_io.read_solverstate_h5)]
+
+
+@pytest.mark.parametrize("signature", [b"TREE", b"HEAP", b"SNOD"])
+def test_hdf5_with_a_damaged_b_tree_heap_or_symbol_table_is_a_format_error(tmp_path, signature):
+    """h5py raised RuntimeError (and KeyError for a damaged object header) on these."""
+    for path, read in _h5_files(tmp_path):
+        good = path.read_bytes()
+        at = good.find(signature)
+        while at >= 0:  # each B-tree, heap or symbol table node of the file in turn
+            path.write_bytes(good[:at] + b"XXXX" + good[at + 4 :])
+            with pytest.raises(FormatError, match=rf"{path.name}: .*signature"):
+                read(path)
+            at = good.find(signature, at + 1)
