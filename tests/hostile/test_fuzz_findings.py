@@ -9,6 +9,8 @@ import pytest
 
 from caffeonspark import hdf5_io, model_io
 from caffeonspark.data import idx
+from caffeonspark.data.datums import datum_image, encoded_datum, encoded_datum_batch, parse_datum
+from caffeonspark.data.image_codec import encode_image
 from caffeonspark.errors import FormatError
 from caffeonspark.proto import caffe_pb2
 
@@ -51,3 +53,23 @@ def test_hdf5_with_a_damaged_b_tree_heap_or_symbol_table_is_a_format_error(tmp_p
             with pytest.raises(FormatError, match=rf"{path.name}: .*signature"):
                 read(path)
             at = good.find(signature, at + 1)
+
+
+def _png_with_idat_length(length: int) -> bytes:
+    png = encode_image(np.zeros((3, 8, 10), np.uint8), ".png")
+    at = png.index(b"IDAT") - 4
+    return png[:at] + length.to_bytes(4, "big") + png[at + 4 :]
+
+
+def test_a_png_chunk_longer_than_the_image_is_refused_before_opencv_allocates_it():
+    """OpenCV allocated the declared IDAT length: 4 GiB and seconds for a 300-byte record."""
+    value = encoded_datum(_png_with_idat_length(2**32 - 1), 1).SerializeToString()
+    with pytest.raises(FormatError, match=r"db:key: .*PNG chunk at byte \d+ declares 4294967295"):
+        datum_image(parse_datum(value, "db:key"), "db:key")
+    assert encoded_datum_batch([value]) is None
+
+
+def test_bytes_after_a_pngs_iend_are_left_alone():
+    png = encode_image(np.full((3, 8, 10), 9, np.uint8), ".png") + b"\xff" * 12
+    image = datum_image(parse_datum(encoded_datum(png, 1).SerializeToString()))
+    assert image.shape == (3, 8, 10) and (image == 9).all()
