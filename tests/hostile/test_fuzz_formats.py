@@ -3,7 +3,7 @@ plain and gzip'd, HDF5 model and solver state, binary protobuf files, prototxt t
 hostile child (hostile_child.py) reads a seeded series of mutated copies of a small valid
 file (fuzz_formats.py, fuzz_mutate.py). Every case must be read or refused with one of the
 taxonomy's errors, and the child must end without a signal. 3,450 cases in all, bounded to
-well under a minute; the inputs fuzzing found are kept below as fixed regression cases."""
+well under a minute; the inputs it found are fixed cases in test_fuzz_findings.py."""
 
 from __future__ import annotations
 
