@@ -96,7 +96,7 @@ def read_caffemodel_h5(
     """
     target = os.fspath(path)
     net = caffe_pb2.NetParameter()
-    with _open(path) as source:
+    with hdf5_safe.corrupt_is_format_error(target), _open(path) as source:
         try:
             data = hdf5_safe.subgroup(source, "data", target)
         except KeyError:
@@ -150,7 +150,7 @@ def read_solverstate_h5(
     a blob of another size be refused before its data is read."""
     target = os.fspath(path)
     state = caffe_pb2.SolverState()
-    with _open(path) as source:
+    with hdf5_safe.corrupt_is_format_error(target), _open(path) as source:
         try:
             state.iter = _int32(hdf5_safe.dataset(source, "iter", target), target)
             state.learned_net = hdf5_safe.read_string(

@@ -9,23 +9,40 @@ access here is checked before h5py follows or reads anything:
 - sizes: the declared shape and dtype are checked before the data is read, since a tiny
   chunked, compressed or fill-value dataset can declare gigabytes. MAX_DATASET_VALUES caps a
   dataset whose expected shape is not known (env CAFFEONSPARK_MAX_H5_VALUES overrides it).
-Every refusal is a FormatError naming the file and the object.
+Every refusal is a FormatError naming the file and the object; so is every error h5py
+raises on a damaged file (corrupt_is_format_error: KeyError, RuntimeError, OSError, ...).
 
 Tests: tests/hostile/test_model_files.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from caffeonspark.errors import FormatError
+from caffeonspark.errors import CaffeOnSparkError, FormatError
 
 # 2^28 float32 values (1 GiB) is larger than any blob of the nets Caffe ships.
 MAX_DATASET_VALUES = int(os.environ.get("CAFFEONSPARK_MAX_H5_VALUES", 1 << 28))
 _MAX_STRING_BYTES = 1 << 16  # a path (learned_net)
+# What h5py raises on a damaged file: HDF5's error stack surfaces as KeyError (an object
+# header it cannot open), RuntimeError (a bad B-tree or heap), OSError, ValueError, TypeError.
+_H5_ERRORS = (KeyError, RuntimeError, OSError, ValueError, TypeError)
+
+
+@contextlib.contextmanager
+def corrupt_is_format_error(path: str) -> Iterator[None]:
+    """Around a whole read: h5py's errors on a damaged file become a FormatError naming it."""
+    try:
+        yield
+    except CaffeOnSparkError:
+        raise
+    except _H5_ERRORS as err:
+        raise FormatError(f"{path}: corrupt HDF5 file ({type(err).__name__}: {err})") from None
 
 
 def _h5py() -> Any:
@@ -37,14 +54,20 @@ def _h5py() -> Any:
 def child(group: Any, name: str, path: str) -> Any:
     """group[name], followed only when it is a hard link inside this file."""
     h5py = _h5py()
-    link = group.get(name, getlink=True)
     where = f"{path}: {group.name.rstrip('/')}/{name}"
+    try:
+        link = group.get(name, getlink=True)
+    except _H5_ERRORS as err:  # a damaged link table; KeyError below means "absent"
+        raise FormatError(f"{where}: cannot read the link ({err})") from None
     if link is None:
         raise KeyError(name)
     if not isinstance(link, h5py.HardLink):
         raise FormatError(f"{where} is a {type(link).__name__}; only objects stored in the "
                           "file itself are read")
-    return group[name]
+    try:
+        return group[name]
+    except _H5_ERRORS as err:  # a damaged object header
+        raise FormatError(f"{where}: cannot open ({err})") from None
 
 
 def subgroup(group: Any, name: str, path: str) -> Any:

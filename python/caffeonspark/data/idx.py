@@ -16,6 +16,7 @@ import io
 import math
 import os
 import struct
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -131,14 +132,17 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
         size = None if isinstance(stream, gzip.GzipFile) else os.fstat(stream.fileno()).st_size
         try:
             return _read_stream(stream, os.fspath(path), size)
-        except (OSError, EOFError, gzip.BadGzipFile) as err:
+        except (OSError, EOFError, zlib.error) as err:  # gzip's errors on corrupt streams
             raise FormatError(f"{os.fspath(path)}: corrupt gzip'd IDX file ({err})") from None
 
 
 def read_idx_bytes(data: bytes) -> np.ndarray:
     """Decode IDX content held in memory (plain or gzip'd)."""
     if data[:2] == _GZIP_MAGIC:
-        data = gzip.decompress(data)
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as err:
+            raise FormatError(f"<bytes>: corrupt gzip'd IDX data ({err})") from None
     return _read_stream(io.BytesIO(data), "<bytes>", len(data))
 
 

@@ -5,7 +5,9 @@ for 32767 x 32767), and cv2 has no header-only read, so PNG, JPEG, BMP and GIF h
 parsed here and images declaring more than MAX_IMAGE_PIXELS pixels are refused before
 cv2.imdecode sees them. MAX_IMAGE_PIXELS is 2^28 (16384 x 16384, 768 MiB as BGR), overridden
 by the CAFFEONSPARK_MAX_IMAGE_PIXELS environment variable read at import. Other formats are
-left to OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS, 2^30 by default).
+left to OpenCV's own limit (OPENCV_IO_MAX_IMAGE_PIXELS, 2^30 by default). A PNG chunk
+declaring more bytes than the image holds is refused too: OpenCV allocates the declared
+length (a 316-byte PNG whose IDAT says 2^32 - 1 bytes took 4 GiB and 8 s; found by fuzzing).
 
 Tests: tests/hostile/test_data_files.py.
 """
@@ -71,8 +73,27 @@ def _jpeg_size(data: bytes | memoryview) -> tuple[int, int] | None:
     return None
 
 
+def _png_overrun(data: bytes | memoryview) -> str | None:
+    """A chunk whose declared length runs past the end of the image, or None."""
+    pos = len(_PNG_MAGIC)
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        if pos + 12 + length > len(data):
+            return (f"its PNG chunk at byte {pos} declares {length} bytes but the image "
+                    f"holds {len(data)}")
+        if data[pos + 4 : pos + 8] == b"IEND":
+            return None  # bytes after the image are not OpenCV's to read
+        pos += 12 + length
+    return None
+
+
 def oversize_reason(data: bytes | memoryview) -> str | None:
-    """Why the image must not be decoded (it declares too many pixels), or None."""
+    """Why the image must not be decoded (it declares too many pixels, or a PNG chunk
+    longer than the image), or None."""
+    if data[:8] == _PNG_MAGIC:
+        overrun = _png_overrun(data)
+        if overrun is not None:
+            return overrun
     size = declared_size(data)
     if size is None:
         return None
