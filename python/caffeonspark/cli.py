@@ -11,7 +11,8 @@
 With -world_size N > 1, train starts N engine processes on this machine that average their
 gradients over a TCP ring (python/caffeonspark/distributed/launcher.py): each reads its own
 shard of the training data, rank 0 displays, tests and snapshots; -threads is per rank
-(default: cores / N). The command exits non-zero with the first rank's error.
+(default: cores / N). The command exits non-zero with the first rank's error, 143 when
+it is sent SIGTERM (its ranks stopped, its job folder removed).
 Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` or
 `--solver`), as Caffe's gflags do. A command line that starts with one of CaffeOnSpark's
 own flags instead of a verb (`caffeonspark -train -conf S -model file:/tmp/m -clusterSize 1`,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -126,7 +128,7 @@ def train(args: argparse.Namespace) -> int:
     if args.weights and args.snapshot:
         raise SystemExit("give -weights or -snapshot, not both")
     if args.world_size > 1:
-        from caffeonspark.distributed.launcher import launch
+        from caffeonspark.distributed.launcher import LaunchTerminated, launch
 
         try:
             result = launch(args.solver, args.world_size, weights=args.weights,
@@ -136,6 +138,9 @@ def train(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             log.error("interrupted: the ranks were terminated")
             return 130
+        except LaunchTerminated as err:
+            log.error("%s", err)
+            return 128 + signal.SIGTERM  # 143, as a shell reports a process SIGTERM ended
         return result.returncode
     solver = Solver(args.solver, feed=_feed(args))
     if args.weights:

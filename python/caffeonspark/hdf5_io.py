@@ -7,8 +7,9 @@ sees HDF5:
   <-> a NetParameter of layer names and blobs.
 - `<prefix>_iter_N.solverstate.h5`: datasets `iter`, `learned_net`, `current_step` and a
   group `history/<index>`; <-> a SolverState.
-Writers use a temporary name in the same folder, then rename. Readers treat the file as
-untrusted (links, external storage and declared sizes are checked first: hdf5_safe.py).
+Writers use a temporary name in the same folder, then fsync and rename (atomic_file.py).
+Readers treat the file as untrusted (links, external storage and declared sizes are
+checked first: hdf5_safe.py).
 Tests: tests/solver/test_solver.py (snapshot, resume), tests/net/test_anchor_nets.py (the
 CIFAR-10 full solvers ask for HDF5) and tests/hostile/test_model_files.py.
 """
@@ -16,13 +17,13 @@ CIFAR-10 full solvers ask for HDF5) and tests/hostile/test_model_files.py.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from caffeonspark import hdf5_safe, model_io
+from caffeonspark.atomic_file import atomic_path
 from caffeonspark.errors import FormatError, IoError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
@@ -42,21 +43,13 @@ def _h5py() -> Any:
 
 def _atomic_h5(path: PathLike, fill: Callable[[Any], None]) -> None:
     target = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(target))
-    try:
-        handle, temp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp",
-                                        dir=folder)
-    except OSError as err:
-        raise IoError(f"{target}: cannot write: {err.strerror}") from None
-    os.close(handle)
-    try:
+    with atomic_path(target) as temp:
+        try:  # created here, so that a folder we cannot write to is an IoError
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except OSError as err:
+            raise IoError(f"{target}: cannot write: {err.strerror}") from None
         with _h5py().File(temp, "w") as out:
             fill(out)
-        os.replace(temp, target)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
 
 
 def _open(path: PathLike) -> Any:

@@ -5,8 +5,8 @@ Every net read here, text or binary, goes through caffeonspark.upgrade (legacy V
 net inputs, BatchNorm params); solvers get the solver_type upgrade and the snapshot_prefix
 default. Errors: IoError when a file cannot be read or written, FormatError when its
 content is not what it should be (text errors name file:line:column), ConfigError from the
-upgrader. Writers write a temporary file next to the target and rename it over the target,
-so a crash never leaves a half-written file under the final name.
+upgrader. Writers write a temporary file next to the target, fsync it and rename it over the target
+(atomic_file.py), so a crash never leaves a half-written file under the final name.
 
 Tests: tests/test_model_io.py.
 """
@@ -14,7 +14,6 @@ Tests: tests/test_model_io.py.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -23,6 +22,7 @@ from google.protobuf import text_format
 from google.protobuf.message import DecodeError, EncodeError, Message
 
 from caffeonspark import upgrade
+from caffeonspark.atomic_file import atomic_write
 from caffeonspark.errors import FormatError, IoError
 from caffeonspark.proto import caffe_pb2
 
@@ -306,30 +306,10 @@ def _read_bytes(path: PathLike) -> bytes:
 
 
 def _atomic_write(path: PathLike, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`.
-
-    The temporary file is created with mode 0o666 minus the umask, like a plain open().
-    """
+    """`data` as the whole file at `path`, durably (atomic_file.atomic_write)."""
     target = os.fspath(path)
-    directory, name = os.path.split(os.path.abspath(target))
-    temp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_write(target) as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
     except OSError as err:
-        _remove_quietly(temp)
         raise IoError(f"{target}: cannot write: {err.strerror or err}") from err
-    except BaseException:
-        _remove_quietly(temp)
-        raise
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -1,8 +1,11 @@
-"""Tests for caffeonspark.data.idx: IDX round trips, the exact header bytes, gzip, bad files."""
+"""Tests for caffeonspark.data.idx: IDX round trips, the exact header bytes, gzip, bad files,
+interrupted writes that leave no partial file."""
 
 from __future__ import annotations
 
+import errno
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -104,3 +107,32 @@ def test_find_idx_file_spellings(tmp_path: Path) -> None:
     assert (
         find_idx_file(tmp_path, "train-images-idx3-ubyte") == tmp_path / "train-images-idx3-ubyte"
     )
+
+
+@pytest.mark.parametrize("name", ["t-idx3-ubyte", "t-idx3-ubyte.gz"])
+def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch, name: str) -> None:
+    path = tmp_path / name
+    write_idx(path, np.zeros((2, 3), np.uint8))
+    before = path.read_bytes()
+
+    def disk_error(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", disk_error)  # every byte written, none made durable
+    with pytest.raises(IoError, match="cannot write IDX file"):
+        write_idx(path, np.ones((4, 3), np.uint8))
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == [name]
+
+
+def test_interrupted_gzip_write_leaves_no_file(tmp_path: Path, monkeypatch) -> None:
+    real = gzip.GzipFile.write
+
+    def half_then_interrupt(self: gzip.GzipFile, data: bytes) -> int:
+        real(self, bytes(data)[: len(data) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gzip.GzipFile, "write", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_idx(tmp_path / "t.gz", np.zeros((100, 28, 28), np.uint8))
+    assert os.listdir(tmp_path) == []

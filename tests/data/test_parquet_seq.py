@@ -1,6 +1,7 @@
 """LMDB <-> Parquet (data/parquet_io.py, CaffeOnSpark's image schema) and LMDB <-> SequenceFile
 (data/convert_seq.py): round trips keep every key and Datum byte for byte, raw and encoded;
-bad inputs name the file and the row or key; the CLI verbs."""
+bad inputs name the file and the row or key; an interrupted conversion leaves the old output
+as it was; the CLI verbs."""
 
 from __future__ import annotations
 
@@ -102,6 +103,26 @@ def test_sequencefile_round_trip(mixed_db, tmp_path):
     assert lmdb_to_seq(db, tmp_path / "seq" / "part-00000") == 23
     assert seq_to_lmdb(tmp_path / "seq", tmp_path / "back") == 23
     assert list(iter_lmdb(tmp_path / "back")) == records
+
+
+@pytest.mark.parametrize("convert, argument", [(lmdb_to_seq, "out/part-00000"),
+                                                (lmdb_to_parquet, "out")])
+def test_interrupted_conversion_keeps_the_old_output(mixed_db, tmp_path, monkeypatch, convert,
+                                                     argument):
+    db, records = mixed_db
+    convert(db, tmp_path / argument)
+    written = sorted((tmp_path / "out").iterdir())
+    before = [p.read_bytes() for p in written]
+
+    def crash(path):
+        yield from records[:10]
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(f"{convert.__module__}.iter_lmdb", crash)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        convert(db, tmp_path / argument)
+    assert sorted((tmp_path / "out").iterdir()) == written
+    assert [p.read_bytes() for p in written] == before
 
 
 def test_sequencefile_value_that_is_not_a_datum_names_the_key(tmp_path):

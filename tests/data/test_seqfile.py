@@ -1,6 +1,7 @@
 """Hadoop SequenceFile writer/reader (python/caffeonspark/data/seqfile.py): vint encoding,
 the header bytes, sync markers every SYNC_INTERVAL bytes, byte-range splits that together
-read every record exactly once (n = 1, 2, 3, 7 and odd boundaries), and corrupt files."""
+read every record exactly once (n = 1, 2, 3, 7 and odd boundaries), corrupt files, and
+writes that publish a file only whole."""
 
 from __future__ import annotations
 
@@ -128,3 +129,43 @@ def test_corrupt_files_raise_format_errors(tmp_path):
         SequenceFileReader(tmp_path / "gz.seq")
     with pytest.raises(errors.IoError, match="cannot open SequenceFile"):
         SequenceFileReader(tmp_path / "nope.seq")
+
+
+def _records_then_crash(n: int):
+    yield from records(n)
+    raise RuntimeError("source died")
+
+
+def test_interrupted_write_leaves_no_file(tmp_path):
+    path = tmp_path / "f.seq"
+    with pytest.raises(RuntimeError, match="source died"):
+        write(path, _records_then_crash(300))  # past a sync marker: bytes were written
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupted_write_keeps_the_old_file(tmp_path):
+    path = write(tmp_path / "f.seq", records(3))
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError, match="source died"):
+        write(path, _records_then_crash(300))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["f.seq"]
+
+
+def test_nothing_under_the_name_until_close(tmp_path):
+    path = tmp_path / "f.seq"
+    writer = SequenceFileWriter(path)
+    writer.append(b"k", b"v")
+    assert not path.exists()
+    writer.close()
+    writer.close()  # once
+    with SequenceFileReader(path) as reader:
+        assert [(r.key, r.value) for r in reader] == [(b"k", b"v")]
+
+
+def test_abort_discards(tmp_path):
+    writer = SequenceFileWriter(tmp_path / "f.seq")
+    writer.append(b"k", b"v")
+    writer.abort()
+    writer.close()
+    assert list(tmp_path.iterdir()) == []

@@ -3,7 +3,8 @@ loopback, each reading its shard, rank 0 displaying, testing and snapshotting; a
 failure handling: a rank killed with SIGKILL mid-training makes every other rank exit
 non-zero naming it within the comm deadline + 5 s, the launcher exits non-zero with the
 first error, no rank outlives the launcher (even one killed with SIGKILL), and the last
-snapshot stays valid."""
+snapshot stays valid; a launcher sent SIGTERM stops its ranks, removes its job folder and
+exits 143."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ import pytest
 from lenet_files import write_lenet
 
 from caffeonspark import cli, model_io
-from caffeonspark.distributed.launcher import launch
+from caffeonspark.distributed import launcher
+from caffeonspark.distributed.launcher import LaunchTerminated, launch
 from caffeonspark.solver import Solver
 
 DEADLINE = 3.0
@@ -170,3 +172,50 @@ def test_no_rank_outlives_the_cli(victim, digits, tmp_path):
     assert f"rank 2 (pid {ranks[2]}) failed: killed by SIGKILL" in output
     assert "CommError: rank 2 (127.0.0.1:" in output
     assert not any(alive(pid) for pid in ranks)
+
+
+def test_sigterm_stops_the_ranks_and_removes_the_job_folder(digits, tmp_path):
+    """`caffeonspark train -world_size 2` sent SIGTERM (a scheduler stopping it) exits 143
+    promptly; no rank survives it and its job folder is gone."""
+    solver = write_lenet(tmp_path, digits, 16, 100_000)
+    temp = tmp_path / "tmp"  # where the launcher's mkdtemp puts the job folder
+    temp.mkdir()
+    command = [sys.executable, "-m", "caffeonspark.cli", "train", "-solver", str(solver),
+               "-world_size", "2", "-threads", "1"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ, TMPDIR=str(temp)))
+    try:
+        wait_for(lambda: len(children_of(proc.pid)) == 2, 60, "both ranks")
+        ranks = children_of(proc.pid)
+        jobs = list(temp.glob("caffeonspark-job-*"))
+        assert len(jobs) == 1
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 143, output
+    assert time.monotonic() - sent < 10, "the launcher did not stop promptly"
+    assert "the launcher got SIGTERM" in output
+    assert not any(alive(pid) for pid in ranks)
+    assert not jobs[0].exists()
+
+
+def test_sigterm_handler_raises_only_while_waiting_and_is_put_back():
+    before = signal.getsignal(signal.SIGTERM)
+    sigterm = launcher._Sigterm()
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)  # while ranks start: recorded, not raised
+        with pytest.raises(LaunchTerminated, match="SIGTERM"):
+            with sigterm.raising():
+                pass
+        sigterm.received = False
+        with pytest.raises(LaunchTerminated):
+            with sigterm.raising():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # interrupted by the handler
+    finally:
+        sigterm.restore()
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -53,19 +53,12 @@ def lmdb_to_seq(
         raise IoError(f"no LMDB at '{source}'")
     out = Path(out_file)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        with SequenceFileWriter(tmp) as writer:
-            for key, value in progress(
-                iter_lmdb(source), total=total, desc="to seq", enabled=show_progress
-            ):
-                writer.append(key, value)
-            count = writer.count
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return count
+    with SequenceFileWriter(out) as writer:  # published at `out` only when complete
+        for key, value in progress(
+            iter_lmdb(source), total=total, desc="to seq", enabled=show_progress
+        ):
+            writer.append(key, value)
+    return writer.count
 
 
 def _seq_records(files: list[Path]) -> Iterator[tuple[bytes, bytes]]:

@@ -9,7 +9,8 @@ top, named like the top, typed by the top's DataType.
 - ENCODED_IMAGE: image file bytes as they are, or (C, H, W) uint8 arrays encoded as `ext`;
 - ENCODED_IMAGE_WITH_DIM: the same, as a struct {height, width, image} with the image's size.
 `write_cos_parquet(path, columns)` writes it as one Parquet file, `write_cos_arrow(path,
-columns)` as an Arrow IPC file; both write under a temporary name and rename when complete.
+columns)` as an Arrow IPC file; both write under a temporary name, fsync and rename when
+complete (atomic_file.py).
 Tests: tests/layers/test_cos_data.py.
 """
 
@@ -24,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from caffeonspark.atomic_file import atomic_path
 from caffeonspark.data.cos_tops import ARRAY_TYPES, IMAGE_TYPES, NUMBER_TYPES
 from caffeonspark.data.image_codec import decode_image, encode_image
 from caffeonspark.errors import ConfigError
@@ -93,13 +95,8 @@ def _encoded(value: Any, ext: str) -> tuple[bytes, tuple[int, int]]:
 def _write(path: str | os.PathLike[str], table: pa.Table, write: Any) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
+    with atomic_path(target) as tmp:
         write(table, tmp)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return target
 
 
@@ -123,8 +120,8 @@ def write_cos_arrow(
 ) -> Path:
     """The columns as one Arrow IPC file at `path` (what ArrowSource memory-maps)."""
 
-    def write(table: pa.Table, tmp: Path) -> None:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+    def write(table: pa.Table, tmp: str) -> None:
+        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
 
     return _write(path, cos_table(columns, ext), write)

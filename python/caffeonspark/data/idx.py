@@ -22,6 +22,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from caffeonspark.atomic_file import atomic_write
 from caffeonspark.errors import FormatError, IoError
 
 __all__ = [
@@ -160,15 +161,18 @@ def idx_bytes(array: np.ndarray) -> bytes:
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> None:
-    """Write ``array`` as an IDX file; gzip'd when ``path`` ends in ``.gz``."""
+    """Write ``array`` as an IDX file; gzip'd when ``path`` ends in ``.gz``. The file appears
+    under ``path`` only once complete (atomic_file.py)."""
     data = idx_bytes(array)
+    name = os.fspath(path)
     try:
-        if os.fspath(path).endswith(".gz"):
-            # mtime=0 keeps the output byte-for-byte deterministic.
-            with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-                gz.write(data)
-        else:
-            with open(path, "wb") as out:
+        with atomic_write(name) as out:
+            if name.endswith(".gz"):
+                # mtime=0 keeps the output byte-for-byte deterministic; the header names the
+                # final file, not the temporary one.
+                with gzip.GzipFile(filename=name, fileobj=out, mode="wb", mtime=0) as gz:
+                    gz.write(data)
+            else:
                 out.write(data)
     except OSError as exc:
         raise IoError(f"cannot write IDX file {os.fspath(path)!r}: {exc}") from exc

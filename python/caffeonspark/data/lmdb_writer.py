@@ -3,8 +3,9 @@
 ``write_lmdb(path, records)`` stores (key, value) byte pairs, committing every 1000 records
 (as Caffe's converters do). The map size starts small and is doubled whenever LMDB reports
 the map full, replaying the uncommitted batch. The database is built under a temporary
-directory name beside ``path`` and renamed into place only once complete, so a failed or
-interrupted conversion never leaves a half-written database under the final name.
+directory name beside ``path``, fsynced and renamed into place only once complete
+(atomic_file.publish), so a failed or interrupted conversion never leaves a half-written
+database under the final name.
 
 ``iter_lmdb`` / ``iter_datums`` read a database back in key order (the order Caffe's
 DataLayer uses); ``lmdb_entry_count`` tells how many records one holds.
@@ -15,13 +16,12 @@ Tests: tests/data/test_convert_mnist.py.
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import lmdb
 
+from caffeonspark.atomic_file import publish, remove, temp_sibling
 from caffeonspark.errors import FormatError, IoError
 from caffeonspark.proto import caffe_pb2
 
@@ -59,10 +59,6 @@ def _put_batch(env: lmdb.Environment, batch: list[tuple[bytes, bytes]]) -> None:
             raise
 
 
-def _remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def write_lmdb(
     path: str | os.PathLike[str],
     records: Iterable[tuple[bytes, bytes]],
@@ -85,13 +81,13 @@ def write_lmdb(
     if final.exists() and not overwrite:
         raise IoError(f"LMDB {str(final)!r} already exists")
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = temp_sibling(final)
     count = 0
     try:
         env = lmdb.open(str(tmp), map_size=initial_map_size, subdir=True, meminit=False)
     except lmdb.Error as exc:
-        _remove_tree(tmp)
-        raise IoError(f"cannot create LMDB at {str(tmp)!r}: {exc}") from exc
+        remove(tmp)
+        raise IoError(f"cannot create LMDB at {tmp!r}: {exc}") from exc
     try:
         try:
             batch: list[tuple[bytes, bytes]] = []
@@ -107,15 +103,19 @@ def write_lmdb(
             env.sync(True)
         finally:
             env.close()
-        if final.exists():  # overwrite: move the old one aside, then swap in the new one
-            old = final.parent / f".{final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        if final.exists():  # overwrite: a rename never replaces a folder, so move it aside
+            old = temp_sibling(final)
             os.rename(final, old)
-            os.rename(tmp, final)
-            _remove_tree(old)
+            try:
+                publish(tmp, final)
+            except BaseException:
+                os.rename(old, final)
+                raise
+            remove(old)
         else:
-            os.rename(tmp, final)
+            publish(tmp, final)
     except BaseException:
-        _remove_tree(tmp)
+        remove(tmp)
         raise
     return count
 

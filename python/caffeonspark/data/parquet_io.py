@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from caffeonspark.atomic_file import atomic_path
 from caffeonspark.data.datums import key_text, parse_datum
 from caffeonspark.data.lmdb_writer import iter_lmdb, lmdb_entry_count, write_lmdb
 from caffeonspark.data.progress import progress
@@ -93,10 +94,9 @@ def lmdb_to_parquet(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     target = out / "part-00000.parquet"
-    tmp = out / ".part-00000.parquet.tmp"
     rows: list[dict[str, object]] = []
     count = 0
-    try:
+    with atomic_path(target) as tmp:
         with pq.ParquetWriter(tmp, IMAGE_SCHEMA) as writer:
             for key, value in progress(
                 iter_lmdb(source), total=total, desc="to parquet", enabled=show_progress
@@ -125,10 +125,6 @@ def lmdb_to_parquet(
             if rows:
                 writer.write_batch(_batch_of_rows(rows), row_group_size=row_group_size)
                 count += len(rows)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return count
 
 

@@ -18,17 +18,20 @@ at or past `end` right after a sync marker. Byte ranges that tile a file therefo
 record exactly once; this is how SequenceFile sources read partition i of n.
 Compressed files, other key/value classes and other versions raise FormatError naming the
 file; so do truncated records and broken sync markers (with the byte offset).
+The writer publishes a file only once it is complete (atomic_file.py).
 
 Tests: tests/data/test_seqfile.py, tests/hostile/test_data_files.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Iterator, Mapping
-from typing import BinaryIO, NamedTuple
+from typing import IO, NamedTuple
 
+from caffeonspark.atomic_file import atomic_write
 from caffeonspark.data.file_bytes import FileBytes
 from caffeonspark.errors import FormatError, IoError
 
@@ -83,7 +86,9 @@ def _hadoop_string(text: str) -> bytes:
 
 
 class SequenceFileWriter:
-    """Appends (Text key, BytesWritable value) records to a new SequenceFile."""
+    """Appends (Text key, BytesWritable value) records to a new SequenceFile, written under
+    a temporary name and published at `path` by close() (or a `with` block that ends
+    normally); a `with` block left by an exception, or abort(), leaves nothing there."""
 
     def __init__(
         self,
@@ -95,10 +100,19 @@ class SequenceFileWriter:
         self.sync = sync if sync is not None else os.urandom(SYNC_SIZE)
         if len(self.sync) != SYNC_SIZE:
             raise ValueError(f"sync must be {SYNC_SIZE} bytes")
+        self._publish = contextlib.ExitStack()  # close() publishes, abort() discards
         try:
-            self._out: BinaryIO = open(self.path, "wb")  # closed by close()
+            self._out: IO[bytes] = self._publish.enter_context(atomic_write(self.path))
         except OSError as err:
             raise IoError(f"cannot create SequenceFile '{self.path}': {err}") from err
+        try:
+            self._write_header(metadata)
+        except BaseException as err:
+            self._discard(err)
+            raise
+        self.count = 0
+
+    def _write_header(self, metadata: Mapping[str, str] | None) -> None:
         header = bytearray(b"SEQ" + bytes([VERSION]))
         header += _hadoop_string(TEXT_CLASS) + _hadoop_string(BYTES_CLASS)
         header += b"\x00\x00"  # not compressed, not block-compressed
@@ -110,7 +124,6 @@ class SequenceFileWriter:
         self._out.write(header)
         self._pos = len(header)
         self._last_sync = self._pos
-        self.count = 0
 
     def append(self, key: bytes | str, value: bytes) -> None:
         if isinstance(key, str):
@@ -129,14 +142,32 @@ class SequenceFileWriter:
         self.count += 1
 
     def close(self) -> None:
-        if not self._out.closed:
-            self._out.close()
+        """Publish the file under `path` (once; later calls do nothing)."""
+        self._publish.close()
+
+    def abort(self) -> None:
+        """Drop what was written: nothing appears under `path` (an older file stays)."""
+        self._discard(None)
+
+    def _discard(self, err: BaseException | None) -> None:
+        # atomic_write removes its temporary file when an exception comes out of its block
+        cause = err if err is not None else _Aborted()
+        self._publish.__exit__(type(cause), cause, cause.__traceback__)
 
     def __enter__(self) -> SequenceFileWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: object
+    ) -> None:
+        if err is None:
+            self.close()
+        else:
+            self._discard(err)
+
+
+class _Aborted(Exception):
+    """Sent into atomic_write by abort(): a write that ends without publishing."""
 
 
 class SeqRecord(NamedTuple):

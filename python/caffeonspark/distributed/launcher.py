@@ -14,11 +14,16 @@ launcher (PR_SET_PDEATHSIG), so no rank outlives it. launch() returns 0 when eve
 finished, else 1 after logging the first error; LaunchResult has every rank's outcome.
 If the rendezvous server fails before any rank does, that is the job's error and the ranks
 are terminated at once, instead of each waiting out its deadline.
+SIGTERM to the launcher (a scheduler stopping it), while launch() runs in the main thread:
+the ranks are terminated, the job folder is removed and launch() raises LaunchTerminated
+(the CLI exits 143, as a shell reports a process SIGTERM ended); the previous handler is
+put back. Without this the ranks would die with it, but the job folder would stay.
 Tests: tests/distributed/test_launcher.py, tests/hostile/test_rendezvous_hostile.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -32,10 +37,12 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 from caffeonspark.distributed.rendezvous import RendezvousServer
 
-__all__ = ["RankOutcome", "LaunchResult", "launch"]
+__all__ = ["RankOutcome", "LaunchResult", "LaunchTerminated", "launch"]
 
 log = logging.getLogger("caffeonspark")
 
@@ -56,6 +63,51 @@ class LaunchResult:
     returncode: int
     first_error: str
     ranks: list[RankOutcome]
+
+
+class LaunchTerminated(BaseException):
+    """launch() got SIGTERM. A BaseException, like KeyboardInterrupt: a request to stop,
+    not an error for `except Exception` to swallow."""
+
+
+class _Sigterm:
+    """SIGTERM while launch() runs: recorded at once, raised as LaunchTerminated only inside
+    raising() (launch() waiting on its ranks), so that starting a rank or cleaning up is never
+    cut in half. Outside the main thread Python cannot take signals: it does nothing."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self._armed = False
+        self._installed = threading.current_thread() is threading.main_thread()
+        self._previous: Any = None
+        if self._installed:
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.received = True
+        if self._armed:
+            self.check()
+
+    def check(self) -> None:
+        """Raise LaunchTerminated (once) if SIGTERM came."""
+        if self.received:
+            self._armed = False
+            raise LaunchTerminated("the launcher got SIGTERM: the ranks were terminated and "
+                                   "the job folder removed")
+
+    @contextlib.contextmanager
+    def raising(self) -> Iterator[None]:
+        self._armed = True
+        try:
+            self.check()
+            yield
+        finally:
+            self._armed = False
+
+    def restore(self) -> None:
+        if self._installed:  # None: a handler not set from Python, most likely the default
+            signal.signal(signal.SIGTERM,
+                          signal.SIG_DFL if self._previous is None else self._previous)
 
 
 def launch(
@@ -101,6 +153,7 @@ def launch(
     )
     log.info("Launching %d ranks (job %s, %d thread(s) each)", world_size, job_id, threads)
     procs: list[subprocess.Popen] = []
+    sigterm = _Sigterm()
     try:
         for rank in range(world_size):
             env = dict(base, CAFFEONSPARK_RANK=str(rank))
@@ -115,15 +168,18 @@ def launch(
                 name=f"caffeonspark-wait-rank{rank}",
                 daemon=True,
             ).start()
-        if on_started is not None:
-            on_started([p.pid for p in procs])
-        outcomes, server_failed = _supervise(procs, exits, status_dir, comm_timeout)
+        with sigterm.raising():
+            if on_started is not None:
+                on_started([p.pid for p in procs])
+            outcomes, server_failed = _supervise(procs, exits, status_dir, comm_timeout)
     except BaseException:
         _terminate(procs)
         raise
     finally:
         server.close()
         shutil.rmtree(status_dir, ignore_errors=True)
+        sigterm.restore()
+    sigterm.check()  # one that came after the ranks had ended
     failed = [o for o in outcomes if o.returncode != 0]
     if server_failed:
         first_error = f"the rendezvous server failed: {_describe(server.error)}"

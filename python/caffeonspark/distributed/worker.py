@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from caffeonspark.atomic_file import atomic_write
 from caffeonspark.distributed.comm import CommOptions, connect
 from caffeonspark.distributed.data_parallel import DataParallelOptions, rank_solver_edit
 from caffeonspark.distributed.run import aborting_ring, run_data_parallel
@@ -96,10 +97,8 @@ def _die_with_parent(parent_pid: int) -> None:
 def _write_status(folder: str, rank: int, status: dict[str, Any]) -> None:
     if not folder:
         return
-    path = os.path.join(folder, f"rank{rank}.json")
-    with open(path + ".tmp", "w") as handle:
+    with atomic_write(os.path.join(folder, f"rank{rank}.json"), "w") as handle:
         json.dump(dict(status, rank=rank), handle)
-    os.replace(path + ".tmp", path)
 
 
 def main() -> int:

@@ -13,7 +13,7 @@ of 10.0 s, and the first job ended at 10.9 s instead of 15.0 s (BENCHMARKS.md).
   save_archive, called once the job is done, writes the archive:
   1. `jcmd <pid> VM.cds dynamic_dump` into a temporary name beside the archive;
   2. a trial `java -version` maps it;
-  3. it is renamed into place.
+  3. it is fsynced and renamed into place (atomic_file.atomic_path).
   So the archive's name only ever holds a complete archive that a JVM has loaded. That
   matters: JDK 17 dies of SIGBUS when it maps an archive whose writing was cut short.
 - spark_session starts the JVM again without these options if it fails with them.
@@ -38,9 +38,10 @@ import logging
 import os
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 from typing import Any
+
+from caffeonspark.atomic_file import atomic_path
 
 __all__ = ["archive_path", "driver_java_options", "save_archive"]
 
@@ -182,28 +183,27 @@ def save_archive(spark: Any, timeout: float = 120.0) -> Path | None:
     archive, _recording = _recording, None
     if archive is None or archive.is_file():
         return None
-    partial = archive.with_name(f"{archive.name}.{uuid.uuid4().hex[:8]}.part")
     try:
         archive.parent.mkdir(parents=True, exist_ok=True)
         pid = str(spark.sparkContext._jvm.java.lang.ProcessHandle.current().pid())
         log.info("writing the driver JVM's class archive %s (once; later starts are faster)",
                  archive)
-        dump = subprocess.run(
-            [_tool("jcmd") or "jcmd", pid, "VM.cds", "dynamic_dump", str(partial)],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )
-        if dump.returncode or not partial.is_file():
-            raise RuntimeError(f"jcmd VM.cds dynamic_dump: {(dump.stdout + dump.stderr)[-300:]}")
-        trial = subprocess.run(
-            [_tool("java") or "java", f"-XX:SharedArchiveFile={partial}", QUIET, "-version"],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )
-        if trial.returncode:
-            raise RuntimeError(f"a JVM would not start with it (status {trial.returncode})")
-        os.replace(partial, archive)
+        with atomic_path(archive) as partial:  # published only once a JVM has mapped it
+            dump = subprocess.run(
+                [_tool("jcmd") or "jcmd", pid, "VM.cds", "dynamic_dump", partial],
+                capture_output=True, text=True, timeout=timeout, check=False,
+            )
+            if dump.returncode or not os.path.isfile(partial):
+                raise RuntimeError(
+                    f"jcmd VM.cds dynamic_dump: {(dump.stdout + dump.stderr)[-300:]}"
+                )
+            trial = subprocess.run(
+                [_tool("java") or "java", f"-XX:SharedArchiveFile={partial}", QUIET, "-version"],
+                capture_output=True, text=True, timeout=timeout, check=False,
+            )
+            if trial.returncode:
+                raise RuntimeError(f"a JVM would not start with it (status {trial.returncode})")
         return archive
     except Exception as err:  # a faster next start is not worth failing a job
         log.warning("the driver JVM's class archive was not written: %s", err)
         return None
-    finally:
-        partial.unlink(missing_ok=True)

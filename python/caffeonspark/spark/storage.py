@@ -19,7 +19,8 @@ when it is installed and knows the scheme (wrapped as a pyarrow PyFileSystem).
 Writes never leave a half file under the final name: the bytes go to `<name>.tmp-<random>`
 beside it, which is renamed over the final name once complete, and removed on failure. On a
 store whose rename does not replace (HDFS), an existing final file is deleted just before
-the rename.
+the rename. Local files are fsynced, and so is their folder after the rename
+(atomic_file.publish).
 Tests: tests/spark/test_storage.py (local, file:, an fsspec memory filesystem), tests/spark/
 test_storage_hadoop.py (Spark's Hadoop FileSystem through viewfs://).
 """
@@ -37,6 +38,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from caffeonspark import atomic_file
 from caffeonspark.errors import ConfigError, IoError
 
 __all__ = [
@@ -306,10 +308,9 @@ def _replace_locally(target: str, write: Callable[[str], Any], flag: str) -> Non
     temp = temp_name(target)
     try:
         write(temp)
-        os.replace(temp, target)
+        atomic_file.publish(temp, target)
     except BaseException as err:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temp)
+        atomic_file.remove(temp)
         if isinstance(err, OSError) and not isinstance(err, IoError):
             raise IoError(f"-{flag}: cannot write '{target}': {err}") from None
         raise
