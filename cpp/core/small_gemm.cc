@@ -4,6 +4,8 @@
 #include "core/small_gemm.h"
 
 #include <algorithm>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "core/errors.h"
@@ -134,6 +136,89 @@ void ColumnBlock(int M, const Operands& o, int n) {
   }
 }
 
+// A per-thread buffer grown without throwing: small_gemm runs inside parallel regions, where
+// an exception would end the process (core/parallel.h). Growth happens once per thread and
+// size; a failed one returns null and the caller takes its fixed-size path instead.
+class EdgeBuffer {
+ public:
+  float* Zeroed(size_t count) noexcept {
+    if (count > size_) {
+      data_.reset(new (std::nothrow) float[count]);
+      size_ = data_ ? count : 0;
+      if (!data_) return nullptr;
+    }
+    std::fill(data_.get(), data_.get() + count, 0.0f);
+    return data_.get();
+  }
+
+ private:
+  std::unique_ptr<float[]> data_;
+  size_t size_ = 0;
+};
+
+// The last `width` (< kLanes) columns of C, from column n, through zero-padded copies of B
+// (L x kLanes) and C (rows x kLanes): one pass over the whole depth.
+template <Form F>
+void EdgePass(int M, int n, int width, const Operands& o, float* b_edge, float* c_edge) {
+  for (int l = 0; l < o.L; ++l) {
+    const float* b = o.b + static_cast<long>(l) * o.ldb + n;
+    std::copy(b, b + width, b_edge + static_cast<long>(l) * kLanes);
+  }
+  if (o.accumulate) {
+    for (int m = 0; m < M; ++m) {
+      const float* c = o.c + static_cast<long>(m) * o.ldc + n;
+      std::copy(c, c + width, c_edge + static_cast<long>(m) * kLanes);
+    }
+  }
+  Operands edge = o;
+  edge.b = b_edge;
+  edge.ldb = kLanes;
+  edge.c = c_edge;
+  edge.ldc = kLanes;
+  ColumnBlock<1, F>(M, edge, 0);
+  for (int m = 0; m < M; ++m) {
+    const float* c = c_edge + static_cast<long>(m) * kLanes;
+    std::copy(c, c + width, o.c + static_cast<long>(m) * o.ldc + n);
+  }
+}
+
+// The ragged edge. The common path pads into per-thread buffers in one pass; if those cannot
+// grow, the same sums run kEdgeDepth rows of B and kEdgeRows rows of C at a time in stack
+// buffers (each C element's sum continues from memory between depth pieces: the same bits).
+template <Form F>
+void RaggedEdge(int M, int n, int width, const Operands& o) {
+  thread_local EdgeBuffer b_buffer, c_buffer;
+  float* b_edge = b_buffer.Zeroed(static_cast<size_t>(o.L) * kLanes);
+  float* c_edge = b_edge ? c_buffer.Zeroed(static_cast<size_t>(M) * kLanes) : nullptr;
+  if (c_edge) {
+    EdgePass<F>(M, n, width, o, b_edge, c_edge);
+    return;
+  }
+  constexpr int kEdgeDepth = 256, kEdgeRows = 256;
+  alignas(64) float b_stack[kEdgeDepth * kLanes];
+  alignas(64) float c_stack[kEdgeRows * kLanes];
+  for (int m0 = 0; m0 < M; m0 += kEdgeRows) {
+    const int rows = std::min(kEdgeRows, M - m0);
+    for (int l0 = 0; l0 < o.L || l0 == 0; l0 += kEdgeDepth) {
+      const int depth = std::min(kEdgeDepth, o.L - l0);
+      Operands piece = o;
+      piece.L = depth;
+      piece.accumulate = o.accumulate || l0 > 0;
+      piece.b = o.b + static_cast<long>(l0) * o.ldb;
+      piece.c = o.c + static_cast<long>(m0) * o.ldc;
+      if constexpr (F == Form::kRows) piece.a += static_cast<long>(m0) * o.a_row + l0;
+      if constexpr (F == Form::kColumns) piece.a += m0 + static_cast<long>(l0) * o.a_col;
+      if constexpr (F == Form::kGather) {
+        piece.a_rows += m0;
+        piece.a_cols += l0;
+      }
+      std::fill(b_stack, b_stack + depth * kLanes, 0.0f);
+      std::fill(c_stack, c_stack + rows * kLanes, 0.0f);
+      EdgePass<F>(rows, n, width, piece, b_stack, c_stack);
+    }
+  }
+}
+
 template <Form F>
 void ColumnBlocks(int M, int N, const Operands& o) {
   // Narrow products (N <= kMaxVectors + 1 vectors, e.g. one output-channel block) take one
@@ -156,46 +241,7 @@ void ColumnBlocks(int M, int N, const Operands& o) {
     n += kLanes;
   }
   if (n == N) return;
-  // Ragged edge: the last N - n (< kLanes) columns through zero-padded copies of B and C,
-  // kEdgeDepth rows of B and kEdgeRows rows of C at a time in stack buffers: this runs inside
-  // parallel regions, where nothing may allocate (core/parallel.h). Each C element's sum over
-  // l continues from memory between depth pieces (exact), so the bits are those of one pass.
-  constexpr int kEdgeDepth = 256, kEdgeRows = 256;
-  alignas(64) float b_edge[kEdgeDepth * kLanes];
-  alignas(64) float c_edge[kEdgeRows * kLanes];
-  const int width = N - n;
-  for (int m0 = 0; m0 < M; m0 += kEdgeRows) {
-    const int rows = std::min(kEdgeRows, M - m0);
-    float* c = o.c + static_cast<long>(m0) * o.ldc + n;
-    for (int l0 = 0; l0 < o.L || l0 == 0; l0 += kEdgeDepth) {
-      const int depth = std::min(kEdgeDepth, o.L - l0);
-      const bool accumulate = o.accumulate || l0 > 0;
-      std::fill(b_edge, b_edge + depth * kLanes, 0.0f);
-      std::fill(c_edge, c_edge + rows * kLanes, 0.0f);
-      for (int l = 0; l < depth; ++l) {
-        const float* b = o.b + static_cast<long>(l0 + l) * o.ldb + n;
-        std::copy(b, b + width, b_edge + l * kLanes);
-      }
-      if (accumulate) {
-        for (int m = 0; m < rows; ++m) std::copy(c + m * o.ldc, c + m * o.ldc + width, c_edge + m * kLanes);
-      }
-      Operands edge = o;
-      edge.L = depth;
-      edge.accumulate = accumulate;
-      if constexpr (F == Form::kRows) edge.a += static_cast<long>(m0) * o.a_row + l0;
-      if constexpr (F == Form::kColumns) edge.a += m0 + static_cast<long>(l0) * o.a_col;
-      if constexpr (F == Form::kGather) {
-        edge.a_rows += m0;
-        edge.a_cols += l0;
-      }
-      edge.b = b_edge;
-      edge.ldb = kLanes;
-      edge.c = c_edge;
-      edge.ldc = kLanes;
-      ColumnBlock<1, F>(rows, edge, 0);
-      for (int m = 0; m < rows; ++m) std::copy(c_edge + m * kLanes, c_edge + m * kLanes + width, c + m * o.ldc);
-    }
-  }
+  RaggedEdge<F>(M, n, N - n, o);
 }
 
 // The contraction in nearly equal chunks about kDepth deep: a chunk of B (kDepth rows of a
