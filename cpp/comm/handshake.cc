@@ -63,7 +63,7 @@ Digest Proof(const JobIdentity& me, const char* label, int connector, int accept
   return HmacSha256(me.secret, transcript.data().data(), transcript.data().size());
 }
 
-std::string EncryptionWord(bool encrypt) { return encrypt ? "encrypted" : "plain"; }
+std::string EncryptionWord(bool encrypt) { return encrypt ? "an encrypted" : "a plain"; }
 
 }  // namespace
 
@@ -209,8 +209,8 @@ AcceptorHandshake::Step AcceptorHandshake::OnHello(const std::string& payload,
                       " accepts rank ", expected_rank_, " only"),
                   reply, why);
   if (encrypt != me.encrypt)
-    return Reject(Msg("rank ", rank, " asks for an ", EncryptionWord(encrypt), " ring, but rank ",
-                      me.rank, " runs a ", EncryptionWord(me.encrypt),
+    return Reject(Msg("rank ", rank, " asks for ", EncryptionWord(encrypt), " ring, but rank ",
+                      me.rank, " runs ", EncryptionWord(me.encrypt),
                       " one: set encryption alike on every rank (CommOptions.encrypt, "
                       "-encrypt_ring, -ringEncryption)"),
                   reply, why);

@@ -78,7 +78,19 @@ RingSockets ConnectRing(Listener& listener, const JobIdentity& me,
   }
   accepting.join();
   listener.Close();
-  if (connect_error) std::rethrow_exception(connect_error);
+  if (connect_error) {
+    // Why this rank refused its left neighbour (say, encryption set differently) often
+    // explains why the right one is gone too: that rank may have failed the same way.
+    const std::string note = acceptor.RejectionNote();
+    if (note.empty()) std::rethrow_exception(connect_error);
+    try {
+      std::rethrow_exception(connect_error);
+    } catch (const PeerTimeout& error) {
+      throw PeerTimeout(Msg(error.what(), note));
+    } catch (const CommError& error) {
+      throw CommError(Msg(error.what(), note));
+    }
+  }
   const std::string left_name = RankName(left, addresses);
   if (!accept_error.empty())
     throw CommError(Msg("waiting for ", left_name, " to connect: ", accept_error));
