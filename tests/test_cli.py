@@ -144,3 +144,38 @@ def test_resize_flag_reaches_the_ranks_of_a_local_job(monkeypatch):
         assert worker.main() == 0
         assert "CAFFEONSPARK_JOB_SECRET" not in environ  # removed once read
     assert ranks == [True, False]
+
+
+def test_encrypt_ring_flag_reaches_the_ranks_comm_options(monkeypatch):
+    from caffeonspark.distributed import launcher, worker
+
+    launched = {}
+
+    class Result:
+        returncode = 0
+
+    def fake_launch(solver, world_size, **options):
+        launched.update(options)
+        return Result()
+
+    monkeypatch.setattr(launcher, "launch", fake_launch)
+    assert cli.main(["train", "-solver", "s.prototxt", "-world_size", "2"]) == 0
+    assert launched["encrypt"] is False  # off by default
+    assert cli.main(["train", "-solver", "s.prototxt", "-world_size", "2", "-encrypt_ring"]) == 0
+    assert launched["encrypt"] is True
+    # The rank process reads it back from the environment the launcher gives it.
+    ranks = []
+    monkeypatch.setattr(worker, "train_rank",
+                        lambda *a, **kw: ranks.append(kw["comm_options"].encrypt))
+    monkeypatch.setattr("caffeonspark.distributed.rendezvous.LocalRendezvous",
+                        lambda *args: type("Rendezvous", (), {"all_gather": None})())
+    for flag in ("1", "0"):
+        environ = {
+            "CAFFEONSPARK_RANK": "0", "CAFFEONSPARK_WORLD_SIZE": "2",
+            "CAFFEONSPARK_JOB_SECRET": "00", "CAFFEONSPARK_RENDEZVOUS": "127.0.0.1:1",
+            "CAFFEONSPARK_JOB_ID": "j", "CAFFEONSPARK_SOLVER": "s.prototxt",
+            "CAFFEONSPARK_ENCRYPT_RING": flag,
+        }
+        monkeypatch.setattr(worker.os, "environ", environ)
+        assert worker.main() == 0
+    assert ranks == [True, False]

@@ -3,9 +3,12 @@
 same run, and the loopback link speed as the ceiling.
 
     python tools/bench_allreduce.py [--ranks 2 4] [--sizes-mb 1 16 64 256] [--backends ours gloo]
-                                    [--repeats 1] [--segment-kb KB] [--window N]
+                                    [--repeats 1] [--segment-kb KB] [--window N] [--encrypt]
 
 (--segment-kb, --window and --socket-buffer-kb default to the engine's CommOptions.)
+--encrypt adds the backend `aes`: our ring with CommOptions(encrypt=True) (AES-256-GCM on
+every frame), a second communicator in the same rank processes, alternating with the others
+op by op; the table then also shows busbw aes/ours, the throughput kept with encryption.
 
 Both backends live in the same rank processes and alternate op by op (each op after its
 own barrier), so load from elsewhere on a shared machine hits both alike. For each world
@@ -39,6 +42,7 @@ alone, the share of the communication cost that ran while backward was still com
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import socket
@@ -63,6 +67,24 @@ def iterations_for(size_bytes: int) -> int:
 # ---- rank processes ----------------------------------------------------------------------
 
 
+def comm_options(args: argparse.Namespace):
+    """CommOptions from the flags; flags left out keep CommOptions' defaults (the engine's)."""
+    from caffeonspark.distributed.comm import CommOptions
+
+    chosen = {
+        "segment_bytes": None if args.segment_kb is None else args.segment_kb << 10,
+        "window": args.window,
+        "socket_buffer_bytes": (
+            None if args.socket_buffer_kb is None else args.socket_buffer_kb << 10
+        ),
+    }
+    return CommOptions(
+        timeout=120,
+        send_thread=not args.no_send_thread,
+        **{name: value for name, value in chosen.items() if value is not None},
+    )
+
+
 def run_interleaved(
     rank: int, world: int, sizes: list[int], args: argparse.Namespace
 ) -> list[dict]:
@@ -71,26 +93,25 @@ def run_interleaved(
     backends = {}
     closers = []
     if "ours" in args.backends:
-        from caffeonspark.distributed.comm import CommOptions, connect
+        from caffeonspark.distributed.comm import connect
         from caffeonspark.distributed.rendezvous import LocalRendezvous
 
         secret = bytes.fromhex(os.environ["BENCH_SECRET"])
         rendezvous = LocalRendezvous(os.environ["BENCH_RENDEZVOUS"], rank, secret)
-        chosen = {  # flags left out keep CommOptions' defaults (the engine's)
-            "segment_bytes": None if args.segment_kb is None else args.segment_kb << 10,
-            "window": args.window,
-            "socket_buffer_bytes": (
-                None if args.socket_buffer_kb is None else args.socket_buffer_kb << 10
-            ),
-        }
-        options = CommOptions(
-            timeout=120,
-            send_thread=not args.no_send_thread,
-            **{name: value for name, value in chosen.items() if value is not None},
-        )
+        options = comm_options(args)
         comm = connect(rank, world, rendezvous.all_gather, secret, "bench", options=options)
         backends["ours"] = (comm.allreduce, comm.barrier)
         closers.append(comm.close)
+    if "aes" in args.backends:
+        from caffeonspark.distributed.comm import connect
+        from caffeonspark.distributed.rendezvous import LocalRendezvous
+
+        secret = bytes.fromhex(os.environ["BENCH_SECRET"])
+        rendezvous = LocalRendezvous(os.environ["BENCH_RENDEZVOUS_AES"], rank, secret)
+        sealed_options = dataclasses.replace(comm_options(args), encrypt=True)
+        sealed = connect(rank, world, rendezvous.all_gather, secret, "aes", options=sealed_options)
+        backends["aes"] = (sealed.allreduce, sealed.barrier)
+        closers.append(sealed.close)
     if "gloo" in args.backends:
         import torch
         import torch.distributed as dist
@@ -333,13 +354,19 @@ def measure_allreduce(world: int, args: argparse.Namespace) -> list[dict]:
     env = base_env()
     secret = os.urandom(16)
     server = RendezvousServer(world, secret).start(120)
-    env.update(BENCH_SECRET=secret.hex(), BENCH_RENDEZVOUS=server.address)
+    sealed = RendezvousServer(world, secret).start(120)  # the `aes` ring's own address list
+    env.update(
+        BENCH_SECRET=secret.hex(),
+        BENCH_RENDEZVOUS=server.address,
+        BENCH_RENDEZVOUS_AES=sealed.address,
+    )
     try:
         with tempfile.TemporaryDirectory() as folder:
             env["BENCH_STORE"] = f"file://{folder}/store"
             outputs = spawn("interleaved", world, args, env)
     finally:
         server.close()
+        sealed.close()
     results = []
     for index, row in enumerate(outputs[0]):
         entry = {"size": row["size"], "count": row["count"]}
@@ -458,6 +485,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=None)
     parser.add_argument("--socket-buffer-kb", type=int, default=None)
     parser.add_argument("--no-send-thread", action="store_true")
+    parser.add_argument("--encrypt", action="store_true")  # adds the backend `aes`
     parser.add_argument("--link-bytes", type=int, default=2 << 30)
     parser.add_argument("--overlap", action="store_true")
     parser.add_argument("--iterations", type=int, default=30)
@@ -468,6 +496,8 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--world", type=int, default=1)
     args = parser.parse_args()
+    if args.encrypt and "aes" not in args.backends:
+        args.backends.append("aes")
     if args.worker:
         worker_main(args)
         return
@@ -490,9 +520,11 @@ def main() -> None:
         header = f"| {'size':>8} | {'count':>10} |"
         for kind in args.backends:
             header += f" {kind} ms | algbw | busbw | #wrong | cpu ms |"
-        if len(args.backends) == 2:
+        if {"ours", "gloo"} <= set(args.backends):
             header += " busbw ours/gloo |"
         header += " ours/link 1 | ours/link ring |"
+        if "aes" in args.backends:
+            header += " busbw aes/ours |"
         print(header)
         print("|" + "---|" * (header.count("|") - 1))
         for index, size in enumerate(args.sizes_mb):
@@ -510,9 +542,11 @@ def main() -> None:
                     f"| {best['cpu'] * 1e3:7.1f} |"
                 )
             ours = busbws.get("ours", float("nan"))
-            if len(args.backends) == 2:
+            if {"ours", "gloo"} <= set(args.backends):
                 line += f" {ours / busbws['gloo']:5.2f} |"
             line += f" {ours / link:5.2f} | {ours / ring_link:5.2f} |"
+            if "aes" in args.backends:
+                line += f" {busbws['aes'] / ours:5.2f} |"
             print(line, flush=True)
     print(f"\n# load average at end: {load_average()}")
 

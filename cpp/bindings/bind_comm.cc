@@ -10,6 +10,7 @@
 
 #include "bindings/convert.h"
 #include "comm/communicator.h"
+#include "comm/handshake.h"
 #include "comm/sha256.h"
 #include "core/errors.h"
 #include "solver/data_parallel.h"
@@ -174,6 +175,21 @@ void BindComm(py::module_& m) {
         return DigestBytes(comm::HmacSha256(std::string(key), text.data(), text.size()));
       },
       py::arg("key"), py::arg("message"), "HMAC-SHA256 (the comm layer's own, for tests).");
+  m.def(
+      "_derive_link_keys",
+      [](const py::bytes& secret, const std::string& job_id, int world_size, int connector,
+         int acceptor, const py::bytes& connector_nonce, const py::bytes& acceptor_nonce) {
+        comm::JobIdentity me;
+        me.job_id = job_id;
+        me.secret = std::string(secret);
+        me.world_size = world_size;
+        const comm::LinkKeys keys = comm::DeriveLinkKeys(
+            me, connector, acceptor, std::string(connector_nonce), std::string(acceptor_nonce));
+        return py::make_tuple(DigestBytes(keys.to_acceptor), DigestBytes(keys.to_connector));
+      },
+      py::arg("secret"), py::arg("job_id"), py::arg("world_size"), py::arg("connector"),
+      py::arg("acceptor"), py::arg("connector_nonce"), py::arg("acceptor_nonce"),
+      "Test hook: one connection's session keys (to_acceptor, to_connector), handshake.h.");
 }
 
 }  // namespace caffeonspark::py_bind

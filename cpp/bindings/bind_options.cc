@@ -22,7 +22,8 @@ void BindOptions(py::module_& m) {
       .def_readwrite("handshake_seconds", &TcpOptions::handshake_seconds)
       .def_readwrite("max_frame_bytes", &TcpOptions::max_frame_bytes)
       .def_readwrite("socket_buffer_bytes", &TcpOptions::socket_buffer_bytes)
-      .def_readwrite("send_thread", &TcpOptions::send_thread);
+      .def_readwrite("send_thread", &TcpOptions::send_thread)
+      .def_readwrite("encrypt", &TcpOptions::encrypt);
 
   py::class_<CollectiveOptions>(m, "CollectiveOptions",
                                 "The ring collectives' settings (comm/collective.h).")

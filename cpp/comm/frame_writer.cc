@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <exception>
 
 #include "core/errors.h"
 
@@ -37,7 +38,9 @@ OutFrame OutFrame::Data(uint16_t op, uint32_t seq, const void* data, size_t byte
   return frame;
 }
 
-FrameWriter::FrameWriter(int fd, bool threaded, int notify_fd) : fd_(fd), notify_fd_(notify_fd) {
+FrameWriter::FrameWriter(int fd, bool threaded, int notify_fd,
+                         std::unique_ptr<FrameSealer> sealer)
+    : fd_(fd), notify_fd_(notify_fd), sealer_(std::move(sealer)) {
   if (!threaded || fd < 0) return;
   wake_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   COS_CHECK(wake_.valid(), CommError, "eventfd(): ", ErrnoText(errno));
@@ -64,9 +67,23 @@ bool FrameWriter::empty() const {
   return queue_.empty();
 }
 
+void FrameWriter::Seal(OutFrame& frame) {
+  if (!sealer_ || frame.sealed) return;
+  const uint8_t* plain = frame.user ? frame.payload
+                                    : reinterpret_cast<const uint8_t*>(frame.owned.data());
+  if (staging_.size() < frame.payload_bytes + kTagBytes)
+    staging_.resize(frame.payload_bytes + kTagBytes);
+  sealer_->Seal(frame.header, plain, frame.payload_bytes, staging_.data());
+  frame.payload = staging_.data();
+  frame.payload_bytes += kTagBytes;
+  frame.sealed = true;
+}
+
 ssize_t FrameWriter::WriteOnce(OutFrame& frame) {
-  const uint8_t* payload = frame.user ? frame.payload
-                                      : reinterpret_cast<const uint8_t*>(frame.owned.data());
+  Seal(frame);
+  const uint8_t* payload = frame.user || frame.sealed
+                               ? frame.payload
+                               : reinterpret_cast<const uint8_t*>(frame.owned.data());
   iovec parts[2];
   int count = 0;
   if (frame.written < kFrameHeaderBytes)
@@ -144,7 +161,13 @@ void FrameWriter::Run() {
       frame = &queue_.front();
     }
     while (frame->written < kFrameHeaderBytes + frame->payload_bytes) {
-      const ssize_t result = WriteOnce(*frame);
+      ssize_t result;
+      try {
+        result = WriteOnce(*frame);
+      } catch (const std::exception&) {  // libcrypto failed to seal: nothing may escape
+        errno = EPROTO;                  // the thread; the transport reports the link broken
+        result = -1;
+      }
       if (result < 0) {
         error_.store(errno);
         Notify();
@@ -193,7 +216,8 @@ void FrameWriter::FinishWith(OutFrame frame, const Deadline& linger) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     while (queue_.size() > 1) queue_.pop_back();
-    if (!queue_.empty() && queue_.front().written == 0) queue_.clear();
+    // A sealed frame used up a frame number: it must go, or the receiver's count slips.
+    if (!queue_.empty() && queue_.front().written == 0 && !queue_.front().sealed) queue_.clear();
     queue_.push_back(std::move(frame));
   }
   if (fd_ < 0) return;

@@ -9,6 +9,12 @@
 // done (while the transport waits for one: set_waiting) or the connection breaks, which
 // wakes the transport's poll.
 //
+// On an encrypted link the writer seals each frame (frame_cipher.h) just before its first
+// byte is written, on the thread that writes it, into a staging buffer of its own: the
+// caller's buffer is never modified, the encryption of the data frames runs on the writer
+// thread (overlapping the receives and the reduction), and frames are sealed in wire order,
+// which the receiver's frame counter relies on. A sealed frame is never dropped unsent.
+//
 // Thread contract: Push, empty, user_done, last_sent and error may be called from the
 // transport's thread at any time. Stop() ends the writer thread; after it the transport
 // owns the queue (FinishWith, Clear, WriteNow) - it stops the writer before any failure or
@@ -19,12 +25,15 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "comm/deadline.h"
 #include "comm/frame.h"
+#include "comm/frame_cipher.h"
 #include "comm/socket.h"
 
 namespace caffeonspark::comm {
@@ -36,6 +45,7 @@ struct OutFrame {
   size_t payload_bytes = 0;
   size_t written = 0;                // header and payload bytes written so far
   bool user = false;                 // a posted send: counts toward user_done()
+  bool sealed = false;               // payload now points at the writer's staging buffer
 
   static OutFrame Control(FrameKind kind, std::string payload);
   static OutFrame Data(uint16_t op, uint32_t seq, const void* data, size_t bytes);
@@ -43,7 +53,8 @@ struct OutFrame {
 
 class FrameWriter {
  public:
-  FrameWriter(int fd, bool threaded, int notify_fd);
+  // `sealer`: the link's sending cipher, or null for a plain link.
+  FrameWriter(int fd, bool threaded, int notify_fd, std::unique_ptr<FrameSealer> sealer = nullptr);
   ~FrameWriter();
   FrameWriter(const FrameWriter&) = delete;
   FrameWriter& operator=(const FrameWriter&) = delete;
@@ -75,6 +86,8 @@ class FrameWriter {
   ssize_t WriteOnce(OutFrame& frame);
   void Completed(bool user);
   void Notify();
+  // Encrypts `frame` into staging_ unless sealed already (or the link is plain).
+  void Seal(OutFrame& frame);
 
   int fd_;
   int notify_fd_;
@@ -88,6 +101,8 @@ class FrameWriter {
   std::atomic<Clock::time_point> last_sent_{Clock::now()};
   std::atomic<int> error_{0};
   std::atomic<bool> waiting_{false};
+  std::unique_ptr<FrameSealer> sealer_;
+  std::vector<uint8_t> staging_;  // the sealed front frame: only one is written at a time
   std::thread thread_;
 };
 

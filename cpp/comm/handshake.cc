@@ -16,6 +16,7 @@ namespace {
 
 constexpr size_t kNonceBytes = 32;
 constexpr size_t kMaxJobId = 256;
+constexpr uint32_t kHelloEncrypt = 1;  // HELLO flags bit: this rank seals its frames
 
 void SendFrame(int fd, FrameKind kind, const std::string& payload, const std::string& who,
                const Deadline& deadline) {
@@ -62,7 +63,19 @@ Digest Proof(const JobIdentity& me, const char* label, int connector, int accept
   return HmacSha256(me.secret, transcript.data().data(), transcript.data().size());
 }
 
+std::string EncryptionWord(bool encrypt) { return encrypt ? "an encrypted" : "a plain"; }
+
 }  // namespace
+
+LinkKeys DeriveLinkKeys(const JobIdentity& me, int connector, int acceptor,
+                        const std::string& connector_nonce, const std::string& acceptor_nonce) {
+  LinkKeys keys;
+  keys.to_acceptor = Proof(me, "aes-256-gcm key, connector to acceptor", connector, acceptor,
+                           connector_nonce, acceptor_nonce);
+  keys.to_connector = Proof(me, "aes-256-gcm key, acceptor to connector", connector, acceptor,
+                            connector_nonce, acceptor_nonce);
+  return keys;
+}
 
 std::string RandomBytes(size_t bytes) {
   std::string out(bytes, '\0');
@@ -112,12 +125,15 @@ std::string Printable(const std::string& text, size_t max_chars) {
 }
 
 bool HandshakeAsConnector(int fd, const JobIdentity& me, int acceptor_rank,
-                          const std::string& acceptor_name, const Deadline& deadline) {
+                          const std::string& acceptor_name, const Deadline& deadline,
+                          LinkKeys* keys) {
   const std::string my_nonce = RandomBytes(kNonceBytes);
   PayloadWriter hello;
   hello.U32(kHandshakeVersion).String(me.job_id).U32(static_cast<uint32_t>(me.world_size));
   hello.U32(static_cast<uint32_t>(me.rank)).U32(static_cast<uint32_t>(acceptor_rank));
   hello.Bytes(my_nonce.data(), my_nonce.size());
+  // Only an encrypted ring appends the flags: a plain HELLO stays byte for byte as it was.
+  if (me.encrypt) hello.U32(kHelloEncrypt);
   const std::string frame = EncodeFrame(FrameKind::kHello, hello.data());
   if (!SendAllUnlessClosed(fd, frame.data(), frame.size(), acceptor_name, deadline))
     return false;
@@ -145,6 +161,7 @@ bool HandshakeAsConnector(int fd, const JobIdentity& me, int acceptor_rank,
   SendFrame(fd, FrameKind::kProof, proof.data(), acceptor_name, deadline);
   kind = ReadFrame(fd, &payload, acceptor_name, deadline);
   Expect(kind, FrameKind::kWelcome, payload, acceptor_name);
+  if (me.encrypt) *keys = DeriveLinkKeys(me, me.rank, acceptor_rank, my_nonce, their_nonce);
   return true;
 }
 
@@ -179,6 +196,7 @@ AcceptorHandshake::Step AcceptorHandshake::OnHello(const std::string& payload,
   const uint32_t target = hello.U32();
   std::string their_nonce(kNonceBytes, '\0');
   hello.Bytes(their_nonce.data(), kNonceBytes);
+  const bool encrypt = !hello.AtEnd() && (hello.U32() & kHelloEncrypt) != 0;
   if (version != kHandshakeVersion)
     return Reject(Msg("protocol version ", version, ", this rank speaks ", kHandshakeVersion),
                   reply, why);
@@ -189,6 +207,12 @@ AcceptorHandshake::Step AcceptorHandshake::OnHello(const std::string& payload,
   if (rank != static_cast<uint32_t>(expected_rank_) || target != static_cast<uint32_t>(me.rank))
     return Reject(Msg("rank ", rank, " connecting to rank ", target, ", but rank ", me.rank,
                       " accepts rank ", expected_rank_, " only"),
+                  reply, why);
+  if (encrypt != me.encrypt)
+    return Reject(Msg("rank ", rank, " asks for ", EncryptionWord(encrypt), " ring, but rank ",
+                      me.rank, " runs ", EncryptionWord(me.encrypt),
+                      " one: set encryption alike on every rank (CommOptions.encrypt, "
+                      "-encrypt_ring, -ringEncryption)"),
                   reply, why);
 
   their_nonce_ = their_nonce;
@@ -209,6 +233,8 @@ AcceptorHandshake::Step AcceptorHandshake::OnProof(const std::string& payload,
       Proof(*me_, "connect", expected_rank_, me_->rank, their_nonce_, my_nonce_);
   if (!DigestsEqual(their_proof, expected))
     return Reject("the proof of the job secret is wrong", reply, why);
+  if (me_->encrypt)
+    keys_ = DeriveLinkKeys(*me_, expected_rank_, me_->rank, their_nonce_, my_nonce_);
   *reply = EncodeFrame(FrameKind::kWelcome, std::string());
   return Step::kAccepted;
 }

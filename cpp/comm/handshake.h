@@ -8,7 +8,9 @@
 //                                             <-  WELCOME            (or REJECT {reason})
 //
 // with T(label) = label, job_id, world, c, a, Nc, Na (frame.h payload encoding) and Nc, Na
-// 32 fresh random bytes each: a proof is bound to both nonces, both ranks and the job, so it
+// 32 fresh random bytes each. On an encrypted ring (TcpOptions::encrypt) the HELLO ends with
+// a u32 flags field (bit 0: encrypt; absent = 0) that the acceptor must match, and both ends
+// derive that connection's two AES-256-GCM keys from the same transcript (DeriveLinkKeys): a proof is bound to both nonces, both ranks and the job, so it
 // cannot be replayed on another link or job. Frames longer than 4 KiB, a wrong magic, a
 // wrong kind, a job/world/rank mismatch or a wrong MAC end the handshake; the acceptor then
 // drops that connection and keeps waiting for the rank it expects (tests/comm/test_faults.py).
@@ -23,6 +25,7 @@
 
 #include "comm/deadline.h"
 #include "comm/frame.h"
+#include "comm/sha256.h"
 
 namespace caffeonspark::comm {
 
@@ -31,17 +34,33 @@ struct JobIdentity {
   std::string secret;
   int world_size = 1;
   int rank = 0;
+  // Frames after the handshake are sealed (frame_cipher.h); copied from TcpOptions::encrypt,
+  // the home of its default. Every rank must agree: the acceptor refuses a mismatch.
+  bool encrypt = false;
 };
+
+// One connection's session keys, one per direction (zero when the ring is not encrypted).
+struct LinkKeys {
+  Digest to_acceptor{};   // seals what the connector sends
+  Digest to_connector{};  // seals what the acceptor sends
+};
+
+// HMAC-SHA256(secret, T(label)) for two labels of their own: fresh per connection (the
+// nonces), distinct per direction, never equal to a proof sent in the clear.
+LinkKeys DeriveLinkKeys(const JobIdentity& me, int connector, int acceptor,
+                        const std::string& connector_nonce, const std::string& acceptor_nonce);
 
 constexpr uint32_t kHandshakeVersion = 1;
 constexpr uint32_t kHandshakeMaxFrame = 4096;
 
-// Runs the connector side on a connected socket; true when welcomed. False when the
+// Runs the connector side on a connected socket; true when welcomed (then `keys` holds the
+// connection's session keys when me.encrypt). False when the
 // acceptor closed or reset the connection before its CHALLENGE: it may have dropped us
 // among a flood of stray connections, so the caller connects again. Throws CommError (the
 // acceptor cannot prove the secret, rejects us, or is not the rank we expect) or PeerTimeout.
 bool HandshakeAsConnector(int fd, const JobIdentity& me, int acceptor_rank,
-                          const std::string& acceptor_name, const Deadline& deadline);
+                          const std::string& acceptor_name, const Deadline& deadline,
+                          LinkKeys* keys);
 
 // The acceptor side, one complete frame at a time (the caller reads the frames, checking
 // their magic and the kHandshakeMaxFrame limit, and sends the replies).
@@ -55,6 +74,8 @@ class AcceptorHandshake {
   Step OnFrame(uint16_t kind, const std::string& payload, std::string* reply, std::string* why);
   // The HELLO arrived and matched this job, world and ranks.
   bool hello_done() const { return !my_nonce_.empty(); }
+  // After kAccepted: the connection's session keys (zero unless me.encrypt).
+  const LinkKeys& keys() const { return keys_; }
 
  private:
   Step OnHello(const std::string& payload, std::string* reply, std::string* why);
@@ -65,6 +86,7 @@ class AcceptorHandshake {
   int expected_rank_;
   std::string who_;
   std::string their_nonce_, my_nonce_;
+  LinkKeys keys_;
 };
 
 // Why a handshake frame with this header is refused, as words that follow the peer's name

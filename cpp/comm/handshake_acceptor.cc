@@ -51,7 +51,7 @@ HandshakeAcceptor::HandshakeAcceptor(const Listener& listener, const JobIdentity
 
 HandshakeAcceptor::~HandshakeAcceptor() = default;
 
-Fd HandshakeAcceptor::Run(const Deadline& deadline, int cancel_fd) {
+Fd HandshakeAcceptor::Run(const Deadline& deadline, int cancel_fd, LinkKeys* keys) {
   std::vector<pollfd> fds;
   for (;;) {
     ExpireOld();
@@ -69,13 +69,17 @@ Fd HandshakeAcceptor::Run(const Deadline& deadline, int cancel_fd) {
     for (size_t i = pending_.size(); i-- > 0;) {
       if (fds[i + 2].revents == 0) continue;
       const Outcome outcome = Serve(pending_[i]);
-      if (outcome == Outcome::kAccepted) accepted_ = std::move(pending_[i].fd);
+      if (outcome == Outcome::kAccepted) {
+        accepted_ = std::move(pending_[i].fd);
+        accepted_keys_ = pending_[i].shake.keys();
+      }
       if (outcome != Outcome::kOpen) pending_.erase(pending_.begin() + static_cast<long>(i));
       if (accepted_.valid()) break;
     }
     if (!accepted_.valid() && fds[0].revents != 0) AcceptSome();
     if (accepted_.valid()) {
       pending_.clear();  // the strays still waiting: closed, not counted as refused
+      *keys = accepted_keys_;
       return std::move(accepted_);
     }
   }
@@ -95,7 +99,10 @@ void HandshakeAcceptor::AcceptSome() {
     // A real peer's HELLO is usually here already: read it now, before more accepts can
     // make this connection the oldest one without a HELLO.
     const Outcome outcome = Serve(pending_.back());
-    if (outcome == Outcome::kAccepted) accepted_ = std::move(pending_.back().fd);
+    if (outcome == Outcome::kAccepted) {
+      accepted_ = std::move(pending_.back().fd);
+      accepted_keys_ = pending_.back().shake.keys();
+    }
     if (outcome != Outcome::kOpen) pending_.pop_back();
     if (accepted_.valid()) return;
   }

@@ -36,8 +36,9 @@ class HandshakeAcceptor {
   HandshakeAcceptor& operator=(const HandshakeAcceptor&) = delete;
 
   // The authenticated connection from `expected_rank`, or an empty Fd when `deadline`
-  // passes or `cancel_fd` becomes readable. Throws CommError when poll() or accept() fail.
-  Fd Run(const Deadline& deadline, int cancel_fd);
+  // passes or `cancel_fd` becomes readable; `keys` receives its session keys (handshake.h).
+  // Throws CommError when poll() or accept() fail.
+  Fd Run(const Deadline& deadline, int cancel_fd, LinkKeys* keys);
   // "; 1003 connections refused, the first 5: ..." for the timeout message ("" if none).
   std::string RejectionNote() const;
 
@@ -61,6 +62,7 @@ class HandshakeAcceptor {
   double hello_seconds_, handshake_seconds_;
   std::vector<Pending> pending_;  // oldest first
   Fd accepted_;
+  LinkKeys accepted_keys_;
   size_t refused_ = 0;
   std::vector<std::string> listed_;
 };

@@ -24,7 +24,7 @@ namespace {
 // The connector side: connects and handshakes, and connects again while the acceptor hangs
 // up before its CHALLENGE (it drops unproven connections when strays flood it).
 Fd ConnectRight(const JobIdentity& me, int right, const std::string& name,
-                const std::string& address, const Deadline& deadline) {
+                const std::string& address, const Deadline& deadline, LinkKeys* keys) {
   int pause_ms = 5;
   for (int hang_ups = 0;; ++hang_ups) {
     if (hang_ups > 0) {
@@ -37,7 +37,7 @@ Fd ConnectRight(const JobIdentity& me, int right, const std::string& name,
     }
     Fd fd = ConnectBefore(Address::Parse(address), name, deadline);
     ConfigureStream(fd.get(), 0);
-    if (HandshakeAsConnector(fd.get(), me, right, name, deadline)) return fd;
+    if (HandshakeAsConnector(fd.get(), me, right, name, deadline, keys)) return fd;
   }
 }
 
@@ -57,7 +57,7 @@ RingSockets ConnectRing(Listener& listener, const JobIdentity& me,
   HandshakeAcceptor acceptor(listener, me, left, hello_seconds, handshake_seconds);
   std::thread accepting([&] {
     try {
-      ring.left = acceptor.Run(deadline, cancel.get());
+      ring.left = acceptor.Run(deadline, cancel.get(), &ring.left_keys);
     } catch (const std::exception& error) {
       accept_error = error.what();
     } catch (...) {  // nothing may escape a thread
@@ -67,7 +67,8 @@ RingSockets ConnectRing(Listener& listener, const JobIdentity& me,
 
   std::exception_ptr connect_error;
   try {
-    ring.right = ConnectRight(me, right, RankName(right, addresses), addresses[right], deadline);
+    ring.right = ConnectRight(me, right, RankName(right, addresses), addresses[right], deadline,
+                              &ring.right_keys);
   } catch (...) {
     connect_error = std::current_exception();
     const uint64_t one = 1;
@@ -77,7 +78,19 @@ RingSockets ConnectRing(Listener& listener, const JobIdentity& me,
   }
   accepting.join();
   listener.Close();
-  if (connect_error) std::rethrow_exception(connect_error);
+  if (connect_error) {
+    // Why this rank refused its left neighbour (say, encryption set differently) often
+    // explains why the right one is gone too: that rank may have failed the same way.
+    const std::string note = acceptor.RejectionNote();
+    if (note.empty()) std::rethrow_exception(connect_error);
+    try {
+      std::rethrow_exception(connect_error);
+    } catch (const PeerTimeout& error) {
+      throw PeerTimeout(Msg(error.what(), note));
+    } catch (const CommError& error) {
+      throw CommError(Msg(error.what(), note));
+    }
+  }
   const std::string left_name = RankName(left, addresses);
   if (!accept_error.empty())
     throw CommError(Msg("waiting for ", left_name, " to connect: ", accept_error));

@@ -23,6 +23,7 @@ namespace caffeonspark::comm {
 struct RingSockets {
   Fd left;   // accepted from rank-1: data comes in here
   Fd right;  // connected to rank+1: data goes out here
+  LinkKeys left_keys, right_keys;  // their session keys (when me.encrypt)
 };
 
 // "rank 3 (10.0.0.7:41000)".

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "comm/libcrypto.h"
 #include "comm/ring_connect.h"
 #include "core/errors.h"
 
@@ -49,6 +50,8 @@ TcpTransport::TcpTransport(Listener listener, JobIdentity me, std::vector<std::s
   heartbeat_ = options_.heartbeat_seconds > 0 ? options_.heartbeat_seconds
                                               : std::min(1.0, options_.timeout_seconds / 4);
   for (const std::string& address : addresses_) Address::Parse(address);
+  me_.encrypt = options_.encrypt;
+  if (me_.encrypt && me_.world_size > 1) LibCrypto::Get();  // a missing library: before any peer
   ConnectRing(listener);
 }
 
@@ -72,13 +75,21 @@ void TcpTransport::ConnectRing(Listener& listener) {
   const Clock::time_point now = Clock::now();
   Fd* fds[2] = {&ring.left, &ring.right};
   const int peers[2] = {left(), right()};
+  // This rank accepted its left link and connected its right one.
+  const Digest* send_keys[2] = {&ring.left_keys.to_connector, &ring.right_keys.to_acceptor};
+  const Digest* recv_keys[2] = {&ring.left_keys.to_acceptor, &ring.right_keys.to_connector};
   for (int side = 0; side < 2; ++side) {
     Link& link = links_[side];
     ConfigureStream(fds[side]->get(), options_.socket_buffer_bytes);
     link.fd = std::move(*fds[side]);
     link.peer = peers[side];
+    std::unique_ptr<FrameSealer> sealer;
+    if (me_.encrypt) {
+      sealer = std::make_unique<FrameSealer>(*send_keys[side]);
+      link.opener = std::make_unique<FrameOpener>(*recv_keys[side]);
+    }
     link.writer = std::make_unique<FrameWriter>(
-        link.fd.get(), side == kRight && options_.send_thread, sent_.get());
+        link.fd.get(), side == kRight && options_.send_thread, sent_.get(), std::move(sealer));
     link.last_heard = link.interest_since = now;
   }
 }
@@ -269,10 +280,11 @@ void TcpTransport::ReadSome(Link& link) {
       if (link.header_got == kFrameHeaderBytes) StartFrame(link);
       continue;
     }
-    if (link.current.kind == static_cast<uint16_t>(FrameKind::kAbort)) {
-      const size_t want = link.current.length - link.payload_got;
+    if (link.current.kind != static_cast<uint16_t>(FrameKind::kData)) {
+      const size_t total = link.current.length + (link.opener ? kTagBytes : 0);
+      const size_t want = total - link.payload_got;
       if (want > 0) {
-        link.control.resize(link.current.length);
+        link.control.resize(total);
         const ssize_t got = recv(link.fd.get(), link.control.data() + link.payload_got, want, 0);
         if (got <= 0) {
           if (RecvEnded(link, got)) continue;
@@ -281,7 +293,7 @@ void TcpTransport::ReadSome(Link& link) {
         link.last_heard = Clock::now();
         link.payload_got += static_cast<size_t>(got);
       }
-      if (link.payload_got == link.current.length) HandleAbort(link);
+      if (link.payload_got == total) ControlFrame(link);
       continue;
     }
     // A data frame.
@@ -296,15 +308,56 @@ void TcpTransport::ReadSome(Link& link) {
         return;
       }
       link.last_heard = Clock::now();
+      // Decrypted in place as it lands; unusable until the tag verified (below).
+      if (link.opener) link.opener->Decrypt(target.buffer + link.payload_got, size_t(got));
       link.payload_got += static_cast<size_t>(got);
     }
-    if (link.payload_got == target.bytes) {
-      link.in.pop_front();
-      ++link.user_recvs_done;
-      link.have_header = link.matched = false;
-      link.header_got = link.payload_got = 0;
+    if (link.payload_got < target.bytes) continue;
+    if (link.opener) {
+      const ssize_t got =
+          recv(link.fd.get(), link.tag + link.tag_got, kTagBytes - link.tag_got, 0);
+      if (got <= 0) {
+        if (RecvEnded(link, got)) continue;
+        return;
+      }
+      link.last_heard = Clock::now();
+      link.tag_got += static_cast<size_t>(got);
+      if (link.tag_got < kTagBytes) continue;
+      Authenticate(link, link.tag);
     }
+    link.in.pop_front();
+    ++link.user_recvs_done;
+    FrameDone(link);
   }
+}
+
+void TcpTransport::FrameDone(Link& link) {
+  link.have_header = link.matched = false;
+  link.header_got = link.payload_got = link.tag_got = 0;
+  link.mismatch.clear();
+}
+
+void TcpTransport::Authenticate(Link& link, const uint8_t* tag) {
+  if (!link.opener->Verify(tag)) {
+    Broken(Msg("a ", KindName(link.current.kind), " frame from ", PeerName(link.peer),
+               " failed authentication ", When(), " (altered in transit, or not sealed with "
+               "this connection's key): the encrypted ring stops"),
+           &link);
+  }
+  if (!link.mismatch.empty()) Fail(false, link.mismatch, me_.rank, &link);
+}
+
+void TcpTransport::ControlFrame(Link& link) {
+  const FrameKind kind = static_cast<FrameKind>(link.current.kind);
+  if (link.opener) {
+    const size_t length = link.current.length;
+    link.opener->Decrypt(reinterpret_cast<uint8_t*>(link.control.data()), length);
+    Authenticate(link, reinterpret_cast<const uint8_t*>(link.control.data()) + length);
+    link.control.resize(length);
+  }
+  if (kind == FrameKind::kAbort) HandleAbort(link);  // fails: does not return
+  if (kind == FrameKind::kBye) link.said_bye = true;
+  FrameDone(link);
 }
 
 bool TcpTransport::RecvEnded(Link& link, ssize_t result) {
@@ -350,15 +403,21 @@ void TcpTransport::StartFrame(Link& link) {
                     " bytes, over the limit of ", options_.max_frame_bytes, " bytes"),
          me_.rank, &link);
   }
+  if (link.opener) link.opener->Begin(link.header);
   switch (static_cast<FrameKind>(header.kind)) {
     case FrameKind::kHeartbeat:
     case FrameKind::kBye:
-      if (header.kind == static_cast<uint16_t>(FrameKind::kBye)) link.said_bye = true;
-      link.header_got = 0;
-      return;
+      if (!link.opener) {  // plain: takes effect now; encrypted: once its tag verified
+        if (header.kind == static_cast<uint16_t>(FrameKind::kBye)) link.said_bye = true;
+        link.header_got = 0;
+        return;
+      }
+      [[fallthrough]];
     case FrameKind::kAbort:
       if (header.length > kMaxControlPayload)
-        Broken(Msg(peer, " sent an abort notice of ", header.length, " bytes"), &link);
+        Broken(Msg(peer, " sent an ", KindName(header.kind), " notice of ", header.length,
+                   " bytes"),
+               &link);
       link.have_header = true;
       link.payload_got = 0;
       return;
@@ -380,11 +439,14 @@ void TcpTransport::MatchData(Link& link) {
   const InRecv& target = link.in.front();
   const FrameHeader& header = link.current;
   if (header.op != target.op || header.seq != target.seq) {
-    Fail(false, Msg(PeerName(link.peer), " is in ", OpName(static_cast<Op>(header.op)), " #",
-                    header.seq, " while this rank is in ", OpName(static_cast<Op>(target.op)),
-                    " #", target.seq, ": every rank must call the same collectives in the same "
-                    "order"),
-         me_.rank, &link);
+    std::string text =
+        Msg(PeerName(link.peer), " is in ", OpName(static_cast<Op>(header.op)), " #", header.seq,
+            " while this rank is in ", OpName(static_cast<Op>(target.op)), " #", target.seq,
+            ": every rank must call the same collectives in the same order");
+    // On an encrypted link the header is only proven genuine by the frame's tag: say so
+    // once it verified (else the failed authentication is the error).
+    if (!link.opener || header.length != target.bytes) Fail(false, text, me_.rank, &link);
+    link.mismatch = std::move(text);
   }
   if (header.length != target.bytes) {
     Fail(false, Msg(PeerName(link.peer), " sent ", header.length, " bytes where this rank expects ",
@@ -522,7 +584,8 @@ void TcpTransport::Close() {
   for (Link& link : links_) {
     link.writer->Stop();
     if (!link.fd.valid()) continue;
-    link.writer->Clear();
+    // FinishWith drops what was not started; a frame partly written (or, encrypted,
+    // sealed) is finished first, so that the goodbye parses and verifies.
     link.writer->FinishWith(OutFrame::Control(FrameKind::kBye, std::string()), linger);
     shutdown(link.fd.get(), SHUT_WR);
     // Read what already arrived so close() ends the connection with a FIN, not a reset.

@@ -24,7 +24,15 @@
 // neighbours, which relay it around the ring, so every rank fails naming the same peer.
 // Frames above `max_frame_bytes`, a bad magic, an unexpected kind, or a data frame whose
 // collective / size differs from the posted receive are CommErrors too.
-// Tests: tests/comm/test_allreduce.py, tests/comm/test_faults.py.
+//
+// Encryption (`encrypt`, off by default): every frame after the handshake, in both
+// directions, is sealed with AES-256-GCM under that connection's per-direction session
+// keys (frame_cipher.h, handshake.h): the header is authenticated, the payload encrypted,
+// a 16-byte tag follows it. A data segment's receive completes only once its tag verified;
+// a heartbeat, abort or goodbye takes effect only then too. A frame that fails is a
+// CommError naming the peer ("... frame from rank r (addr) failed authentication").
+// Tests: tests/comm/test_allreduce.py, tests/comm/test_faults.py,
+// tests/comm/test_encrypted_ring.py.
 #pragma once
 
 #include <atomic>
@@ -51,6 +59,7 @@ struct TcpOptions {
   uint32_t max_frame_bytes = 64u << 20;
   int socket_buffer_bytes = 4 << 20;  // SO_SNDBUF / SO_RCVBUF; 0 = kernel autotuning
   bool send_thread = true;          // data sends on a writer thread (FrameWriter)
+  bool encrypt = false;             // AES-256-GCM on every frame (needs libcrypto.so.3)
 };
 
 class TcpTransport final : public Transport {
@@ -98,7 +107,11 @@ class TcpTransport final : public Transport {
     bool have_header = false, matched = false;
     FrameHeader current;
     size_t payload_got = 0;
-    std::string control;
+    std::string control;               // an abort notice (encrypted link: any control frame)
+    std::unique_ptr<FrameOpener> opener;  // encrypted link: verifies the incoming frames
+    uint8_t tag[kTagBytes];            // a data frame's tag, read after its payload
+    size_t tag_got = 0;
+    std::string mismatch;              // encrypted link: a header error, reported once authentic
     Clock::time_point last_heard, interest_since;
     bool said_bye = false;             // the peer closed its communicator normally
   };
@@ -115,6 +128,11 @@ class TcpTransport final : public Transport {
   void StartFrame(Link& link);
   void MatchData(Link& link);
   void HandleAbort(Link& link);
+  // An abort notice, or on an encrypted link any control frame, read in full.
+  void ControlFrame(Link& link);
+  // Fails the ring unless `tag` proves the current frame authentic.
+  void Authenticate(Link& link, const uint8_t* tag);
+  void FrameDone(Link& link);
   void LinkBroke(Link& link, int error);
   void SendHeartbeats(Clock::time_point now);
   void CheckLinks(Clock::time_point now);

@@ -299,6 +299,7 @@ class TcpOptions:
     """
     The TCP ring transport's settings (comm/tcp_transport.h).
     """
+    encrypt: bool
     send_thread: bool
     def __init__(self) -> None:
         ...
@@ -443,6 +444,10 @@ class DataParallel:
         """
         (backward_end, reduced) per recent iteration, seconds of time.monotonic()'s clock
         """
+def _derive_link_keys(secret: bytes, job_id: str, world_size: typing.SupportsInt | typing.SupportsIndex, connector: typing.SupportsInt | typing.SupportsIndex, acceptor: typing.SupportsInt | typing.SupportsIndex, connector_nonce: bytes, acceptor_nonce: bytes) -> tuple[bytes, bytes]:
+    """
+    Test hook: one connection's session keys (to_acceptor, to_connector), handshake.h.
+    """
 def _small_gemm(a: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], transpose_a: bool, b: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], c: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], accumulate: bool) -> None:
     ...
 def _small_gemm_gather(a: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], a_rows: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], a_cols: typing.Annotated[numpy.typing.ArrayLike, numpy.int32], b: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], c: typing.Annotated[numpy.typing.ArrayLike, numpy.float32], accumulate: bool) -> None:

@@ -1,7 +1,7 @@
 """The `caffeonspark` command: Caffe's tool verbs without Spark.
 
     caffeonspark train -solver S [-weights W | -snapshot S.solverstate] [-threads N] [-resize]
-                       [-world_size N [-comm_timeout SECONDS] [-check_params]]
+                       [-world_size N [-comm_timeout SECONDS] [-check_params] [-encrypt_ring]]
     caffeonspark test  -model NET -weights W [-iterations 50] [-resize]
     caffeonspark time  -model NET [-iterations 50] [-phase TRAIN]
     caffeonspark prepare-mnist OUT_DIR [--idx DIR]
@@ -11,7 +11,8 @@
 With -world_size N > 1, train starts N engine processes on this machine that average their
 gradients over a TCP ring (python/caffeonspark/distributed/launcher.py): each reads its own
 shard of the training data, rank 0 displays, tests and snapshots; -threads is per rank
-(default: cores / N). The command exits non-zero with the first rank's error, 143 when
+(default: cores / N); -encrypt_ring seals every frame between the ranks with AES-256-GCM
+(needs the system's libcrypto.so.3; see docs/SPARK.md "Security on the wire"). The command exits non-zero with the first rank's error, 143 when
 it is sent SIGTERM (its ranks stopped, its job folder removed).
 Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` or
 `--solver`), as Caffe's gflags do. A command line that starts with one of CaffeOnSpark's
@@ -77,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
           help="seconds a silent or unreachable rank is waited for (default 60)")
     _flag(train, "check_params", action="store_true",
           help="debug: compare a checksum of the parameters across ranks every iteration")
+    _flag(train, "encrypt_ring", action="store_true",
+          help="authenticate and encrypt the ranks' frames (AES-256-GCM; needs libcrypto.so.3)")
 
     test = verbs.add_parser("test", help="score a model: average each output over iterations")
     _flag(test, "model", required=True, help="net prototxt")
@@ -134,7 +137,7 @@ def train(args: argparse.Namespace) -> int:
             result = launch(args.solver, args.world_size, weights=args.weights,
                             snapshot=args.snapshot, threads=args.threads,
                             comm_timeout=args.comm_timeout, check_params=args.check_params,
-                            resize=args.resize)
+                            resize=args.resize, encrypt=args.encrypt_ring)
         except KeyboardInterrupt:
             log.error("interrupted: the ranks were terminated")
             return 130

@@ -45,6 +45,8 @@ def main() -> int:
     parser.add_argument("--fault", default="")
     parser.add_argument("--secret", default="")
     parser.add_argument("--wait-stdin-rank", type=int, default=-1)
+    parser.add_argument("--encrypt", default="")  # the ranks that encrypt: "all" or "0,2"
+    parser.add_argument("--relay", default="")  # rank 1 reaches rank 0 through this address
     args = parser.parse_args()
 
     rank = int(os.environ["TEST_RANK"])
@@ -52,8 +54,11 @@ def main() -> int:
     secret = bytes.fromhex(os.environ["TEST_SECRET"])
     rendezvous = LocalRendezvous(os.environ["TEST_RENDEZVOUS"], rank, secret, args.timeout)
     chosen = {"segment_bytes": args.segment_bytes, "window": args.window}
+    encrypt = args.encrypt == "all" or str(rank) in args.encrypt.split(",")
     options = CommOptions(
-        timeout=args.timeout, **{name: value for name, value in chosen.items() if value is not None}
+        timeout=args.timeout,
+        encrypt=encrypt,
+        **{name: value for name, value in chosen.items() if value is not None},
     )
     report: dict = {"rank": rank}
     try:
@@ -64,6 +69,8 @@ def main() -> int:
             addresses = rendezvous.all_gather(listener.address)
             sys.stdin.readline()  # the test says when to connect
             comm = Communicator(listener, rank, addresses, secret, "test-job", options)
+        elif args.relay:
+            comm = join_through_relay(rank, rendezvous, secret, options, args)
         else:
             ring_secret = args.secret.encode() if args.secret else secret
             comm = connect(
@@ -78,6 +85,23 @@ def main() -> int:
     report["ok"] = True
     print(json.dumps(report), flush=True)
     return 0
+
+
+def join_through_relay(rank, rendezvous, secret, options, args):
+    """Rank 0 publishes its listener's address in --out/rank0_address for the test's relay;
+    rank 1 connects to the relay (--relay) instead of to rank 0."""
+    from caffeonspark.distributed.comm import Communicator, listen
+
+    listener = listen()
+    if rank == 0:
+        path = os.path.join(args.out, "rank0_address")
+        with open(path + ".tmp", "w") as f:
+            f.write(listener.address)
+        os.replace(path + ".tmp", path)
+    addresses = list(rendezvous.all_gather(listener.address))
+    if rank == 1:
+        addresses[0] = args.relay
+    return Communicator(listener, rank, addresses, secret, "test-job", options)
 
 
 def grid(comm, args, report) -> None:

@@ -10,9 +10,9 @@ from spark_util import write_lenet
 
 from caffeonspark import errors
 from caffeonspark.proto import caffe_pb2
-from caffeonspark.spark.config import FLAGS, Config
+from caffeonspark.spark.config import EXTENSION_FLAGS, FLAGS, ORIGINAL_FLAGS, Config
 
-ORIGINAL_FLAGS = (
+ORIGINAL_NAMES = (
     "train test features label conf model output devices clusterSize snapshot weights resize "
     "persistent outputFormat connection lmdb_partitions imageRoot labelFile captionFile "
     "captionLength vocabSize imageCaptionDFDir vocabDir embeddingDFDir"
@@ -27,7 +27,17 @@ def lenet(tmp_path, anchors):
 
 
 def test_every_original_flag_is_known():
-    assert sorted(FLAGS) == sorted(ORIGINAL_FLAGS)
+    assert sorted(ORIGINAL_FLAGS) == sorted(ORIGINAL_NAMES)
+    # ours are kept apart, and FLAGS (what the parser knows) is exactly both
+    assert not set(EXTENSION_FLAGS) & set(ORIGINAL_NAMES)
+    assert FLAGS == {**ORIGINAL_FLAGS, **EXTENSION_FLAGS}
+    assert sorted(EXTENSION_FLAGS) == ["ringEncryption"]
+
+
+def test_ring_encryption_flag_is_off_by_default():
+    assert Config("-clusterSize 2").ringEncryption is False
+    assert Config("-clusterSize 2 -ringEncryption").ringEncryption is True
+    assert Config(ring_encryption=True).ringEncryption is True
 
 
 def test_flags_parse_like_commons_cli(lenet):

@@ -42,6 +42,7 @@ NATIVE_FIELDS = {
     "max_frame_bytes": ("tcp", "max_frame_bytes"),
     "socket_buffer_bytes": ("tcp", "socket_buffer_bytes"),
     "send_thread": ("tcp", "send_thread"),
+    "encrypt": ("tcp", "encrypt"),
     "segment_bytes": ("collective", "segment_bytes"),
     "window": ("collective", "window"),
 }
@@ -76,6 +77,9 @@ class CommOptions:
     window: int = _native_default("window")
     # data sends on a writer thread of their own
     send_thread: bool = _native_default("send_thread")
+    # AES-256-GCM on every frame after the handshake (integrity and privacy on untrusted
+    # networks; needs the system's libcrypto.so.3); every rank must set it alike
+    encrypt: bool = _native_default("encrypt")
 
     def native_kwargs(self) -> dict[str, Any]:
         """The native Communicator's option arguments: {"tcp": ..., "collective": ...}."""

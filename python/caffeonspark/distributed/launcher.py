@@ -120,6 +120,7 @@ def launch(
     comm_timeout: float = 60.0,
     check_params: bool = False,
     resize: bool = False,
+    encrypt: bool = False,
     on_started=None,
 ) -> LaunchResult:
     """Trains `solver` with `world_size` ranks on this machine (see the module docstring).
@@ -147,6 +148,7 @@ def launch(
         CAFFEONSPARK_THREADS=str(threads),
         CAFFEONSPARK_CHECK_PARAMS="1" if check_params else "0",
         CAFFEONSPARK_RESIZE="1" if resize else "0",
+        CAFFEONSPARK_ENCRYPT_RING="1" if encrypt else "0",
         CAFFEONSPARK_STATUS_DIR=status_dir,
         CAFFEONSPARK_LAUNCHER_PID=str(os.getpid()),
         OMP_NUM_THREADS=str(threads),

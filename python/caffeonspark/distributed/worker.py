@@ -3,9 +3,10 @@
 The launcher (launcher.py) starts one such process per rank with the job in its
 environment: CAFFEONSPARK_RANK, _WORLD_SIZE, _RENDEZVOUS (the launcher's address list
 server), _JOB_ID, _JOB_SECRET (hex), _COMM_TIMEOUT, _SOLVER, optional _WEIGHTS / _SNAPSHOT,
-_THREADS, _CHECK_PARAMS, _RESIZE, _STATUS_DIR and _LAUNCHER_PID. The rank reads its own shard of every
-TRAIN data layer (Data layers: record index % world_size == rank, Caffe's rule; source-fed
-MemoryData layers: data/shard_rule.py, the rule Spark's tasks follow too), joins the ring,
+_THREADS, _CHECK_PARAMS, _RESIZE, _ENCRYPT_RING, _STATUS_DIR and _LAUNCHER_PID. The rank reads
+its own shard of every TRAIN data layer (Data layers: record index % world_size == rank,
+Caffe's rule; source-fed MemoryData layers: data/shard_rule.py, the rule Spark's tasks
+follow too), joins the ring (encrypted with _ENCRYPT_RING=1: train -encrypt_ring),
 takes rank 0's weights, trains (run.py run_data_parallel, as Spark's tasks do); rank 0
 alone displays, tests and snapshots. On exit it writes <status dir>/rank<r>.json:
 {"ok": true} or {"error": class name, "message": text}, and exits 0, or 1 on any error
@@ -133,7 +134,9 @@ def main() -> int:
             env["CAFFEONSPARK_JOB_ID"],
             weights=env.get("CAFFEONSPARK_WEIGHTS") or None,
             snapshot=env.get("CAFFEONSPARK_SNAPSHOT") or None,
-            comm_options=CommOptions(timeout=timeout),
+            comm_options=CommOptions(
+                timeout=timeout, encrypt=env.get("CAFFEONSPARK_ENCRYPT_RING") == "1"
+            ),
             options=DataParallelOptions(check_params=env.get("CAFFEONSPARK_CHECK_PARAMS") == "1"),
             resize=env.get("CAFFEONSPARK_RESIZE") == "1",
         )

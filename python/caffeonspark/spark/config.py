@@ -7,7 +7,7 @@ parsed the way Apache Commons CLI parses them, and checked before any work start
     conf = Config(spark, args)                      # the original's `new Config(sc, args)`
 
 Parsing: single-dash flags (`-clusterSize 2`; `--clusterSize 2` and `-clusterSize=2` too);
-boolean flags (-train -test -persistent -resize) take no value; a flag given twice, an
+boolean flags (-train -test -persistent -resize -ringEncryption) take no value; a flag given twice, an
 unknown flag, a missing or non-integer value, or a stray word is a ConfigError naming the
 flag. Keywords take the flag's name or its snake_case form (cluster_size, output_format,
 image_root ...). Attributes carry the original Config's names (protoFile, modelPath,
@@ -26,6 +26,9 @@ are local paths, file: URIs or any URI of the cluster's Hadoop (storage.py): loc
 checked at once; others through the session's Hadoop FileSystem, at once with Config(spark,
 ...), else when the driver starts (check_uris), always before training; those the
 executors' engines read or write must also open with pyarrow.fs on this machine.
+Our own flags beyond the original's (EXTENSION_FLAGS): -ringEncryption, which seals the
+training ring's frames with AES-256-GCM (CommOptions.encrypt; docs/SPARK.md "Security on
+the wire").
 The solver and net are read with caffeonspark.model_io (FormatErrors name file and line).
 Tests: tests/spark/test_config.py.
 """
@@ -45,7 +48,10 @@ from caffeonspark.errors import ConfigError, IoError
 from caffeonspark.proto import caffe_pb2
 from caffeonspark.spark import storage
 
-__all__ = ["Config", "FLAGS", "CAPTIONING_FLAGS", "local_path_of", "DATA_LAYER_TYPES"]
+__all__ = [
+    "Config", "FLAGS", "ORIGINAL_FLAGS", "EXTENSION_FLAGS", "CAPTIONING_FLAGS", "local_path_of",
+    "DATA_LAYER_TYPES",
+]
 
 log = logging.getLogger("caffeonspark")
 
@@ -69,7 +75,9 @@ class Flag:
     help: str
 
 
-FLAGS: dict[str, Flag] = {
+# The original CaffeOnSpark's flags, then ours (EXTENSION_FLAGS), kept apart so that the
+# original set stays checkable (tests/spark/test_config.py); FLAGS holds both.
+ORIGINAL_FLAGS: dict[str, Flag] = {
     f.name: f
     for f in (
         Flag("conf", str, None, "solver prototxt (its net: is read beside it)"),
@@ -98,6 +106,14 @@ FLAGS: dict[str, Flag] = {
         Flag("embeddingDFDir", str, None, "captioning tools: embedding DataFrame"),
     )
 }
+EXTENSION_FLAGS: dict[str, Flag] = {
+    f.name: f
+    for f in (
+        Flag("ringEncryption", bool, False,
+             "authenticate and encrypt the ranks' ring traffic (AES-256-GCM, libcrypto.so.3)"),
+    )
+}
+FLAGS: dict[str, Flag] = {**ORIGINAL_FLAGS, **EXTENSION_FLAGS}
 
 
 def _snake(name: str) -> str:

@@ -284,6 +284,7 @@ class CaffeOnSpark:
             seed=shard_seed(param.random_seed),
             connection=conf.connection,
             timeout=self.timeout,
+            ring_encryption=bool(conf.ringEncryption),
         )
 
     def _validation_frame(self, rows: list[Any]) -> Any:

@@ -5,16 +5,17 @@ bound listener and a secret, never Spark.
 With -clusterSize > 1 each barrier task calls, with its built solver (data feed running,
 -weights / -snapshot applied; snapshots and test nets only on rank 0):
 
-    train_distributed(solver, ctx, world_size, connection, timeout)
+    train_distributed(solver, ctx, world_size, connection, timeout, encrypt=False)
 
 which runs `rendezvous(ctx)` and then `train_rank_on_ring(solver, rank=, world_size=,
-addresses=, listener=, secret=, connection=, timeout=)`:
+addresses=, listener=, secret=, connection=, timeout=, encrypt=)`:
 - `rendezvous(ctx)` binds this rank's listener, and every rank learns all "host:port"
   addresses (host as Spark knows the executor) and rank 0's random 32-byte secret through
   BarrierTaskContext.allGather (the coordinator's channel, inside Spark's own RPC; the
   secret is never part of the serialised task);
 - `train_rank_on_ring` joins the TCP ring (each connection proves the secret before any
-  tensor is accepted) and runs distributed/run.py run_data_parallel: every rank starts
+  tensor is accepted; with encrypt (-ringEncryption) every frame after that is sealed with
+  AES-256-GCM, docs/SPARK.md "Security on the wire") and runs distributed/run.py run_data_parallel: every rank starts
   from rank 0's parameters and history, trains to max_iter with the gradients averaged
   over ranks (reduced in buckets during backward), and fails with CommError / PeerTimeout
   naming the peer. train_distributed closes the listener when that returns or fails.
@@ -74,6 +75,7 @@ def train_rank_on_ring(
     secret: bytes,
     connection: str,
     timeout: float,
+    encrypt: bool = False,
 ) -> None:
     """Join the TCP ring, take rank 0's state, train with gradients averaged over ranks
     (Caffe's multi-GPU rule) until max_iter."""
@@ -83,12 +85,18 @@ def train_rank_on_ring(
     if connection != "ethernet":
         log.warning("-connection %s: RDMA is not built; rank %d uses TCP", connection, rank)
     job_id = hashlib.sha256(b"caffeonspark job " + secret).hexdigest()[:16]
-    comm = Communicator(listener, rank, addresses, secret, job_id, CommOptions(timeout=timeout))
+    options = CommOptions(timeout=timeout, encrypt=encrypt)
+    comm = Communicator(listener, rank, addresses, secret, job_id, options)
     run_data_parallel(solver, comm)
 
 
 def train_distributed(
-    solver: Any, ctx: Any, world_size: int, connection: str, timeout: float
+    solver: Any,
+    ctx: Any,
+    world_size: int,
+    connection: str,
+    timeout: float,
+    encrypt: bool = False,
 ) -> None:
     """Rendezvous, then train this rank's solver on the ring (train_rank_on_ring)."""
     addresses, listener, secret = rendezvous(ctx)
@@ -102,6 +110,7 @@ def train_distributed(
             secret=secret,
             connection=connection,
             timeout=timeout,
+            encrypt=encrypt,
         )
     finally:
         listener.close()

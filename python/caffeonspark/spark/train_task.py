@@ -71,6 +71,7 @@ class TrainPlan:
     seed: int
     connection: str
     timeout: float
+    ring_encryption: bool  # -ringEncryption: CommOptions.encrypt on every rank
     images_per_iteration: int = 0  # per rank: batch_size * iter_size of the TRAIN layer
     console: tuple[str, str] | None = None  # the driver console's (host:port, token)
     echo_stderr: bool = True  # also log on the executor's stderr (off in local mode)
@@ -292,7 +293,10 @@ class TrainTask:
             else:
                 from caffeonspark.spark.seam import train_distributed
 
-                train_distributed(solver, ctx, plan.world_size, plan.connection, plan.timeout)
+                train_distributed(
+                    solver, ctx, plan.world_size, plan.connection, plan.timeout,
+                    encrypt=plan.ring_encryption,
+                )
             meter.finish()
             if rank == 0:
                 storage.publish(plan.model_path, solver.net.save, "model", tmp)
