@@ -113,69 +113,60 @@ def test_resize_flag_reaches_the_solver_and_the_net_as_feed_options(monkeypatch)
     assert not cli.build_parser().parse_args(["train", "-solver", "s"]).resize
 
 
-def test_resize_flag_reaches_the_ranks_of_a_local_job(monkeypatch):
-    from caffeonspark.distributed import launcher, worker
+class FakeLaunch:
+    """Stands in for launcher.launch: records the options the CLI gives it."""
 
-    launched = {}
+    returncode = 0
 
-    class Result:
-        returncode = 0
+    def __init__(self) -> None:
+        self.options: dict = {}
 
-    def fake_launch(solver, world_size, **options):
-        launched.update(options, solver=solver, world_size=world_size)
-        return Result()
+    def __call__(self, solver, world_size, **options):
+        self.options = dict(options, solver=solver, world_size=world_size)
+        return self
 
-    monkeypatch.setattr(launcher, "launch", fake_launch)
-    assert cli.main(["train", "-solver", "s.prototxt", "-world_size", "2", "-resize"]) == 0
-    assert (launched["world_size"], launched["resize"]) == (2, True)
-    # The rank process reads it back from the environment the launcher gives it.
-    ranks = []
-    monkeypatch.setattr(worker, "train_rank", lambda *a, **kw: ranks.append(kw["resize"]))
+
+def run_rank(monkeypatch, **env: str) -> dict:
+    """worker.main() with a rank's environment plus `env`; returns the keywords it gave
+    train_rank and checks that the job secret left the environment once read."""
+    from caffeonspark.distributed import worker
+
+    calls = []
+    monkeypatch.setattr(worker, "train_rank", lambda *args, **kwargs: calls.append(kwargs))
     monkeypatch.setattr("caffeonspark.distributed.rendezvous.LocalRendezvous",
                         lambda *args: type("Rendezvous", (), {"all_gather": None})())
-    for flag in ("1", "0"):
-        environ = {
-            "CAFFEONSPARK_RANK": "0", "CAFFEONSPARK_WORLD_SIZE": "2",
-            "CAFFEONSPARK_JOB_SECRET": "00", "CAFFEONSPARK_RENDEZVOUS": "127.0.0.1:1",
-            "CAFFEONSPARK_JOB_ID": "j", "CAFFEONSPARK_SOLVER": "s.prototxt",
-            "CAFFEONSPARK_RESIZE": flag,
-        }
-        monkeypatch.setattr(worker.os, "environ", environ)
-        assert worker.main() == 0
-        assert "CAFFEONSPARK_JOB_SECRET" not in environ  # removed once read
-    assert ranks == [True, False]
+    environ = {
+        "CAFFEONSPARK_RANK": "0", "CAFFEONSPARK_WORLD_SIZE": "2",
+        "CAFFEONSPARK_JOB_SECRET": "00", "CAFFEONSPARK_RENDEZVOUS": "127.0.0.1:1",
+        "CAFFEONSPARK_JOB_ID": "j", "CAFFEONSPARK_SOLVER": "s.prototxt", **env,
+    }
+    monkeypatch.setattr(worker.os, "environ", environ)
+    assert worker.main() == 0
+    assert "CAFFEONSPARK_JOB_SECRET" not in environ  # removed once read
+    return calls[0]
+
+
+def test_resize_flag_reaches_the_ranks_of_a_local_job(monkeypatch):
+    from caffeonspark.distributed import launcher
+
+    launch = FakeLaunch()
+    monkeypatch.setattr(launcher, "launch", launch)
+    assert cli.main(["train", "-solver", "s.prototxt", "-world_size", "2", "-resize"]) == 0
+    assert (launch.options["world_size"], launch.options["resize"]) == (2, True)
+    # The rank process reads it back from the environment the launcher gives it.
+    assert run_rank(monkeypatch, CAFFEONSPARK_RESIZE="1")["resize"] is True
+    assert run_rank(monkeypatch, CAFFEONSPARK_RESIZE="0")["resize"] is False
 
 
 def test_encrypt_ring_flag_reaches_the_ranks_comm_options(monkeypatch):
-    from caffeonspark.distributed import launcher, worker
+    from caffeonspark.distributed import launcher
 
-    launched = {}
-
-    class Result:
-        returncode = 0
-
-    def fake_launch(solver, world_size, **options):
-        launched.update(options)
-        return Result()
-
-    monkeypatch.setattr(launcher, "launch", fake_launch)
+    launch = FakeLaunch()
+    monkeypatch.setattr(launcher, "launch", launch)
     assert cli.main(["train", "-solver", "s.prototxt", "-world_size", "2"]) == 0
-    assert launched["encrypt"] is False  # off by default
+    assert launch.options["encrypt"] is False  # off by default
     assert cli.main(["train", "-solver", "s.prototxt", "-world_size", "2", "-encrypt_ring"]) == 0
-    assert launched["encrypt"] is True
-    # The rank process reads it back from the environment the launcher gives it.
-    ranks = []
-    monkeypatch.setattr(worker, "train_rank",
-                        lambda *a, **kw: ranks.append(kw["comm_options"].encrypt))
-    monkeypatch.setattr("caffeonspark.distributed.rendezvous.LocalRendezvous",
-                        lambda *args: type("Rendezvous", (), {"all_gather": None})())
-    for flag in ("1", "0"):
-        environ = {
-            "CAFFEONSPARK_RANK": "0", "CAFFEONSPARK_WORLD_SIZE": "2",
-            "CAFFEONSPARK_JOB_SECRET": "00", "CAFFEONSPARK_RENDEZVOUS": "127.0.0.1:1",
-            "CAFFEONSPARK_JOB_ID": "j", "CAFFEONSPARK_SOLVER": "s.prototxt",
-            "CAFFEONSPARK_ENCRYPT_RING": flag,
-        }
-        monkeypatch.setattr(worker.os, "environ", environ)
-        assert worker.main() == 0
-    assert ranks == [True, False]
+    assert launch.options["encrypt"] is True
+    for flag, encrypt in (("1", True), ("0", False)):
+        options = run_rank(monkeypatch, CAFFEONSPARK_ENCRYPT_RING=flag)["comm_options"]
+        assert options.encrypt is encrypt
