@@ -1,4 +1,4 @@
-"""Hostile peers against the driver console (spark/console.py, spark/peer_text.py): idle,
+"""Hostile peers against the driver console (spark/console.py, distributed/peer_text.py): idle,
 garbage and unauthenticated connections cost no threads and do not stop real ranks' lines; a
 rank out of range is refused; escape sequences are stripped before logging; a bad record is
 skipped and later records still arrive; refusals are logged once, then counted."""

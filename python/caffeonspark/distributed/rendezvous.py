@@ -5,22 +5,21 @@ The launcher runs a RendezvousServer; each rank binds its comm listener, then ca
 {"rank", "address", "pid", "mac"} (mac = HMAC-SHA256(secret, "rank|address|pid")) as one
 JSON line and receives every rank's address, in rank order, once all have arrived.
 Connections that are not proper JSON, claim a rank twice, carry a wrong mac, reset, or do
-not complete their hello in time are dropped and the wait goes on (RendezvousServer says how
-many are kept waiting, and what happens when file descriptors run out). The server also
-learns each rank's pid; if it fails, start(on_error=) tells the launcher at once.
+not complete their hello in time are dropped and the wait goes on (hello_gate.HelloGate
+bounds how many are kept waiting, and backs off when file descriptors run out). The server
+also learns each rank's pid; if it fails, start(on_error=) tells the launcher at once.
 
 Spark does not need this: BarrierTaskContext.allGather is its rendezvous (comm.connect
 takes any all_gather function).
-Tests: tests/distributed/test_launcher.py, tests/hostile/test_rendezvous_hostile.py.
+Tests: tests/distributed/test_launcher.py, tests/hostile/test_rendezvous_hostile.py,
+tests/distributed/test_hello_gate.py.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
 import json
-import logging
 import selectors
 import socket
 import threading
@@ -28,27 +27,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from caffeonspark.distributed.hello_gate import HELLO_BYTES, MAX_WAITING, HelloGate, Waiting, listen
+from caffeonspark.distributed.peer_text import quote
 from caffeonspark.errors import CommError, PeerTimeout
 
 __all__ = ["RendezvousServer", "LocalRendezvous"]
 
-_MAX_LINE = 4096
-
-log = logging.getLogger("caffeonspark")
-
 
 def _mac(secret: bytes, rank: int, address: str, pid: int) -> str:
     return hmac.new(secret, f"{rank}|{address}|{pid}".encode(), hashlib.sha256).hexdigest()
-
-
-class _Pending:
-    """An accepted connection that has not yet sent a valid hello."""
-
-    __slots__ = ("data", "accepted_at")
-
-    def __init__(self, accepted_at: float) -> None:
-        self.data = b""
-        self.accepted_at = accepted_at
 
 
 class RendezvousServer:
@@ -57,21 +44,17 @@ class RendezvousServer:
     A hostile or broken client costs only its own connection: a reset, a bad hello or a
     hello not complete within `hello_timeout` s drops that connection, and the wait goes
     on. At most MAX_PENDING connections wait for their hello; beyond that the oldest one
-    (once it has had GRACE_SECONDS) is closed, so idle connections cannot lock ranks out.
-    Running out of file descriptors pauses accepting for BACKOFF_SECONDS (logged once)."""
+    (once it has had its grace) is closed, so idle connections cannot lock ranks out.
+    Running out of file descriptors pauses accepting for a moment (logged once)."""
 
-    MAX_PENDING = 64
-    GRACE_SECONDS = 0.5
-    BACKOFF_SECONDS = 0.1
+    MAX_PENDING = MAX_WAITING
     KEEP_REJECTED = 20
 
     def __init__(self, world_size: int, secret: bytes, host: str = "127.0.0.1",
                  hello_timeout: float = 10.0) -> None:
         self.world_size = int(world_size)
         self._secret = secret
-        self._hello_timeout = float(hello_timeout)
-        self._socket = socket.create_server((host, 0), backlog=128)
-        self._socket.setblocking(False)
+        self._socket = listen(host)
         self.address = f"{host}:{self._socket.getsockname()[1]}"
         self.pids: dict[int, int] = {}
         self.addresses: dict[int, str] = {}
@@ -81,12 +64,13 @@ class RendezvousServer:
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._on_error: Callable[[BaseException], None] | None = None
-        self._wake_r, self._wake_w = socket.socketpair()
         self._selector = selectors.DefaultSelector()
-        self._listening = False
-        self._pending: dict[socket.socket, _Pending] = {}  # oldest first
+        self._gate: HelloGate[Waiting] = HelloGate(
+            self._socket, self._selector, f"rendezvous at {self.address}", Waiting,
+            lambda _, why: self._reject(why), hello_seconds=hello_timeout,
+            max_waiting=self.MAX_PENDING,
+        )
         self._joined: dict[int, socket.socket] = {}
-        self._fd_warned = False
 
     def start(self, timeout: float,
               on_error: Callable[[BaseException], None] | None = None) -> RendezvousServer:
@@ -104,14 +88,12 @@ class RendezvousServer:
         return self._done.wait(timeout) and self.error is None
 
     def close(self) -> None:
-        self._wake_w.send(b"x")
+        self._gate.wake()
         if self._thread is not None:
             self._thread.join(5)
-        for s in (self._socket, self._wake_r, self._wake_w):
-            s.close()
+        self._gate.close()
 
     def _serve(self, timeout: float) -> None:
-        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         try:
             if self._gather(time.monotonic() + timeout, timeout):
                 self._reply()
@@ -120,14 +102,15 @@ class RendezvousServer:
             if self._on_error is not None:
                 self._on_error(error)
         finally:
-            for conn in list(self._pending) + list(self._joined.values()):
+            for pending in self._gate:
+                self._gate.end(pending)
+            for conn in self._joined.values():
                 conn.close()
             self._selector.close()
             self._done.set()
 
     def _gather(self, deadline: float, timeout: float) -> bool:
         """Admits ranks until all have joined (True) or close() was called (False)."""
-        backoff_until = 0.0
         while len(self._joined) < self.world_size:
             now = time.monotonic()
             if now >= deadline:
@@ -136,96 +119,34 @@ class RendezvousServer:
                     f"rendezvous at {self.address}: rank(s) {missing} did not report within "
                     f"{timeout:g} s" + self._rejected_note()
                 )
-            wake_at = min(deadline, self._expire(now))
-            if len(self._pending) >= self.MAX_PENDING:
-                wake_at = min(wake_at, self._evict_oldest(now))
-            self._listen(now >= backoff_until and len(self._pending) < self.MAX_PENDING)
-            if now < backoff_until:
-                wake_at = min(wake_at, backoff_until)
-            events = self._selector.select(max(0.0, wake_at - time.monotonic()))
-            # Hellos before new connections: a flood of connects must not starve them.
-            for key, _ in sorted(events, key=lambda e: e[0].data == "accept"):
-                if key.data == "wake":
-                    return False
-                if key.data == "accept":
-                    if not self._accept():
-                        backoff_until = time.monotonic() + self.BACKOFF_SECONDS
-                else:
-                    self._read(key.fileobj)
+            for pending in self._gate.serve(min(deadline, self._gate.expire(now))):
+                self._read(pending)
+            if self._gate.woken:
+                return False
         return True
 
-    def _listen(self, on: bool) -> None:
-        if on != self._listening:
-            if on:
-                self._selector.register(self._socket, selectors.EVENT_READ, "accept")
-            else:
-                self._selector.unregister(self._socket)
-            self._listening = on
-
-    def _expire(self, now: float) -> float:
-        """Drops the connections whose hello deadline passed; returns the next deadline."""
-        for conn, pending in list(self._pending.items()):
-            ends = pending.accepted_at + self._hello_timeout
-            if ends > now:
-                return ends  # the rest were accepted later
-            self._drop(conn, f"no hello within {self._hello_timeout:g} s")
-        return float("inf")
-
-    def _evict_oldest(self, now: float) -> float:
-        """At the cap: closes the oldest pending connection once it has had its grace;
-        returns when to look again."""
-        conn, pending = next(iter(self._pending.items()))
-        if now - pending.accepted_at >= self.GRACE_SECONDS:
-            self._drop(conn, f"evicted: more than {self.MAX_PENDING} connections without hello")
-            return now
-        return pending.accepted_at + self.GRACE_SECONDS
-
-    def _accept(self) -> bool:
-        """Accepts one connection; False when out of file descriptors (back off)."""
+    def _read(self, pending: Waiting) -> None:
         try:
-            conn, _ = self._socket.accept()
-        except BlockingIOError:
-            return True  # the client gave up between select and accept
-        except OSError as error:
-            if error.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                return True  # that connection failed (ECONNABORTED, ...): not ours to end
-            if not self._fd_warned:
-                self._fd_warned = True
-                log.warning("rendezvous at %s: cannot accept (%s); backing off and going on",
-                            self.address, error)
-            if self._pending:  # free a descriptor, once the oldest has had its grace
-                self._evict_oldest(time.monotonic())
-            return False
-        conn.setblocking(False)
-        self._pending[conn] = _Pending(time.monotonic())
-        self._selector.register(conn, selectors.EVENT_READ, "read")
-        return True
-
-    def _read(self, conn: socket.socket) -> None:
-        pending = self._pending.get(conn)
-        if pending is None:
-            return  # dropped earlier in this round
-        try:
-            chunk = conn.recv(_MAX_LINE)
+            chunk = pending.sock.recv(HELLO_BYTES)
         except BlockingIOError:
             return
         except OSError as error:  # a reset: that client is gone
-            self._drop(conn, f"connection failed: {error}")
+            self._gate.refuse(pending, f"connection failed: {error}")
             return
-        data = pending.data + chunk
-        if not chunk or len(data) > _MAX_LINE:
-            self._drop(conn, "closed or too long: " + repr(data[:80]))
+        data = pending.buffer + chunk
+        if not chunk or len(data) > HELLO_BYTES:
+            self._gate.refuse(pending, "closed or too long: " + quote(data))
             return
         if b"\n" not in data:
-            pending.data = data
+            pending.buffer = data
             return
         rank = self._admit(data.split(b"\n", 1)[0])
         if rank is None:
-            self._drop(conn, "bad hello: " + repr(data[:80]))
+            self._gate.refuse(pending, "bad hello: " + quote(data))
             return
-        self._selector.unregister(conn)
-        del self._pending[conn]
-        self._joined[rank] = conn
+        self._gate.admit(pending)
+        self._selector.unregister(pending.sock)
+        self._joined[rank] = pending.sock
 
     def _reply(self) -> None:
         reply = json.dumps({"addresses": [self.addresses[r] for r in range(self.world_size)]})
@@ -235,12 +156,6 @@ class RendezvousServer:
                 conn.sendall(reply.encode() + b"\n")
             except OSError as error:  # that rank is gone; the others learn it from the ring
                 self._reject(f"rank {rank}: reply failed: {error}")
-
-    def _drop(self, conn: socket.socket, why: str) -> None:
-        self._reject(why)
-        self._selector.unregister(conn)
-        self._pending.pop(conn, None)
-        conn.close()
 
     def _reject(self, why: str) -> None:
         self.rejected.append(why)

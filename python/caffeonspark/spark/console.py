@@ -16,19 +16,20 @@ A connection's first line must carry the job's random token (in the task plan) a
 within the world size; any other connection is refused (logged once, then counted). One
 selector thread serves every connection, so a flood of connections costs descriptors but
 no threads, and what a peer sends is stripped of control characters before it is shown
-(DriverConsole says how hellos are bounded and bad records skipped). The driver logs each line on "caffeonspark.rank" as
+(distributed/hello_gate.py bounds the connections waiting for a hello; DriverConsole says
+how bad records are skipped). The driver logs each line on "caffeonspark.rank" as
 "[rank r] message" at the rank's level, keeps the last KEEP_LINES of each rank's latest
 connection (its latest attempt), and shows
 progress records: one live line on a TTY, log lines otherwise. failure(spark_error) names
 the failed ranks of the latest attempt, those that failed on their own first (from the
 ranks' reports, the connections that ended without a result, and the partition in Spark's
 "barrier task ...Task(stage, partition)"), with their last lines and Spark's message.
-Tests: tests/spark/test_console.py, tests/hostile/test_console_hostile.py.
+Tests: tests/spark/test_console.py, tests/hostile/test_console_hostile.py,
+tests/distributed/test_hello_gate.py.
 """
 
 from __future__ import annotations
 
-import errno
 import hmac
 import json
 import logging
@@ -42,17 +43,16 @@ import time
 from collections import deque
 from typing import Any, TextIO
 
+from caffeonspark.distributed import hello_gate
+from caffeonspark.distributed.hello_gate import HELLO_BYTES, HelloGate, Waiting, listen
+from caffeonspark.distributed.peer_text import RateLimitedLog, clean, quote
 from caffeonspark.errors import CaffeOnSparkError
-from caffeonspark.spark.peer_text import RateLimitedLog, clean, quote
 
 __all__ = ["DriverConsole", "RankFailure", "KEEP_LINES"]
 
 KEEP_LINES = 50
-HELLO_SECONDS = 10.0  # from accept to a valid hello, in total
-HELLO_BYTES = 4096
+HELLO_SECONDS = hello_gate.HELLO_SECONDS  # read at construction (tests shorten it)
 MAX_LINE = 1 << 20  # bytes; a longer line ends the connection
-MAX_UNAUTHENTICATED = 64
-GRACE_SECONDS = 0.5  # the least time a connection gets for its hello before eviction
 MAX_RANKS = 1 << 16  # the rank bound when the world size is not given
 
 _PROGRESS = ("loss", "images_per_second", "eta")  # float fields; iter, max_iter are ints
@@ -75,17 +75,14 @@ class RankFailure(CaffeOnSparkError, RuntimeError):
         self.spark_message = spark_message
 
 
-class _Conn:
-    """One peer connection: its unparsed bytes and, once its hello was valid, its rank."""
+class _Conn(Waiting):
+    """One peer connection: once its hello was valid, its rank."""
 
-    __slots__ = ("sock", "peer", "buffer", "rank", "accepted_at", "bad")
+    __slots__ = ("rank", "bad")
 
-    def __init__(self, sock: socket.socket, peer: tuple, accepted_at: float) -> None:
-        self.sock = sock
-        self.peer = peer
-        self.buffer = b""
+    def __init__(self, sock: socket.socket, peer: Any, accepted_at: float) -> None:
+        super().__init__(sock, peer, accepted_at)
         self.rank: int | None = None
-        self.accepted_at = accepted_at
         self.bad = 0  # records skipped
 
 
@@ -93,8 +90,8 @@ class DriverConsole:
     """The listener; one selector thread serves every connection.
 
     A connection must send a valid hello within HELLO_SECONDS of being accepted (in total).
-    At most MAX_UNAUTHENTICATED connections wait for their hello; beyond that the oldest is
-    closed once it has had GRACE_SECONDS, so idle connections cannot lock ranks out. A
+    At most hello_gate.MAX_WAITING connections wait for their hello; beyond that the oldest
+    is closed once it has had its grace, so idle connections cannot lock ranks out. A
     refused connection is logged once with its first bytes quoted, then only counted. A
     record that is not valid JSON, lacks a key or has a wrong type is skipped and counted
     (`bad_records`); everything a peer sends is stripped of control characters before it
@@ -104,8 +101,7 @@ class DriverConsole:
                  tty: bool | None = None, world_size: int | None = None) -> None:
         self.token = secrets.token_hex(16)
         self.world_size = world_size
-        self._server = socket.create_server((bind, 0), backlog=128)
-        self._server.setblocking(False)
+        self._server = listen(bind)
         self.address = f"{host}:{self._server.getsockname()[1]}"
         self._stream = stream or sys.stderr
         self._tty = self._stream.isatty() if tty is None else tty
@@ -119,12 +115,10 @@ class DriverConsole:
         self.progress: deque[dict] = deque(maxlen=100)  # the latest progress records
         self._refusals = RateLimitedLog(log, "connection(s) refused (no valid hello)")
         self._bad = RateLimitedLog(log, "bad record(s) skipped")
-        self._closed = False
-        self._wake_r, self._wake_w = socket.socketpair()
         self._selector = selectors.DefaultSelector()
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
-        self._listening = False
-        self._unauthenticated: dict[socket.socket, _Conn] = {}  # oldest first
+        self._gate: HelloGate[_Conn] = HelloGate(self._server, self._selector, "console",
+                                                 _Conn, self._refused,
+                                                 hello_seconds=HELLO_SECONDS)
         self._thread = threading.Thread(target=self._serve, name="caffeonspark-console",
                                         daemon=True)
         self._thread.start()
@@ -160,68 +154,14 @@ class DriverConsole:
 
     def _serve(self) -> None:
         try:
-            while not self._closed:
-                now = time.monotonic()
-                wake_at = self._expire(now)
-                full = len(self._unauthenticated) >= MAX_UNAUTHENTICATED
-                if full:
-                    wake_at = min(wake_at, self._evict_oldest(now))
-                self._listen(len(self._unauthenticated) < MAX_UNAUTHENTICATED)
-                timeout = None if wake_at == float("inf") else max(0.0, wake_at - now)
-                events = self._selector.select(timeout)
-                # Data before new connections: a flood of connects must not starve hellos.
-                for key, _ in sorted(events, key=lambda e: e[0].data == "accept"):
-                    if key.data is None:
-                        return  # close()
-                    if key.data == "accept":
-                        self._accept()
-                    else:
-                        self._read(key.data)
+            while not self._gate.woken:  # until close()
+                for conn in self._gate.serve(self._gate.expire(time.monotonic())):
+                    self._read(conn)
         finally:
             for conn in [key.data for key in self._selector.get_map().values()]:
                 if isinstance(conn, _Conn):
                     self._end(conn, None)
             self._selector.close()
-
-    def _listen(self, on: bool) -> None:
-        if on != self._listening:
-            if on:
-                self._selector.register(self._server, selectors.EVENT_READ, "accept")
-            else:
-                self._selector.unregister(self._server)
-            self._listening = on
-
-    def _expire(self, now: float) -> float:
-        """Refuses connections whose hello deadline passed; returns the next deadline."""
-        for conn in list(self._unauthenticated.values()):
-            ends = conn.accepted_at + HELLO_SECONDS
-            if ends > now:
-                return ends  # the rest were accepted later
-            self._refuse(conn, f"no hello within {HELLO_SECONDS:g} s")
-        return float("inf")
-
-    def _evict_oldest(self, now: float) -> float:
-        conn = next(iter(self._unauthenticated.values()))
-        if now - conn.accepted_at >= GRACE_SECONDS:
-            self._refuse(conn, f"more than {MAX_UNAUTHENTICATED} connections without hello")
-            return now
-        return conn.accepted_at + GRACE_SECONDS
-
-    def _accept(self) -> None:
-        try:
-            sock, peer = self._server.accept()
-        except BlockingIOError:
-            return
-        except OSError as err:  # out of descriptors, or that client failed: not fatal
-            self._refusals.event("console: cannot accept a connection: %s", err)
-            if err.errno in (errno.EMFILE, errno.ENFILE) and self._unauthenticated:
-                self._evict_oldest(time.monotonic())
-            return
-        sock.setblocking(False)
-        conn = _Conn(sock, peer, time.monotonic())
-        with self._lock:
-            self._unauthenticated[sock] = conn
-        self._selector.register(sock, selectors.EVENT_READ, conn)
 
     def _read(self, conn: _Conn) -> None:
         try:
@@ -250,18 +190,18 @@ class DriverConsole:
             hello = json.loads(line)
             token, rank = str(hello["token"]), int(hello["rank"])
         except (ValueError, KeyError, TypeError, IndexError):
-            self._refuse(conn, "not a hello: " + quote(line))
+            self._gate.refuse(conn, "not a hello: " + quote(line))
             return
         if not hmac.compare_digest(token.encode(), self.token.encode()):
-            self._refuse(conn, "no valid token")
+            self._gate.refuse(conn, "no valid token")
             return
         limit = self.world_size if self.world_size is not None else MAX_RANKS
         if not 0 <= rank < limit:
-            self._refuse(conn, f"rank {rank} out of range (world size {self.world_size})")
+            self._gate.refuse(conn, f"rank {rank} out of range (world size {self.world_size})")
             return
         conn.rank = rank
         with self._lock:  # a new connection is the rank's next attempt
-            del self._unauthenticated[conn.sock]
+            self._gate.admit(conn)
             self._lines[rank] = deque(maxlen=KEEP_LINES)
             self._ends[rank] = "running"
             self._open_ranks += 1
@@ -274,18 +214,16 @@ class DriverConsole:
             self._bad.event("console: rank %d: skipped a bad record (%s: %s)", conn.rank,
                             type(err).__name__, clean(str(err), newlines=False)[:200])
 
-    def _refuse(self, conn: _Conn, why: str) -> None:
+    def _refused(self, conn: _Conn, why: str) -> None:
         self._refusals.event("console: refused a connection from %s:%s (%s)",
                              conn.peer[0], conn.peer[1], why)
-        self._end(conn, None)
+        with self._lock:
+            self._lock.notify_all()  # drain() waits for the waiting connections too
 
     def _end(self, conn: _Conn, err: BaseException | None) -> None:
-        if conn.sock.fileno() >= 0:
-            self._selector.unregister(conn.sock)
-            conn.sock.close()
+        self._gate.end(conn)
         if conn.rank is None:
             with self._lock:
-                self._unauthenticated.pop(conn.sock, None)
                 self._lock.notify_all()
             return
         if err is not None:
@@ -355,8 +293,7 @@ class DriverConsole:
         """Wait (at most `timeout` s) for the connections still open to end (those still
         without a hello too: they may be a rank's, not yet read)."""
         with self._lock:
-            self._lock.wait_for(lambda: not self._open_ranks and not self._unauthenticated,
-                                timeout)
+            self._lock.wait_for(lambda: not self._open_ranks and not self._gate, timeout)
 
     def failure(self, error: BaseException) -> RankFailure:
         """The RankFailure for a failed training stage (`error`: what Spark raised). The
@@ -401,11 +338,9 @@ class DriverConsole:
 
     def close(self) -> None:
         self.drain(timeout=3.0)
-        self._closed = True
-        self._wake_w.send(b"x")
+        self._gate.wake()
         self._thread.join(5.0)
         self._clear_live()
         self._refusals.flush()
         self._bad.flush()
-        for sock in (self._server, self._wake_r, self._wake_w):
-            sock.close()
+        self._gate.close()

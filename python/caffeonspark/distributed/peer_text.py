@@ -1,7 +1,8 @@
 """What a remote peer sends, made safe to log: clean() strips terminal escapes and control
 characters (keeping newline and tab), quote() shows an unauthenticated peer's bytes escaped
 and cut short, and RateLimitedLog logs the first of a kind of event and then only counts.
-Tests: tests/hostile/test_console_hostile.py.
+Used by the listeners behind hello_gate.py (rendezvous.py, spark/console.py).
+Tests: tests/hostile/test_console_hostile.py, tests/hostile/test_rendezvous_hostile.py.
 """
 
 from __future__ import annotations
