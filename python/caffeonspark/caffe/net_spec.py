@@ -157,13 +157,14 @@ class Function:
         layers[self] = layer
 
 
-def to_proto(*tops: Top) -> caffe_pb2.NetParameter:
-    """The net of every layer the tops depend on, in the order they are first needed."""
+def to_proto(*tops: Top | Function) -> caffe_pb2.NetParameter:
+    """The net of every layer the tops (or ntop=0 layers) depend on, in the order they are
+    first needed."""
     layers: OrderedDict = OrderedDict()
     autonames: Counter = Counter()
     names: dict = {}
     for top in tops:
-        top.fn._to_proto(layers, names, autonames)
+        top._to_proto(layers, names, autonames)
     net = caffe_pb2.NetParameter()
     net.layer.extend(layers.values())
     return net
