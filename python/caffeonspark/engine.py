@@ -93,6 +93,14 @@ class Blob:
     def channels(self) -> int:
         return self.shape[1]
 
+    @property
+    def height(self) -> int:
+        return self.shape[2]
+
+    @property
+    def width(self) -> int:
+        return self.shape[3]
+
     def reshape(self, *shape: int) -> None:
         self._tensor.reshape([int(d) for d in shape])
 

@@ -100,6 +100,9 @@ class Solver:
     train and test nets read."""
 
     _forced_type: str | None = None
+    # The class the train and test nets are built with (caffeonspark.caffe swaps in its
+    # pycaffe Net so that solver.net has pycaffe's whole surface).
+    _net_class: type[engine.Net] = engine.Net
 
     def __init__(
         self,
@@ -171,11 +174,11 @@ class Solver:
         if source in ("net_param", "train_net_param"):
             net_param = getattr(p, source)
             state = netspec.net_state_for(p, engine.TRAIN, net=net_param)
-            return engine.Net(net_param, state=state, feed=self._feed)
+            return self._net_class(net_param, state=state, feed=self._feed)
         path = self._resolve(getattr(p, source), source)
         net_param = model_io.read_net_prototxt(path)
         state = netspec.net_state_for(p, engine.TRAIN, net=net_param)
-        return engine.Net(path, state=state, feed=self._feed)
+        return self._net_class(path, state=state, feed=self._feed)
 
     def _build_test_nets(self) -> list[engine.Net]:
         p = self.param
@@ -205,12 +208,12 @@ class Solver:
             _log.info("Creating test net (#%d) specified by %s", index, field)
             if isinstance(source, caffe_pb2.NetParameter):
                 state = netspec.net_state_for(p, engine.TEST, net=source, test_index=index)
-                nets.append(engine.Net(source, state=state, feed=self._feed))
+                nets.append(self._net_class(source, state=state, feed=self._feed))
             else:
                 path = self._resolve(source, field)
                 net_param = model_io.read_net_prototxt(path)
                 state = netspec.net_state_for(p, engine.TEST, net=net_param, test_index=index)
-                nets.append(engine.Net(path, state=state, feed=self._feed))
+                nets.append(self._net_class(path, state=state, feed=self._feed))
         return nets
 
     def _install_callbacks(self) -> None:

@@ -1,0 +1,72 @@
+"""pycaffe-style scripts (tests/caffe/scripts/, each starting with install_as_caffe so that
+`import caffe` is ours) run unchanged in subprocesses; their printed results are checked
+against NumPy references."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from caffeonspark.data.digits import generate_digits
+
+SCRIPTS = Path(__file__).parent / "scripts"
+PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
+
+
+def run_script(name, work):
+    env = dict(os.environ, PYTHONPATH=str(PYTHON_DIR))
+    done = subprocess.run([sys.executable, str(SCRIPTS / name), str(work)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    return tmp_path_factory.mktemp("pycaffe_scripts")
+
+
+@pytest.fixture(scope="module")
+def lenet(work):
+    return run_script("lenet_netspec.py", work)
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_lenet_netspec_trains(lenet):
+    losses = np.array(lenet["losses"])
+    assert lenet["iter"] == 30 and lenet["conv1_shape"] == [20, 1, 5, 5]
+    assert abs(losses[0] - np.log(10)) < 0.3  # starts near chance
+    assert losses[-5:].mean() < 0.75 * losses[:5].mean()
+    # 30 batches of 64 are three passes over 640 records: the next batch is records 0..63
+    np.testing.assert_array_equal(lenet["labels"], generate_digits(640, seed=1)[1][:64])
+    scores = np.array(lenet["scores"])
+    labels = np.array(lenet["labels"], dtype=int)
+    loss = -np.log(softmax(scores)[np.arange(64), labels]).mean()
+    assert lenet["final_loss"] == pytest.approx(loss, rel=1e-4)
+
+
+def test_classify(lenet, work):
+    out = run_script("classify.py", work)
+    images, labels = generate_digits(8, seed=5)
+    np.testing.assert_allclose(out["data"], images[0].ravel() / 255.0, atol=1e-6)
+    assert out["label"] == int(np.argmax(out["prob"])) and sum(out["prob"]) == pytest.approx(1)
+    np.testing.assert_allclose(out["prob"], out["batch_prob0"], rtol=1e-5, atol=1e-6)
+    correct = (np.array(out["batch_labels"]) == labels).mean()
+    assert correct >= 0.75, out
+
+
+def test_finetune_and_surgery(lenet, work):
+    out = run_script("finetune.py", work)
+    assert out["same_conv1"]
+    losses = np.array(out["losses"])
+    assert losses[-3:].mean() < losses[:3].mean() - 0.2
+    assert out["fc1_sum"] == pytest.approx(out["trained_fc1_sum"], rel=1e-6)
+    assert out["conv1_differs"]  # only fc1 and score were transplanted
