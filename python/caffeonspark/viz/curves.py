@@ -7,7 +7,8 @@
 Series are named as the TensorBoard tags are (tensorboard.py): `train/loss` (smoothed, as
 displayed), `test/<output>` for test net #0 and `test<i>/<output>` for test net #i.
 Seconds: in a log, the display lines' "(.. iter/s, Ts/N iters)" summed (wall time between
-displays, tests included), tests placed by iteration between them; in event files, each
+displays, tests included; the final line, which has none, at the last display's pace),
+tests placed by iteration between them; in event files, each
 value's wall time less the first one's.
 Tests: tests/viz/test_plot.py.
 """
@@ -62,17 +63,21 @@ def read_log(path: str) -> Curves:
     train: list[tuple[int, float]] = []  # (iteration, loss), seconds filled below
     elapsed: list[float] = []
     tests: list[tuple[str, int, float]] = []
-    seconds = 0.0
+    seconds, rate, last_iter = 0.0, 0.0, 0
     testing: tuple[int, int] | None = None
     with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             if match := _DISPLAY.search(line):
                 seconds += float(match.group(3))
-                train.append((int(match.group(1)), float(match.group(4))))
+                rate, last_iter = float(match.group(2)), int(match.group(1))
+                train.append((last_iter, float(match.group(4))))
                 elapsed.append(seconds)
                 testing = None
-            elif match := _FINAL.search(line):
-                train.append((int(match.group(1)), float(match.group(2))))
+            elif match := _FINAL.search(line):  # no timing of its own: the last pace
+                iteration = int(match.group(1))
+                if rate > 0:
+                    seconds += (iteration - last_iter) / rate
+                train.append((iteration, float(match.group(2))))
                 elapsed.append(seconds)
                 testing = None
             elif match := _TESTING.search(line):
