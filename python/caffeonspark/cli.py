@@ -7,6 +7,7 @@
     caffeonspark prepare-mnist OUT_DIR [--idx DIR]
     caffeonspark convert-imageset | convert-cifar10 | compute-image-mean | lmdb-to-parquet |
                  parquet-to-lmdb | lmdb-to-seq | seq-to-lmdb ...   (python/caffeonspark/cli_data.py)
+    caffeonspark plot | draw ...  (train -tensorboard DIR too: python/caffeonspark/cli_viz.py)
 
 With -world_size N > 1, train starts N engine processes on this machine that average their
 gradients over a TCP ring (python/caffeonspark/distributed/launcher.py): each reads its own
