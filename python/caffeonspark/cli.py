@@ -7,6 +7,7 @@
     caffeonspark prepare-mnist OUT_DIR [--idx DIR]
     caffeonspark convert-imageset | convert-cifar10 | compute-image-mean | lmdb-to-parquet |
                  parquet-to-lmdb | lmdb-to-seq | seq-to-lmdb ...   (python/caffeonspark/cli_data.py)
+    caffeonspark plot | draw ...  (train -tensorboard DIR too: python/caffeonspark/cli_viz.py)
 
 With -world_size N > 1, train starts N engine processes on this machine that average their
 gradients over a TCP ring (python/caffeonspark/distributed/launcher.py): each reads its own
@@ -34,6 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from caffeonspark.cli_data import add_data_verbs
+from caffeonspark.cli_viz import add_viz_verbs, tensorboard_for
 from caffeonspark.data.feed_options import FeedOptions
 
 log = logging.getLogger("caffeonspark")
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
           help="debug: compare a checksum of the parameters across ranks every iteration")
     _flag(train, "encrypt_ring", action="store_true",
           help="authenticate and encrypt the ranks' frames (AES-256-GCM; needs libcrypto.so.3)")
+    _flag(train, "tensorboard", help="write TensorBoard event files here (rank 0; viz extra)")
 
     test = verbs.add_parser("test", help="score a model: average each output over iterations")
     _flag(test, "model", required=True, help="net prototxt")
@@ -100,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _flag(mnist, "train-count", type=int, default=60000)
     _flag(mnist, "test-count", type=int, default=10000)
     _DATA_VERBS.update(add_data_verbs(verbs))
+    _DATA_VERBS.update(add_viz_verbs(verbs))
     return parser
 
 
@@ -137,7 +141,8 @@ def train(args: argparse.Namespace) -> int:
             result = launch(args.solver, args.world_size, weights=args.weights,
                             snapshot=args.snapshot, threads=args.threads,
                             comm_timeout=args.comm_timeout, check_params=args.check_params,
-                            resize=args.resize, encrypt=args.encrypt_ring)
+                            resize=args.resize, encrypt=args.encrypt_ring,
+                            tensorboard=args.tensorboard)
         except KeyboardInterrupt:
             log.error("interrupted: the ranks were terminated")
             return 130
@@ -149,7 +154,8 @@ def train(args: argparse.Namespace) -> int:
     if args.weights:
         for path in args.weights.split(","):
             solver.net.copy_from(path)
-    solver.solve(args.snapshot)
+    with tensorboard_for(solver, args.tensorboard):
+        solver.solve(args.snapshot)
     return 0
 
 

@@ -17,7 +17,9 @@ The loop itself runs in C++ (cpp/solver/solver.h) without the GIL; Python sees i
 callbacks: Caffe-like log lines on the "caffeonspark" logger (display and test), snapshots
 (`<prefix>_iter_<iter>.caffemodel` and `.solverstate`, each written to a temporary name and
 renamed; add_snapshot_callback(fn) is called with both paths after each), pycaffe's
-add_callback(on_start, on_gradients_ready), and set_forward_hook(fn),
+add_callback(on_start, on_gradients_ready), add_display_callback(fn) / add_test_callback(fn)
+(called with the engine's DisplayInfo / TestResult after each is logged, e.g. by
+caffeonspark.viz.TensorBoardLogger), and set_forward_hook(fn),
 called before every forward pass with (net, index) (index -1 = train net, i = test net i).
 The forward hook is for nets fed through Input blobs from Python (tests, small examples);
 the real data path (Data / MemoryData layers) does not use it.
@@ -31,7 +33,7 @@ restore treats the state as untrusted: iter must lie in 0..max_iter (when max_it
 current_step must not be negative, and learned_net is looked for beside the state first.
 
 Tests: tests/solver/test_solver.py, tests/solver/test_update_rules.py,
-tests/solver/test_lr_policy.py, tests/hostile/test_model_files.py.
+tests/solver/test_lr_policy.py, tests/hostile/test_model_files.py, tests/viz/test_tensorboard.py.
 """
 
 from __future__ import annotations
@@ -135,6 +137,8 @@ class Solver:
         self._start_callbacks: list[Callable[[], None]] = []
         self._gradient_callbacks: list[Callable[[], None]] = []
         self._snapshot_callbacks: list[Callable[[str, str], None]] = []
+        self._display_callbacks: list[Callable[[Any], None]] = []
+        self._test_callbacks: list[Callable[[Any], None]] = []
         self._forward_hook: ForwardHook | None = None
         self._install_callbacks()
 
@@ -316,6 +320,17 @@ class Solver:
         upload it)."""
         self._snapshot_callbacks.append(on_snapshot)
 
+    def add_display_callback(self, on_display: Callable[[Any], None]) -> None:
+        """Call on_display(info) at each display iteration, after the log lines; `info` is
+        the engine's DisplayInfo (iter, loss, smoothed_loss, outputs, rate, seconds,
+        iters_per_second, final)."""
+        self._display_callbacks.append(on_display)
+
+    def add_test_callback(self, on_test: Callable[[Any], None]) -> None:
+        """Call on_test(result) after each test pass is logged; `result` is the engine's
+        TestResult (iter, test_net, outputs, has_loss, loss, interrupted)."""
+        self._test_callbacks.append(on_test)
+
     def set_forward_hook(self, hook: ForwardHook | None) -> None:
         """Call hook(net, index) before every forward pass (index -1: the train net, i: test
         net i), e.g. to load the next batch into Input blobs. None removes it."""
@@ -424,6 +439,11 @@ class Solver:
         self.snapshot()
 
     def _on_display(self, info: Any) -> None:
+        self._log_display(info)
+        for callback in self._display_callbacks:
+            callback(info)
+
+    def _log_display(self, info: Any) -> None:
         if info.final:
             _log.info("Iteration %d, loss = %s", info.iter, _fmt(info.smoothed_loss))
             return
@@ -474,6 +494,8 @@ class Solver:
                 "loss": float(result.loss) if result.has_loss else None,
             }
         )
+        for callback in self._test_callbacks:
+            callback(result)
 
 
 def _loss_note(weight: float, value: float) -> str:

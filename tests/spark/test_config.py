@@ -31,13 +31,19 @@ def test_every_original_flag_is_known():
     # ours are kept apart, and FLAGS (what the parser knows) is exactly both
     assert not set(EXTENSION_FLAGS) & set(ORIGINAL_NAMES)
     assert FLAGS == {**ORIGINAL_FLAGS, **EXTENSION_FLAGS}
-    assert sorted(EXTENSION_FLAGS) == ["ringEncryption"]
+    assert sorted(EXTENSION_FLAGS) == ["ringEncryption", "tensorboard"]
 
 
 def test_ring_encryption_flag_is_off_by_default():
     assert Config("-clusterSize 2").ringEncryption is False
     assert Config("-clusterSize 2 -ringEncryption").ringEncryption is True
     assert Config(ring_encryption=True).ringEncryption is True
+
+
+def test_tensorboard_flag_takes_a_folder():
+    assert Config("-clusterSize 2").tensorboard is None
+    assert Config("-clusterSize 2 -tensorboard runs/lenet").tensorboard == "runs/lenet"
+    assert Config(tensorboard="/tmp/tb").tensorboard == "/tmp/tb"
 
 
 def test_flags_parse_like_commons_cli(lenet):

@@ -121,9 +121,11 @@ def launch(
     check_params: bool = False,
     resize: bool = False,
     encrypt: bool = False,
+    tensorboard: str | None = None,
     on_started=None,
 ) -> LaunchResult:
     """Trains `solver` with `world_size` ranks on this machine (see the module docstring).
+    `tensorboard`: rank 0 writes TensorBoard event files there (viz/tensorboard.py).
     `on_started(pids)` is called once every rank process has started."""
     if world_size < 1:
         raise ValueError(f"world_size must be >= 1, got {world_size}")
@@ -149,6 +151,7 @@ def launch(
         CAFFEONSPARK_CHECK_PARAMS="1" if check_params else "0",
         CAFFEONSPARK_RESIZE="1" if resize else "0",
         CAFFEONSPARK_ENCRYPT_RING="1" if encrypt else "0",
+        CAFFEONSPARK_TENSORBOARD=os.path.abspath(tensorboard) if tensorboard else "",
         CAFFEONSPARK_STATUS_DIR=status_dir,
         CAFFEONSPARK_LAUNCHER_PID=str(os.getpid()),
         OMP_NUM_THREADS=str(threads),

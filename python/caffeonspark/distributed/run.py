@@ -15,7 +15,7 @@ tests/spark/test_spark.py.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from caffeonspark.distributed.comm import Communicator
@@ -36,13 +36,20 @@ def aborting_ring(comm: Communicator) -> Iterator[Communicator]:
 
 
 def run_data_parallel(
-    solver: Any, comm: Communicator, options: DataParallelOptions | None = None
+    solver: Any,
+    comm: Communicator,
+    options: DataParallelOptions | None = None,
+    on_attached: Callable[[DataParallel], None] | None = None,
 ) -> dict[str, float]:
     """Train `solver` to max_iter with gradients averaged over the ring, then close `comm`;
-    returns DataParallel.stats (iterations, comm_seconds, wait_seconds, check_seconds)."""
+    returns DataParallel.stats (iterations, comm_seconds, wait_seconds, check_seconds).
+    `on_attached(sync)` sees the DataParallel before training (e.g. a TensorBoardLogger
+    reading its stats at display iterations)."""
     with aborting_ring(comm):
         sync = DataParallel(solver, comm, options)
         try:
+            if on_attached is not None:
+                on_attached(sync)
             solver.solve()
         finally:
             sync.detach()

@@ -3,7 +3,8 @@
 The launcher (launcher.py) starts one such process per rank with the job in its
 environment: CAFFEONSPARK_RANK, _WORLD_SIZE, _RENDEZVOUS (the launcher's address list
 server), _JOB_ID, _JOB_SECRET (hex), _COMM_TIMEOUT, _SOLVER, optional _WEIGHTS / _SNAPSHOT,
-_THREADS, _CHECK_PARAMS, _RESIZE, _ENCRYPT_RING, _STATUS_DIR and _LAUNCHER_PID. The rank reads
+_THREADS, _CHECK_PARAMS, _RESIZE, _ENCRYPT_RING, _TENSORBOARD (a folder: rank 0 writes
+TensorBoard event files there), _STATUS_DIR and _LAUNCHER_PID. The rank reads
 its own shard of every TRAIN data layer (Data layers: record index % world_size == rank,
 Caffe's rule; source-fed MemoryData layers: data/shard_rule.py, the rule Spark's tasks
 follow too), joins the ring (encrypted with _ENCRYPT_RING=1: train -encrypt_ring),
@@ -14,7 +15,8 @@ alone displays, tests and snapshots. On exit it writes <status dir>/rank<r>.json
 
 `train_rank(...)` is the same thing as a function, for drivers that start ranks their own
 way and exchange addresses through any `all_gather`.
-Tests: tests/distributed/test_launcher.py, tests/distributed/test_data_parallel.py.
+Tests: tests/distributed/test_launcher.py, tests/distributed/test_data_parallel.py,
+tests/viz/test_tensorboard_ranks.py.
 """
 
 from __future__ import annotations
@@ -52,9 +54,11 @@ def train_rank(
     options: DataParallelOptions | None = None,
     host: str = "127.0.0.1",
     resize: bool = False,
+    tensorboard: str | None = None,
 ) -> Any:
     """Trains rank `rank` of the job to max_iter; returns its Solver. `resize`: source images
-    are resized to their MemoryData layer's size (-resize)."""
+    are resized to their MemoryData layer's size (-resize); `tensorboard`: rank 0 writes
+    TensorBoard event files to this folder (with the allreduce tags)."""
     from caffeonspark import model_io
     from caffeonspark.data.shard_rule import rank_feed_options
     from caffeonspark.solver import Solver
@@ -70,7 +74,18 @@ def train_rank(
                 solver.net.copy_from(path)
         if snapshot:
             solver.restore(snapshot)  # every rank: iter, history and its data position
-    stats = run_data_parallel(solver, comm, options)
+    logger = None
+    if tensorboard and rank == 0:
+        from caffeonspark.viz.tensorboard import TensorBoardLogger
+
+        logger = TensorBoardLogger(solver, tensorboard, world_size=world_size)
+    try:
+        stats = run_data_parallel(
+            solver, comm, options, logger.attach_data_parallel if logger else None
+        )
+    finally:
+        if logger is not None:
+            logger.close()
     if stats["iterations"]:
         log.info(
             "rank %d: %d iterations, %.3f s reducing, %.3f s waiting for reductions "
@@ -139,6 +154,7 @@ def main() -> int:
             ),
             options=DataParallelOptions(check_params=env.get("CAFFEONSPARK_CHECK_PARAMS") == "1"),
             resize=env.get("CAFFEONSPARK_RESIZE") == "1",
+            tensorboard=env.get("CAFFEONSPARK_TENSORBOARD") or None,
         )
     except Exception as error:  # reported to the launcher, which exits with the first one
         log.error("%s: %s", type(error).__name__, error)

@@ -28,7 +28,8 @@ checked at once; others through the session's Hadoop FileSystem, at once with Co
 executors' engines read or write must also open with pyarrow.fs on this machine.
 Our own flags beyond the original's (EXTENSION_FLAGS): -ringEncryption, which seals the
 training ring's frames with AES-256-GCM (CommOptions.encrypt; docs/SPARK.md "Security on
-the wire").
+the wire"); -tensorboard DIR, a local path where rank 0's executor writes TensorBoard event
+files (docs/VISUALISE.md).
 The solver and net are read with caffeonspark.model_io (FormatErrors name file and line).
 Tests: tests/spark/test_config.py.
 """
@@ -111,6 +112,9 @@ EXTENSION_FLAGS: dict[str, Flag] = {
     for f in (
         Flag("ringEncryption", bool, False,
              "authenticate and encrypt the ranks' ring traffic (AES-256-GCM, libcrypto.so.3)"),
+        Flag("tensorboard", str, None,
+             "local folder rank 0's executor writes TensorBoard event files to (on a "
+             "cluster: a shared mount)"),
     )
 }
 FLAGS: dict[str, Flag] = {**ORIGINAL_FLAGS, **EXTENSION_FLAGS}

@@ -285,6 +285,7 @@ class CaffeOnSpark:
             connection=conf.connection,
             timeout=self.timeout,
             ring_encryption=bool(conf.ringEncryption),
+            tensorboard=os.path.abspath(conf.tensorboard) if conf.tensorboard else None,
         )
 
     def _validation_frame(self, rows: list[Any]) -> Any:

@@ -30,6 +30,7 @@ import json
 import logging
 import secrets
 import socket
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["rendezvous", "train_distributed", "train_rank_on_ring"]
@@ -76,9 +77,10 @@ def train_rank_on_ring(
     connection: str,
     timeout: float,
     encrypt: bool = False,
+    on_attached: Callable[[Any], None] | None = None,
 ) -> None:
     """Join the TCP ring, take rank 0's state, train with gradients averaged over ranks
-    (Caffe's multi-GPU rule) until max_iter."""
+    (Caffe's multi-GPU rule) until max_iter; on_attached(sync): run_data_parallel's."""
     from caffeonspark.distributed.comm import CommOptions, Communicator
     from caffeonspark.distributed.run import run_data_parallel
 
@@ -87,7 +89,7 @@ def train_rank_on_ring(
     job_id = hashlib.sha256(b"caffeonspark job " + secret).hexdigest()[:16]
     options = CommOptions(timeout=timeout, encrypt=encrypt)
     comm = Communicator(listener, rank, addresses, secret, job_id, options)
-    run_data_parallel(solver, comm)
+    run_data_parallel(solver, comm, on_attached=on_attached)
 
 
 def train_distributed(
@@ -97,6 +99,7 @@ def train_distributed(
     connection: str,
     timeout: float,
     encrypt: bool = False,
+    on_attached: Callable[[Any], None] | None = None,
 ) -> None:
     """Rendezvous, then train this rank's solver on the ring (train_rank_on_ring)."""
     addresses, listener, secret = rendezvous(ctx)
@@ -111,6 +114,7 @@ def train_distributed(
             connection=connection,
             timeout=timeout,
             encrypt=encrypt,
+            on_attached=on_attached,
         )
     finally:
         listener.close()

@@ -21,6 +21,7 @@ Each task:
    snapshot this job wrote instead (fault.py: rank 0 decides, allGather tells the others);
 4. trains: with one rank, solver.solve() here; with more, seam.train_distributed (the
    ring allreduce of caffeonspark.distributed); every iteration is timed (IterationMeter);
+   with -tensorboard DIR rank 0 writes TensorBoard event files there (viz/tensorboard.py);
 5. rank 0 writes the final weights to -model (temporary name, then rename; storage.py for
    URIs), and returns one summary row per rank plus, with validation, one row per test
    output per test interval. A snapshot_prefix that is a URI (hdfs://...) is written in the
@@ -72,6 +73,7 @@ class TrainPlan:
     connection: str
     timeout: float
     ring_encryption: bool  # -ringEncryption: CommOptions.encrypt on every rank
+    tensorboard: str | None = None  # -tensorboard: rank 0's local event folder
     images_per_iteration: int = 0  # per rank: batch_size * iter_size of the TRAIN layer
     console: tuple[str, str] | None = None  # the driver console's (host:port, token)
     echo_stderr: bool = True  # also log on the executor's stderr (off in local mode)
@@ -285,18 +287,28 @@ class TrainTask:
             if rank == 0 and plan.run_dir is not None and solver.test_nets:
                 journal = fault.TestJournal(plan.run_dir)
                 solver.add_callback(on_start=lambda: journal.keep(solver.test_results))
+            board = None
+            if rank == 0 and plan.tensorboard:
+                from caffeonspark.viz.tensorboard import TensorBoardLogger
+
+                board = TensorBoardLogger(solver, plan.tensorboard, world_size=plan.world_size)
             if plan.fail_at is not None:
                 fault.install_fail_at(solver, rank, plan.fail_at,
                                       client.flush if client is not None else lambda: None)
-            if plan.world_size == 1:
-                solver.solve()
-            else:
-                from caffeonspark.spark.seam import train_distributed
+            try:
+                if plan.world_size == 1:
+                    solver.solve()
+                else:
+                    from caffeonspark.spark.seam import train_distributed
 
-                train_distributed(
-                    solver, ctx, plan.world_size, plan.connection, plan.timeout,
-                    encrypt=plan.ring_encryption,
-                )
+                    train_distributed(
+                        solver, ctx, plan.world_size, plan.connection, plan.timeout,
+                        encrypt=plan.ring_encryption,
+                        on_attached=board.attach_data_parallel if board else None,
+                    )
+            finally:
+                if board is not None:
+                    board.close()
             meter.finish()
             if rank == 0:
                 storage.publish(plan.model_path, solver.net.save, "model", tmp)
