@@ -19,7 +19,9 @@ Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` o
 own flags instead of a verb (`caffeonspark -train -conf S -model file:/tmp/m -clusterSize 1`,
 every flag of the original, spark/config.py FLAGS) runs the Spark driver
 (caffeonspark/spark/driver.py) on an embedded local[clusterSize] Spark.
-Tests: tests/test_cli.py, tests/spark/test_spark.py.
+Errors are one line (`caffeonspark: error: ...`, --debug for the traceback, cli_report.py);
+`caffeonspark -help` and `--version`: cli_help.py, cli_version.py.
+Tests: tests/test_cli.py, tests/cli/, tests/spark/test_spark.py.
 """
 
 from __future__ import annotations

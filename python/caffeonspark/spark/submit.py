@@ -18,7 +18,8 @@ flags are checked here first (Config: solver, net, local paths), so a mistake fa
 second with exit status 2 instead of after the JVM starts.
 
 spark-submit is $SPARK_HOME/bin/spark-submit, else the one of the installed pyspark; the
-process becomes it (exec), so its exit status is the job's.
+process becomes it (exec), so its exit status is the job's. Errors here are one line
+(cli_report.py); --debug shows their traceback and sets CAFFEONSPARK_DEBUG=1 for the driver.
 Tests: tests/spark/test_submit.py.
 """
 
@@ -48,7 +49,7 @@ SPARK_SUBMIT_SWITCHES = frozenset(
 OWN_OPTIONS = {"--dry-run": False, "--venv": True}  # name -> takes a value
 VENV_LINK = "environment"
 
-USAGE = """usage: caffeonspark-submit [spark-submit options] [--venv ARCHIVE] [--dry-run]
+USAGE = """usage: caffeonspark-submit [spark-submit options] [--venv ARCHIVE] [--dry-run] [--debug]
                            CaffeOnSpark flags (-train -test -features ... -conf -model ...)
 spark-submit options take two dashes (--master, --num-executors, --files, --conf k=v ...);
 CaffeOnSpark's flags one (docs/SPARK.md). --master defaults to local[clusterSize]."""
