@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from caffeonspark import cli, model_io
-from caffeonspark.errors import FormatError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "mnist"
 
