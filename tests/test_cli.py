@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from caffeonspark import cli, model_io
-from caffeonspark.errors import FormatError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "mnist"
 
@@ -59,16 +58,25 @@ def test_test_and_time_verbs(small_lenet, caplog):
     assert "conv1" in caplog.text and "Average Forward-Backward" in caplog.text
 
 
-def test_bad_inputs_name_the_file(tmp_path):
+def test_bad_inputs_name_the_file(tmp_path, capsys):
+    # The error is reported on one line (cli_report.py; the console script's cases are in
+    # tests/cli/test_errors.py), exit status 1, or 2 for a command-line mistake.
     broken = tmp_path / "broken.prototxt"
     broken.write_text('net: "x.prototxt"\nbase_lr: oops\n')
-    with pytest.raises(FormatError, match=r"broken.prototxt:2"):
-        cli.main(["train", "-solver", str(broken)])
-    with pytest.raises(SystemExit):
-        cli.main(["train"])  # -solver is required
+    assert cli.main(["train", "-solver", str(broken)]) == 1
+    assert capsys.readouterr().err == (
+        f"caffeonspark: error: {broken}:2:10: 'base_lr: oops': Couldn't parse float: oops\n"
+    )
+    assert cli.main(["train"]) == 2  # -solver is required
+    assert capsys.readouterr().err == (
+        "caffeonspark: error: train: the following arguments are required: -solver/--solver"
+        " (see caffeonspark train -h)\n"
+    )
     missing = tmp_path / "missing.prototxt"
-    with pytest.raises(Exception, match="missing.prototxt"):
-        cli.main(["time", "-model", str(missing)])
+    assert cli.main(["time", "-model", str(missing)]) == 1
+    assert capsys.readouterr().err == (
+        f"caffeonspark: error: {missing}: cannot read: No such file or directory\n"
+    )
 
 
 def test_spark_mode_flags_reach_the_spark_driver_which_checks_them_first(tmp_path, capsys):
@@ -79,9 +87,13 @@ def test_spark_mode_flags_reach_the_spark_driver_which_checks_them_first(tmp_pat
     assert "Unrecognized option: -bogus" in capsys.readouterr().err
 
 
-def test_weights_and_snapshot_are_exclusive(small_lenet):
-    with pytest.raises(SystemExit):
-        cli.main(["train", "-solver", "solver.prototxt", "-weights", "a", "-snapshot", "b"])
+def test_weights_and_snapshot_are_exclusive(small_lenet, capsys):
+    capsys.readouterr()
+    assert cli.main(["train", "-solver", "solver.prototxt", "-weights", "a",
+                     "-snapshot", "b"]) == 2
+    assert capsys.readouterr().err == (
+        "caffeonspark: error: train: give -weights or -snapshot, not both\n"
+    )
 
 
 def test_resize_flag_reaches_the_solver_and_the_net_as_feed_options(monkeypatch):

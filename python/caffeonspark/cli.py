@@ -20,7 +20,9 @@ Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` o
 own flags instead of a verb (`caffeonspark -train -conf S -model file:/tmp/m -clusterSize 1`,
 every flag of the original, spark/config.py FLAGS) runs the Spark driver
 (caffeonspark/spark/driver.py) on an embedded local[clusterSize] Spark.
-Tests: tests/test_cli.py, tests/spark/test_spark.py.
+Errors are one line (`caffeonspark: error: ...`, --debug for the traceback, cli_report.py);
+`caffeonspark -help` and `--version`: cli_help.py, cli_version.py.
+Tests: tests/test_cli.py, tests/cli/, tests/spark/test_spark.py.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ import numpy as np
 
 from caffeonspark.cli_data import add_data_verbs
 from caffeonspark.cli_viz import add_viz_verbs, tensorboard_for
+from caffeonspark.cli_help import overview_help
+from caffeonspark.cli_report import ReportingParser, UsageError, run_reported
+from caffeonspark.cli_version import version_text
 from caffeonspark.data.feed_options import FeedOptions
 
 log = logging.getLogger("caffeonspark")
@@ -58,7 +63,7 @@ def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ReportingParser(
         prog="caffeonspark", description="Caffe nets on a native engine, locally or on Spark."
     )
     verbs = parser.add_subparsers(dest="verb", required=True)
@@ -108,12 +113,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args_list = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    if is_spark_mode(args_list):
-        from caffeonspark.spark.driver import main as spark_main
+    """The console script: errors reported on one line, --debug for tracebacks
+    (cli_report.py); -h/-help/--help and --version answered here."""
+    return run_reported("caffeonspark", _run, argv)
 
-        return spark_main(args_list)
+
+def _run(args_list: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args_list[:1] in (["-h"], ["-help"], ["--help"]):
+        print(overview_help(build_parser()))
+        return 0
+    if args_list[:1] in (["--version"], ["-version"]):
+        print(version_text())
+        return 0
+    if args_list[:1] and args_list[0].startswith("-"):  # Config names a flag it does not know
+        from caffeonspark.spark.driver import command as spark_command
+
+        return spark_command(args_list)
     args = build_parser().parse_args(args_list)
     if getattr(args, "threads", None) and getattr(args, "world_size", 1) <= 1:
         from caffeonspark import engine
@@ -133,7 +149,7 @@ def train(args: argparse.Namespace) -> int:
     from caffeonspark.solver import Solver
 
     if args.weights and args.snapshot:
-        raise SystemExit("give -weights or -snapshot, not both")
+        raise UsageError("train: give -weights or -snapshot, not both")
     if args.world_size > 1:
         from caffeonspark.distributed.launcher import LaunchTerminated, launch
 

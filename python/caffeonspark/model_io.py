@@ -4,7 +4,8 @@
 Every net read here, text or binary, goes through caffeonspark.upgrade (legacy V1 layers,
 net inputs, BatchNorm params); solvers get the solver_type upgrade and the snapshot_prefix
 default. Errors: IoError when a file cannot be read or written, FormatError when its
-content is not what it should be (text errors name file:line:column), ConfigError from the
+content is not what it should be (text errors name file:line:column, and suggest the
+closest name for a misspelt field or enum value), ConfigError from the
 upgrader. Writers write a temporary file next to the target, fsync it and rename it over the target
 (atomic_file.py), so a crash never leaves a half-written file under the final name.
 
@@ -13,12 +14,14 @@ Tests: tests/test_model_io.py.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from collections.abc import Sequence
 from typing import TypeVar
 
 import numpy as np
-from google.protobuf import text_format
+from google.protobuf import descriptor_pool, text_format
 from google.protobuf.message import DecodeError, EncodeError, Message
 
 from caffeonspark import upgrade
@@ -47,6 +50,26 @@ PathLike = str | os.PathLike[str]
 M = TypeVar("M", bound=Message)
 
 _LEGACY_DIMS = ("num", "channels", "height", "width")
+
+
+_UNKNOWN_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "(\w+)"')
+_UNKNOWN_VALUE = re.compile(r'Enum type "([\w.]+)" has no value named (\w+)')
+
+
+def _did_you_mean(detail: str) -> str:
+    """The hint " (did you mean 'momentum'?)" for a misspelt field or enum value that
+    protobuf names in `detail` (any message type: solver, net, layer parameters), or ""."""
+    pool = descriptor_pool.Default()
+    names: list[str] = []
+    try:
+        if match := _UNKNOWN_FIELD.search(detail):
+            names = [f.name for f in pool.FindMessageTypeByName(match[1]).fields]
+        elif match := _UNKNOWN_VALUE.search(detail):
+            names = [v.name for v in pool.FindEnumTypeByName(match[1]).values]
+    except KeyError:  # a type this pool does not know: no suggestion
+        return ""
+    close = difflib.get_close_matches(match[2], names, n=1) if match else []
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 # ---------------------------------------------------------------------------------------
@@ -132,6 +155,9 @@ def _text_error(err: text_format.ParseError, source: str) -> FormatError:
             "a V0 `layer` entry inside `layers`: the V0 net format (2014 and earlier) is not "
             "supported, convert the net with Caffe's upgrade_net_proto_text first"
         )
+    hint = _did_you_mean(detail)
+    if hint:
+        detail = detail.rstrip(".") + hint
     if line is None:
         return FormatError(f"{source}: {detail}")
     return FormatError(f"{source}:{line}:{column}: {detail}")

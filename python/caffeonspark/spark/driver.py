@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from caffeonspark.cli_report import UsageError, run_reported
 from caffeonspark.data.shard_rule import shard_seed
 from caffeonspark.errors import CaffeOnSparkError, ConfigError, IoError
 from caffeonspark.proto import caffe_pb2
@@ -469,23 +470,24 @@ def job_session(cluster_size: int) -> Iterator[Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m caffeonspark.spark.driver FLAGS` / spark-submit driver.py FLAGS."""
+    """`python -m caffeonspark.spark.driver FLAGS` / spark-submit driver.py FLAGS; errors are
+    reported on one line (cli_report.py), --debug anywhere adds the traceback."""
+    return run_reported("caffeonspark", command, argv)
+
+
+def command(args: Sequence[str]) -> int:
+    """The driver's work for one command line (--debug already removed): flags checked
+    before any Spark starts, a mistake in them being a usage error (exit status 2)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        conf = Config(args)
+        conf = Config(list(args))
         if not conf.has_mode:
             raise ConfigError("nothing to do: give -train, -test or -features (with -conf, -model)")
     except CaffeOnSparkError as err:
-        print(f"caffeonspark: {err}", file=sys.stderr)
-        return 2
-    try:
-        with job_session(conf.clusterSize) as spark:
-            conf.spark = spark
-            run(conf, spark)
-    except (CaffeOnSparkError, NotImplementedError) as err:
-        print(f"caffeonspark: {err}", file=sys.stderr)
-        return 1
+        raise UsageError(str(err)) from err
+    with job_session(conf.clusterSize) as spark:
+        conf.spark = spark
+        run(conf, spark)
     return 0
 
 

@@ -18,7 +18,8 @@ flags are checked here first (Config: solver, net, local paths), so a mistake fa
 second with exit status 2 instead of after the JVM starts.
 
 spark-submit is $SPARK_HOME/bin/spark-submit, else the one of the installed pyspark; the
-process becomes it (exec), so its exit status is the job's.
+process becomes it (exec), so its exit status is the job's. Errors here are one line
+(cli_report.py); --debug shows their traceback and sets CAFFEONSPARK_DEBUG=1 for the driver.
 Tests: tests/spark/test_submit.py.
 """
 
@@ -48,7 +49,7 @@ SPARK_SUBMIT_SWITCHES = frozenset(
 OWN_OPTIONS = {"--dry-run": False, "--venv": True}  # name -> takes a value
 VENV_LINK = "environment"
 
-USAGE = """usage: caffeonspark-submit [spark-submit options] [--venv ARCHIVE] [--dry-run]
+USAGE = """usage: caffeonspark-submit [spark-submit options] [--venv ARCHIVE] [--dry-run] [--debug]
                            CaffeOnSpark flags (-train -test -features ... -conf -model ...)
 spark-submit options take two dashes (--master, --num-executors, --files, --conf k=v ...);
 CaffeOnSpark's flags one (docs/SPARK.md). --master defaults to local[clusterSize]."""
@@ -212,17 +213,26 @@ def build(argv: Sequence[str], environ: dict[str, str] | None = None) -> tuple[l
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from caffeonspark.cli_report import run_reported, split_debug
+
+    raw = list(sys.argv[1:] if argv is None else argv)
+    debug = split_debug(raw)[1]
+    return run_reported("caffeonspark-submit", lambda args: _submit(args, debug), raw)
+
+
+def _submit(args: list[str], debug: bool) -> int:
+    from caffeonspark.cli_report import DEBUG_ENV, UsageError
     from caffeonspark.errors import CaffeOnSparkError
 
-    args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if args else 2
     try:
         command, env = build(args)
     except (SubmitError, CaffeOnSparkError) as err:
-        print(f"caffeonspark-submit: {err}", file=sys.stderr)
-        return 2
+        raise UsageError(str(err)) from err
+    if debug:  # the driver spark-submit starts shows its tracebacks too
+        env[DEBUG_ENV] = "1"
     if split_args(args).dry_run:
         added = [f"{k}={shlex.quote(v)}" for k, v in env.items() if os.environ.get(k) != v]
         print(" ".join([*added, shlex.join(command)]))
