@@ -37,10 +37,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from caffeonspark.cli_data import add_data_verbs
-from caffeonspark.cli_viz import add_viz_verbs, tensorboard_for
 from caffeonspark.cli_help import overview_help
 from caffeonspark.cli_report import ReportingParser, UsageError, run_reported
 from caffeonspark.cli_version import version_text
+from caffeonspark.cli_viz import add_viz_verbs, tensorboard_for
 from caffeonspark.data.feed_options import FeedOptions
 
 log = logging.getLogger("caffeonspark")
