@@ -7,7 +7,6 @@ from pathlib import Path
 
 import matplotlib.image
 import pydot
-import pytest
 
 from caffeonspark import cli, model_io
 from caffeonspark.viz.draw import layer_label, net_graph
@@ -54,12 +53,14 @@ def test_labels_carry_key_params():
     assert layer_label(by_name["ip1"]).split("\\n") == ["ip1", "(InnerProduct)", "num_output 500"]
 
 
-def test_draw_verb_writes_a_png(tmp_path):
+def test_draw_verb_writes_a_png(tmp_path, capsys):
     out = tmp_path / "lenet.png"
     assert cli.main(["draw", str(NET), str(out), "-rankdir", "TB", "-phase", "TEST"]) == 0
     pixels = matplotlib.image.imread(str(out))
     assert pixels.shape[0] > 400 and pixels.shape[1] > 100  # top to bottom: taller than wide
     assert pixels.shape[0] > pixels.shape[1]
     assert float(pixels[..., :3].var()) > 0.01
-    with pytest.raises(SystemExit):
-        cli.main(["draw", str(NET), str(out), "-phase", "VAL"])
+    capsys.readouterr()
+    assert cli.main(["draw", str(NET), str(out), "-phase", "VAL"]) == 2  # a usage error
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("caffeonspark: error: ") and "-phase" in error and "\n" not in error

@@ -76,7 +76,7 @@ def test_cli_events_hold_what_the_log_shows(lenet_run):
 
 
 def test_python_logger_writes_the_values_the_solver_reported(tmp_path):
-    from conftest import write_small_lenet
+    from lenet_files_viz import write_small_lenet
 
     solver_path, _ = write_small_lenet(tmp_path, max_iter=10)
     solver = Solver(str(solver_path))

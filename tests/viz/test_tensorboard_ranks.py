@@ -3,7 +3,7 @@ with the allreduce tags of the launcher's ring."""
 
 from __future__ import annotations
 
-from conftest import write_small_lenet
+from lenet_files_viz import write_small_lenet
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from caffeonspark import cli
