@@ -95,6 +95,17 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
+def _say_where_it_runs(param: caffe_pb2.SolverParameter, source: str | None) -> None:
+    """A solver that asks for the GPU (`solver_mode: GPU` written out) trains on the CPU in
+    this build, which has no CUDA path yet: said, never silent. Caffe's default mode is GPU,
+    so only a mode written in the file is taken as a request."""
+    if param.HasField("solver_mode") and param.solver_mode == caffe_pb2.SolverParameter.GPU:
+        if not _engine.has_cuda:
+            _log.warning("%s: solver_mode: GPU, but this build of caffeonspark has no CUDA "
+                        "(the GPU path is not built yet): training on the CPU",
+                        source or "<SolverParameter>")
+
+
 class Solver:
     """A Caffe solver: Solver(solver_prototxt_path or SolverParameter[, edit], feed=None);
     `edit(param)` may change the SolverParameter after it is read and before anything is
@@ -120,6 +131,7 @@ class Solver:
         if edit is not None:  # e.g. data-parallel ranks > 0 turn display/test/snapshot off
             edit(self.param)
         self._base_dir = os.path.dirname(os.path.abspath(self._source)) if self._source else None
+        _say_where_it_runs(self.param, self._source)
         if self.param.random_seed >= 0:
             _engine.set_random_seed(int(self.param.random_seed))
         self.net = self._build_train_net()

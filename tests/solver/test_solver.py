@@ -451,3 +451,15 @@ def test_lenet_trajectory_matches_caffe(tmp_path, monkeypatch):
     for blob, live in zip(state.history, solver.history, strict=True):
         want = model_io.blob_to_array(blob)
         np.testing.assert_allclose(live, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+
+
+def test_solver_mode_gpu_written_out_is_said_not_silent(tmp_path, caplog):
+    from caffeonspark.solver import _say_where_it_runs
+
+    caplog.set_level("WARNING", logger="caffeonspark")
+    param = caffe_pb2.SolverParameter()
+    _say_where_it_runs(param, "s.prototxt")  # Caffe's default (GPU) left implicit: nothing
+    assert caplog.text == ""
+    param.solver_mode = caffe_pb2.SolverParameter.GPU
+    _say_where_it_runs(param, "s.prototxt")
+    assert "s.prototxt: solver_mode: GPU, but this build of caffeonspark has no CUDA" in caplog.text
