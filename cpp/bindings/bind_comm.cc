@@ -9,6 +9,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"
+#include "bindings/gil_release.h"
 #include "comm/communicator.h"
 #include "comm/handshake.h"
 #include "comm/sha256.h"
@@ -57,7 +58,7 @@ void BindComm(py::module_& m) {
              me.secret = std::string(secret);
              me.world_size = static_cast<int>(addresses.size());
              me.rank = rank;
-             py::gil_scoped_release release;
+             GilRelease release;
              return Communicator::ConnectTcp(std::move(listener), std::move(me),
                                              std::move(addresses), tcp, collective);
            }),
@@ -80,7 +81,7 @@ void BindComm(py::module_& m) {
             py::buffer_info info = WritableBuffer(array, "allreduce");
             auto* data = static_cast<float*>(info.ptr);
             const size_t count = static_cast<size_t>(info.size);
-            py::gil_scoped_release release;
+            GilRelease release;
             c.Allreduce(data, count, average);
           },
           py::arg("array"), py::arg("average") = false,
@@ -91,16 +92,16 @@ void BindComm(py::module_& m) {
             py::buffer_info info = WritableBuffer(array, "broadcast");
             void* data = info.ptr;
             const size_t bytes = static_cast<size_t>(info.size * info.itemsize);
-            py::gil_scoped_release release;
+            GilRelease release;
             c.Broadcast(data, bytes, root);
           },
           py::arg("array"), py::arg("root") = 0, "In place: every rank receives root's bytes.")
-      .def("barrier", &Communicator::Barrier, py::call_guard<py::gil_scoped_release>())
+      .def("barrier", &Communicator::Barrier, py::call_guard<GilRelease>())
       .def("idle", &Communicator::Idle, py::arg("seconds"),
-           py::call_guard<py::gil_scoped_release>())
+           py::call_guard<GilRelease>())
       .def("abort", &Communicator::Abort, py::arg("reason"),
-           py::call_guard<py::gil_scoped_release>())
-      .def("close", &Communicator::Close, py::call_guard<py::gil_scoped_release>());
+           py::call_guard<GilRelease>())
+      .def("close", &Communicator::Close, py::call_guard<GilRelease>());
 
   py::class_<DataParallel, std::shared_ptr<DataParallel>>(m, "DataParallel")
       .def(py::init([](const std::shared_ptr<Solver>& solver,
@@ -118,7 +119,7 @@ void BindComm(py::module_& m) {
           [](DataParallel& sync, const std::vector<std::shared_ptr<Tensor>>& extra) {
             std::vector<Tensor*> tensors;
             for (const auto& tensor : extra) tensors.push_back(tensor.get());
-            py::gil_scoped_release release;
+            GilRelease release;
             sync.BroadcastState(tensors);
           },
           py::arg("extra"), "Rank 0's parameters and `extra` tensors to every rank.")
@@ -126,7 +127,7 @@ void BindComm(py::module_& m) {
           "detach",
           [](DataParallel& sync, Solver& solver) {
             if (solver.gradient_sync().get() == &sync) solver.set_gradient_sync(nullptr);
-            py::gil_scoped_release release;
+            GilRelease release;
             sync.Stop();
           },
           py::arg("solver"))

@@ -12,6 +12,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"
+#include "bindings/gil_release.h"
 #include "core/checked_size.h"
 #include "data/batch_queue.h"
 #include "data/datum_view.h"
@@ -69,7 +70,7 @@ bool Push(BatchQueue& queue, const py::object& data_object, const py::object& la
   BatchQueue::PushResult result;
   {
     // `items` and `label_values` stay referenced, so their buffers outlive the copy.
-    py::gil_scoped_release release;
+    GilRelease release;
     if (raw) {
       const auto* p = static_cast<const uint8_t*>(source);
       batch.pixels.assign(p, p + count);
@@ -103,7 +104,7 @@ bool PushTops(BatchQueue& queue, const py::sequence& arrays, std::optional<doubl
   batch.shape = {batch.tops.empty() ? 0 : batch.tops[0].num()};
   BatchQueue::PushResult result;
   {
-    py::gil_scoped_release release;
+    GilRelease release;
     for (size_t i = 0; i < held.size(); ++i) {
       const size_t count = static_cast<size_t>(held[i].size());
       if (batch.tops[i].raw) {
@@ -130,7 +131,7 @@ py::array BatchArray(const Batch& batch) {
 py::tuple Pop(BatchQueue& queue, std::optional<double> timeout) {
   Batch batch;
   {
-    py::gil_scoped_release release;
+    GilRelease release;
     batch = timeout ? queue.Pop(*timeout) : queue.Pop();
   }
   if (!batch.tops.empty()) {
@@ -164,7 +165,7 @@ py::tuple Transform(DataTransformer& transformer, const py::object& data_object)
   const void* source = items.data();
   float* target = out.mutable_data();
   {
-    py::gil_scoped_release release;
+    GilRelease release;
     if (raw) {
       transformer.Transform(static_cast<const uint8_t*>(source), in[0], in[1], in[2], in[3],
                             target, &choices);
@@ -196,7 +197,7 @@ py::object ParseRawDatums(const py::sequence& values, std::optional<std::vector<
   std::vector<DatumView> views(n);
   bool plain = n > 0;
   {
-    py::gil_scoped_release release;
+    GilRelease release;
     std::string error;
     for (size_t i = 0; i < n && plain; ++i) {
       const auto& info = buffers[i];
@@ -221,7 +222,7 @@ py::object ParseRawDatums(const py::sequence& values, std::optional<std::vector<
   uint8_t* out = data.mutable_data();
   float* label_out = labels.mutable_data();
   {
-    py::gil_scoped_release release;
+    GilRelease release;
     const size_t item = views[0].data_size;
     for (size_t i = 0; i < n; ++i) {
       std::memcpy(out + i * item, views[i].data, item);
@@ -249,7 +250,7 @@ py::array_t<int64_t> ScanDatums(const py::sequence& values) {
   py::array_t<int64_t> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n), kColumns});
   int64_t* rows = out.mutable_data();
   {
-    py::gil_scoped_release release;
+    GilRelease release;
     std::string error;
     DatumView v;
     for (size_t i = 0; i < n; ++i) {

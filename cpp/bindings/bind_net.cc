@@ -2,6 +2,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/convert.h"
+#include "bindings/gil_release.h"
 #include "net/net.h"
 
 namespace caffeonspark::py_bind {
@@ -11,18 +12,18 @@ void BindNet(py::module_& m) {
       .def(py::init([](const std::string& name, const py::list& specs, bool force_backward) {
              std::vector<LayerSpec> layer_specs;
              for (const py::handle& s : specs) layer_specs.push_back(ToLayerSpec(s.cast<py::dict>()));
-             py::gil_scoped_release release;
+             GilRelease release;
              return std::make_shared<Net>(name, std::move(layer_specs), force_backward);
            }),
            py::arg("name"), py::arg("layer_specs"), py::arg("force_backward") = false)
       .def_property_readonly("name", &Net::name)
-      .def("forward", &Net::Forward, py::call_guard<py::gil_scoped_release>())
-      .def("forward_from_to", &Net::ForwardFromTo, py::call_guard<py::gil_scoped_release>())
-      .def("backward", &Net::Backward, py::call_guard<py::gil_scoped_release>())
-      .def("backward_from_to", &Net::BackwardFromTo, py::call_guard<py::gil_scoped_release>())
-      .def("reshape", &Net::Reshape, py::call_guard<py::gil_scoped_release>())
+      .def("forward", &Net::Forward, py::call_guard<GilRelease>())
+      .def("forward_from_to", &Net::ForwardFromTo, py::call_guard<GilRelease>())
+      .def("backward", &Net::Backward, py::call_guard<GilRelease>())
+      .def("backward_from_to", &Net::BackwardFromTo, py::call_guard<GilRelease>())
+      .def("reshape", &Net::Reshape, py::call_guard<GilRelease>())
       .def("clear_param_diffs", &Net::ClearParamDiffs)
-      .def("update", &Net::Update, py::call_guard<py::gil_scoped_release>())
+      .def("update", &Net::Update, py::call_guard<GilRelease>())
       .def("share_trained_layers_with", &Net::ShareTrainedLayersWith)
       .def_property_readonly("layer_names", &Net::layer_names)
       .def_property_readonly("blob_names", &Net::blob_names)

@@ -10,6 +10,7 @@
 #include <csignal>
 
 #include "bindings/convert.h"
+#include "bindings/gil_release.h"
 #include "solver/lr_policy.h"
 #include "solver/solver.h"
 
@@ -141,7 +142,7 @@ void BindSolver(py::module_& m) {
           [](Solver& s, int iters, bool handle_sigint) {
             SigintStop sigint(handle_sigint ? &s : nullptr);
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               s.Step(iters);
             }
             return sigint.received();
@@ -153,16 +154,16 @@ void BindSolver(py::module_& m) {
           [](Solver& s, bool handle_sigint) {
             SigintStop sigint(handle_sigint ? &s : nullptr);
             {
-              py::gil_scoped_release release;
+              GilRelease release;
               s.Solve();
             }
             return sigint.received();
           },
           py::arg("handle_sigint") = false,
           "Trains to max_iter; returns True when SIGINT stopped it (handle_sigint only).")
-      .def("test", &Solver::Test, py::arg("test_net_id"), py::call_guard<py::gil_scoped_release>())
-      .def("test_all", &Solver::TestAll, py::call_guard<py::gil_scoped_release>())
-      .def("apply_update", &Solver::ApplyUpdate, py::call_guard<py::gil_scoped_release>())
+      .def("test", &Solver::Test, py::arg("test_net_id"), py::call_guard<GilRelease>())
+      .def("test_all", &Solver::TestAll, py::call_guard<GilRelease>())
+      .def("apply_update", &Solver::ApplyUpdate, py::call_guard<GilRelease>())
       .def("set_callback", &SetCallback, py::arg("name"), py::arg("fn"),
            "Callbacks: start(), before_forward(net_index: -1 train, i test), "
            "gradients_ready(), display(DisplayInfo), test(TestResult), snapshot(). None clears.")

@@ -1,6 +1,8 @@
 // The extension module caffeonspark._engine: one binding file per subsystem.
 #include <pybind11/pybind11.h>
 
+#include "bindings/gil_release.h"
+
 namespace caffeonspark::py_bind {
 void BindComm(pybind11::module_& m);
 void BindCore(pybind11::module_& m);
@@ -12,6 +14,10 @@ void BindSolver(pybind11::module_& m);
 
 PYBIND11_MODULE(_engine, m) {
   m.doc() = "caffeonspark's native engine: tensors, layers, nets and solvers (float32, C++17)";
+  caffeonspark::py_bind::MainThreadIdent() = pybind11::module_::import("threading")
+                                                 .attr("main_thread")()
+                                                 .attr("ident")
+                                                 .cast<unsigned long>();
   caffeonspark::py_bind::BindCore(m);
   caffeonspark::py_bind::BindData(m);
   caffeonspark::py_bind::BindNet(m);
