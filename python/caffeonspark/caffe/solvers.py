@@ -22,28 +22,18 @@ class Solver(_solver.Solver):
     _net_class = Net
 
 
-class SGDSolver(Solver):
-    _forced_type = "SGD"
+def _with_caffe_nets(typed: type[_solver.Solver]) -> type[Solver]:
+    """caffeonspark.solver's class of one update rule, building caffe.Net nets: the rule
+    (`_forced_type`) has its one home there."""
+    return type(typed.__name__, (Solver, typed), {"__doc__": typed.__doc__})
 
 
-class NesterovSolver(Solver):
-    _forced_type = "Nesterov"
-
-
-class AdaGradSolver(Solver):
-    _forced_type = "AdaGrad"
-
-
-class RMSPropSolver(Solver):
-    _forced_type = "RMSProp"
-
-
-class AdaDeltaSolver(Solver):
-    _forced_type = "AdaDelta"
-
-
-class AdamSolver(Solver):
-    _forced_type = "Adam"
+SGDSolver = _with_caffe_nets(_solver.SGDSolver)
+NesterovSolver = _with_caffe_nets(_solver.NesterovSolver)
+AdaGradSolver = _with_caffe_nets(_solver.AdaGradSolver)
+RMSPropSolver = _with_caffe_nets(_solver.RMSPropSolver)
+AdaDeltaSolver = _with_caffe_nets(_solver.AdaDeltaSolver)
+AdamSolver = _with_caffe_nets(_solver.AdamSolver)
 
 
 def get_solver(path: str | os.PathLike[str] | caffe_pb2.SolverParameter) -> Solver:
