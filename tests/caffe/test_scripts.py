@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -70,3 +71,30 @@ def test_finetune_and_surgery(lenet, work):
     assert losses[-3:].mean() < losses[:3].mean() - 0.2
     assert out["fc1_sum"] == pytest.approx(out["trained_fc1_sum"], rel=1e-6)
     assert out["conv1_differs"]  # only fc1 and score were transplanted
+
+
+def test_classifier_on_images(lenet, work):
+    run_script("classify.py", work)  # writes deploy.prototxt
+    out = run_script("classifier_images.py", work)
+    images, _ = generate_digits(8, seed=5)
+    ten, centre = np.array(out["ten"]), np.array(out["centre"])
+    assert ten.shape == centre.shape == (8, 10) and out["ms"] > 0
+    np.testing.assert_allclose(ten.sum(axis=1), 1, rtol=1e-5)
+    # The centre crop of a 32 x 32 resize, scored by the same net through caffe.Net
+    net = caffe_net(work)
+    for i, image in enumerate(images):
+        big = cv2.resize(image, (32, 32)).astype(np.float32) / 255
+        prob = net.forward(data=big[np.newaxis, np.newaxis, 2:30, 2:30])["prob"][0]
+        np.testing.assert_allclose(centre[i], prob, rtol=1e-4, atol=1e-6)
+        # ten crops: corners and centre of the 32 x 32 image, then their mirrors
+        five = [big[y:y + 28, x:x + 28] for y, x in [(0, 0), (0, 4), (4, 0), (4, 4), (2, 2)]]
+        crops = np.array(five + [c[:, ::-1] for c in five])[:, np.newaxis]
+        mean = np.mean([net.forward(data=c[np.newaxis])["prob"][0] for c in crops], axis=0)
+        np.testing.assert_allclose(ten[i], mean, rtol=1e-4, atol=1e-6)
+    assert out["ten_labels"] == ten.argmax(axis=1).tolist()
+
+
+def caffe_net(work):
+    import caffeonspark.caffe as caffe
+
+    return caffe.Net(str(work / "deploy.prototxt"), str(work / "lenet.caffemodel"), caffe.TEST)

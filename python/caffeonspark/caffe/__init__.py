@@ -3,8 +3,9 @@
 `from caffe import layers as L, params as P`, `from caffe.proto import caffe_pb2`,
 `import caffe.io`) give these modules.
 
-Net, the solvers, NetSpec, io, draw, Layer and the mode switches behave as pycaffe's do,
-on the native engine; docs/PYCAFFE.md lists what is covered and where it differs.
+Net, the solvers, NetSpec, io, draw, Layer, Classifier, Detector, Timer and the mode
+switches behave as pycaffe's do, on the native engine; docs/PYCAFFE.md lists what is
+covered and where it differs.
 
 Tests: tests/caffe/.
 """
@@ -16,6 +17,8 @@ import sys
 from caffeonspark import engine as _engine_py
 from caffeonspark._native import _engine
 from caffeonspark.caffe import draw, io, net_spec, proto
+from caffeonspark.caffe.classifier import Classifier
+from caffeonspark.caffe.detector import Detector
 from caffeonspark.caffe.layer import Layer
 from caffeonspark.caffe.net_spec import NetSpec, layers, params, to_proto
 from caffeonspark.caffe.pycaffe import Net
@@ -28,6 +31,7 @@ from caffeonspark.caffe.solvers import (
     SGDSolver,
     get_solver,
 )
+from caffeonspark.caffe.timer import Timer
 from caffeonspark.proto import caffe_pb2 as _caffe_pb2
 
 TRAIN = _caffe_pb2.TRAIN
@@ -41,9 +45,9 @@ set_random_seed = _engine_py.set_random_seed
 __version__ = "1.0.0"  # the pycaffe API level these modules follow
 
 __all__ = [
-    "AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Layer", "NesterovSolver", "Net",
-    "NetSpec", "RMSPropSolver", "SGDSolver", "TEST", "TRAIN", "get_solver",
-    "draw", "install_as_caffe", "io", "layer_type_list", "layers", "net_spec", "params", "proto",
+    "AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Classifier", "Detector", "Layer",
+    "NesterovSolver", "Net", "NetSpec", "RMSPropSolver", "SGDSolver", "TEST", "TRAIN", "Timer",
+    "get_solver", "draw", "install_as_caffe", "io", "layer_type_list", "layers", "net_spec", "params", "proto",
     "set_device", "set_mode_cpu", "set_mode_gpu", "set_random_seed", "to_proto",
 ]
 
@@ -61,6 +65,6 @@ def install_as_caffe() -> None:
     if existing is not None and existing is not this:
         raise ImportError(f"another module named 'caffe' is already imported ({existing!r})")
     sys.modules["caffe"] = this
-    for sub in ("draw", "io", "net_spec", "proto", "pycaffe", "layer", "solvers"):
+    for sub in ("draw", "io", "net_spec", "proto", "pycaffe", "layer", "solvers", "classifier", "detector"):
         sys.modules[f"caffe.{sub}"] = sys.modules[f"{__name__}.{sub}"]
     sys.modules["caffe.proto.caffe_pb2"] = _caffe_pb2

@@ -5,7 +5,8 @@ subclass adds what pycaffe has on top: `layers` and `layer_dict` (layer objects 
 `.type` and `.blobs`), `top_names` / `bottom_names`, `blob_loss_weights`, forward and
 backward with pycaffe's start/end rules, `forward_all` / `forward_backward_all` (inputs cut
 into batches of the net's batch size), `_forward` / `_backward` by layer index,
-`share_with`, `clear_param_diffs`, `save_hdf5` / `load_hdf5`.
+`share_with`, `clear_param_diffs`, `save_hdf5` / `load_hdf5`, `set_input_arrays`
+(caffe/memory_arrays.py).
 
 Tests: tests/caffe/test_net_api.py, tests/caffe/test_scripts.py.
 """
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from caffeonspark import engine, hdf5_io, netspec
+from caffeonspark.caffe import memory_arrays
 from caffeonspark.proto import caffe_pb2
 
 
@@ -96,7 +98,7 @@ class Net(engine.Net):
         `blobs`, as copies."""
         extra = list(blobs or [])
         self._set_inputs(inputs)
-        self._forward(self._layer_index(start, 0), self._layer_index(end, len(self.layers) - 1))
+        self._run_from(self._layer_index(start, 0), self._layer_index(end, len(self.layers) - 1))
         wanted = self.outputs if end is None else self.top_names[end]
         return {name: self.blobs[name].data.copy() for name in dict.fromkeys(wanted + extra)}
 
@@ -198,11 +200,24 @@ class Net(engine.Net):
         shapes = {lay.name: [b.shape for b in lay.blobs] for lay in self.layers}
         self.copy_from(hdf5_io.read_caffemodel_h5(path, shapes))
 
+    # -- pycaffe's MemoryData arrays ------------------------------------------------------
+
     def set_input_arrays(self, data: Any, labels: Any) -> None:
-        raise NotImplementedError(
-            "caffe.Net.set_input_arrays: a MemoryData layer that cycles over arrays it keeps "
-            "is not built; push batches with net.memory_data_feeder(layer).push(data, labels)"
-        )
+        """Hold `data` (N x C x H x W) and `labels` (N) for the first layer, a MemoryData
+        layer: each forward() from the start takes the next batch_size of them, cycling, and
+        a new call starts again at the first (pycaffe's MemoryDataLayer::Reset)."""
+        self._memory_arrays = memory_arrays.MemoryArrays.for_net(self, data, labels)
+
+    def _run_from(self, start: int, end: int) -> None:
+        arrays = getattr(self, "_memory_arrays", None)
+        if start == 0 and arrays is not None:
+            # The held arrays stand in for the MemoryData layer's queue: write its tops and
+            # run the layers after it.
+            arrays.fill_next(self)
+            if end == 0:
+                return
+            start = 1
+        self._forward(start, end)
 
 
 def _refuse_python_layers(network: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
