@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from caffeonspark.cli_report import UsageError
+
 
 def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
     parser.add_argument(f"-{name}", f"--{name}", dest=name.replace("-", "_"), **kwargs)
@@ -87,7 +89,7 @@ def convert_imageset(args: argparse.Namespace) -> int:
     from caffeonspark.data.convert_imageset import convert_imageset as convert
 
     if len(args.paths) > 2:
-        raise SystemExit("convert-imageset takes ROOT [LISTFILE] DB")
+        raise UsageError("convert-imageset takes ROOT [LISTFILE] DB")
     list_file, db = (
         (args.paths[0], args.paths[1]) if len(args.paths) == 2 else (None, args.paths[0])
     )

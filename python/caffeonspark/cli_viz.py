@@ -16,6 +16,8 @@ import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from caffeonspark.errors import FormatError
+
 
 def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
     parser.add_argument(f"-{name}", f"--{name}", dest=name.replace("-", "_"), **kwargs)
@@ -45,7 +47,7 @@ def plot_verb(args: argparse.Namespace) -> int:
 
     curves = read_curves(args.source)
     if not curves.series:
-        raise SystemExit(f"{args.source}: no display, test or scalar values found")
+        raise FormatError(f"{args.source}: no display, test or scalar values found")
     plot_curves(curves, args.out, title=args.title)
     print(f"{', '.join(sorted(curves.series))} -> {args.out}")
     return 0

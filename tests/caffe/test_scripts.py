@@ -12,10 +12,12 @@ import cv2
 import numpy as np
 import pytest
 
+import caffeonspark
 from caffeonspark.data.digits import generate_digits
 
 SCRIPTS = Path(__file__).parent / "scripts"
-PYTHON_DIR = Path(__file__).resolve().parents[2] / "python"
+# The caffeonspark under test (the checkout in development, site-packages after pip install).
+PYTHON_DIR = Path(caffeonspark.__file__).resolve().parents[1]
 
 
 def run_script(name, work):

@@ -1,6 +1,6 @@
 """`console`: run an entry point of pyproject.toml's [project.scripts] (`caffeonspark`,
 `caffeonspark-submit`) in a subprocess exactly as its installed script does (import the
-function, sys.exit(function())), with PYTHONPATH set to this checkout and no
+function, sys.exit(function())), with PYTHONPATH set to the caffeonspark under test and no
 CAFFEONSPARK_DEBUG unless a test sets it.
 """
 
@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
+import caffeonspark
+
 REPO = Path(__file__).resolve().parents[2]
+# The caffeonspark under test (the checkout in development, site-packages after pip install).
+PACKAGE_DIR = Path(caffeonspark.__file__).resolve().parents[1]
 _SECTION = (REPO / "pyproject.toml").read_text().split("[project.scripts]")[1].split("\n[")[0]
 SCRIPTS: dict[str, str] = dict(re.findall(r'^([\w-]+) = "([\w.:]+)"$', _SECTION, re.M))
 
@@ -29,7 +33,7 @@ def run_script(
     code = f"import sys; sys.argv[0] = {name!r}; from {module} import {function}; " \
            f"sys.exit({function}())"
     environ = {k: v for k, v in os.environ.items() if k != "CAFFEONSPARK_DEBUG"}
-    environ["PYTHONPATH"] = str(REPO / "python")
+    environ["PYTHONPATH"] = str(PACKAGE_DIR)
     environ.update(env or {})
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=environ, cwd=cwd, timeout=300)

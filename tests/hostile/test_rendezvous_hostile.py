@@ -15,10 +15,11 @@ import threading
 import time
 from pathlib import Path
 
+import caffeonspark
 from caffeonspark.distributed import launcher
 from caffeonspark.distributed.rendezvous import LocalRendezvous, RendezvousServer
 
-PYTHON_DIR = str(Path(__file__).resolve().parents[2] / "python")
+PYTHON_DIR = str(Path(caffeonspark.__file__).resolve().parents[1])  # the package under test
 DEADLINE = 30.0
 
 

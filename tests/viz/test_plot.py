@@ -54,9 +54,10 @@ def test_plot_verb_on_log_and_events(lenet_run, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.png", "log.png"]
 
 
-def test_plot_verb_refuses_a_file_without_values(tmp_path):
+def test_plot_verb_refuses_a_file_without_values(tmp_path, capsys):
     empty = tmp_path / "empty.log"
     empty.write_text("nothing here\n")
-    with pytest.raises(SystemExit, match="no display, test or scalar values"):
-        cli.main(["plot", str(empty), "-o", str(tmp_path / "x.png")])
+    assert cli.main(["plot", str(empty), "-o", str(tmp_path / "x.png")]) == 1
+    error = capsys.readouterr().err
+    assert error == f"caffeonspark: error: {empty}: no display, test or scalar values found\n"
     assert not (tmp_path / "x.png").exists()
