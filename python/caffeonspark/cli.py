@@ -20,7 +20,9 @@ Verbs come first, as in `caffe train`; flags take one or two dashes (`-solver` o
 own flags instead of a verb (`caffeonspark -train -conf S -model file:/tmp/m -clusterSize 1`,
 every flag of the original, spark/config.py FLAGS) runs the Spark driver
 (caffeonspark/spark/driver.py) on an embedded local[clusterSize] Spark.
-Errors are one line (`caffeonspark: error: ...`, --debug for the traceback, cli_report.py);
+On a terminal, train shows a bar over iterations and test one over batches; in logs and
+pipes no bar at all (cli_progress.py). Errors are one line (`caffeonspark: error: ...`,
+--debug for the traceback, cli_report.py);
 `caffeonspark -help` and `--version`: cli_help.py, cli_version.py.
 Tests: tests/test_cli.py, tests/cli/, tests/spark/test_spark.py.
 """
@@ -146,6 +148,7 @@ def _feed(args: argparse.Namespace) -> FeedOptions:
 
 
 def train(args: argparse.Namespace) -> int:
+    from caffeonspark.cli_progress import training_bar
     from caffeonspark.solver import Solver
 
     if args.weights and args.snapshot:
@@ -170,25 +173,28 @@ def train(args: argparse.Namespace) -> int:
     if args.weights:
         for path in args.weights.split(","):
             solver.net.copy_from(path)
-    with tensorboard_for(solver, args.tensorboard):
+    with tensorboard_for(solver, args.tensorboard), training_bar(solver):
         solver.solve(args.snapshot)
     return 0
 
 
 def test(args: argparse.Namespace) -> int:
     from caffeonspark import engine
+    from caffeonspark.cli_progress import batch_bar
 
     net = engine.Net(args.model, weights=args.weights, phase=engine.TEST, feed=_feed(args))
     totals: dict[str, np.ndarray] = {}
-    for i in range(args.iterations):
-        outputs = net.forward()
-        for name, value in outputs.items():
-            totals[name] = totals.get(name, 0) + value.astype(np.float64).ravel()
-        log.info(
-            "Batch %d, %s",
-            i,
-            ", ".join(f"{k} = {float(v.ravel()[0]):.6g}" for k, v in outputs.items()),
-        )
+    with batch_bar(args.iterations) as bar:
+        for i in range(args.iterations):
+            outputs = net.forward()
+            for name, value in outputs.items():
+                totals[name] = totals.get(name, 0) + value.astype(np.float64).ravel()
+            log.info(
+                "Batch %d, %s",
+                i,
+                ", ".join(f"{k} = {float(v.ravel()[0]):.6g}" for k, v in outputs.items()),
+            )
+            bar.update()
     for name, total in totals.items():
         mean = total / args.iterations
         for j, value in enumerate(mean):

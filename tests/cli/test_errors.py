@@ -111,6 +111,25 @@ def test_no_spark_installed(console, tmp_path):
                     "'caffeonspark[spark]' for the Spark driver")
 
 
+def test_no_java_is_one_line(console, tmp_path):
+    # PATH holds only an empty folder and JAVA_HOME is unset: Spark's launcher would find
+    # no java, so the driver says so before it starts a JVM (spark/java_check.py).
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    result = console("-train", "-conf", write_solver(tmp_path), "-model", f"file:{tmp_path}/m",
+                     "-clusterSize", "1", env={"PATH": str(empty), "JAVA_HOME": ""})
+    line = one_error_line(result, 1)
+    assert line == ("caffeonspark: error: Spark needs Java (JAVA_HOME is not set and no java "
+                    "on PATH): install a JDK 17 (Debian: apt-get install "
+                    "openjdk-17-jre-headless)")
+    result = console("-train", "-conf", write_solver(tmp_path), "-model", f"file:{tmp_path}/m",
+                     env={"PATH": str(empty), "JAVA_HOME": str(tmp_path)})
+    line = one_error_line(result, 1)
+    assert line == (f"caffeonspark: error: Spark needs Java (JAVA_HOME={tmp_path} has no "
+                    "bin/java): install a JDK 17 (Debian: apt-get install "
+                    "openjdk-17-jre-headless), or set JAVA_HOME to one")
+
+
 @pytest.mark.parametrize("where", ["end", "start", "spark", "env"])
 def test_debug_shows_the_traceback(console, tmp_path, where):
     (tmp_path / "broken.prototxt").write_text("base_lr: oops\n")

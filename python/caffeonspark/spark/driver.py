@@ -64,6 +64,7 @@ from caffeonspark.spark import fault, jvm_cds, placement, storage
 from caffeonspark.spark.config import DATA_LAYER_TYPES, Config
 from caffeonspark.spark.console import DriverConsole
 from caffeonspark.spark.infer_task import TEST_OUTPUT, InferPlan, InferTask
+from caffeonspark.spark.java_check import require_java
 from caffeonspark.spark.source import DataSource
 from caffeonspark.spark.train_task import SUMMARY_FIELDS, TRAIN_OUTPUT, TrainPlan, TrainTask
 
@@ -417,7 +418,8 @@ def run(conf: Config, spark: Any) -> Any:
 
 def spark_session(cluster_size: int) -> tuple[Any, bool]:
     """(session, whether we started it): the running or spark-submit one, else an embedded
-    local[cluster_size] Spark whose Python workers import this caffeonspark."""
+    local[cluster_size] Spark whose Python workers import this caffeonspark (ConfigError,
+    before any JVM is launched, when no Java is found: java_check.py)."""
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
@@ -425,6 +427,7 @@ def spark_session(cluster_size: int) -> tuple[Any, bool]:
         return active, False
     if "PYSPARK_GATEWAY_PORT" in os.environ:  # launched by spark-submit
         return SparkSession.builder.appName("caffeonspark").getOrCreate(), True
+    require_java()  # one line instead of pyspark's JAVA_GATEWAY_EXITED when there is none
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     python_path = os.pathsep.join(
         p for p in (os.path.dirname(package_root), os.environ.get("PYTHONPATH", "")) if p
