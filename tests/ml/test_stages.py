@@ -1,6 +1,7 @@
 """The Spark ML stages (python/caffeonspark/ml/) on a local[2] session and small generated
 digits: CaffeEstimator.fit trains the same weights as CaffeOnSpark.train given the same solver
-(max_iter and base_lr set the same way) and DataFrame; CaffeModel.transform's features are the
+(max_iter and base_lr set the same way) and DataFrame, with one rank and with clusterSize 2;
+CaffeModel.transform's features are the
 engine's own ip1 of each held-out row (joined on id), its prediction the argmax of ip2, with a
 held-out accuracy well above chance; save / load keeps the Params, the prototxts and the
 weights, and the loaded model transforms identically; bad Params are ConfigErrors naming the
@@ -160,3 +161,22 @@ def test_unknown_or_missing_params_are_named(digits):
         CaffeEstimator().fit(digits.train)
     with pytest.raises(ConfigError, match="param modelUri"):
         CaffeModel(solver=str(digits.solver)).transform(digits.test)
+
+
+def test_two_rank_fit_trains_what_the_driver_trains(spark, digits, tmp_path):
+    from caffeonspark.ml import CaffeEstimator
+    from caffeonspark.spark import CaffeOnSpark, Config, DataSource
+
+    model = CaffeEstimator(solver=str(digits.solver), maxIter=20, baseLr=RATE,
+                           clusterSize=2).fit(digits.train)
+    solver = write_lenet(tmp_path, digits.train_lmdb, digits.test_lmdb, display=0,
+                         test_interval=100000, max_iter=20, base_lr=RATE)
+    reference = tmp_path / "driver.caffemodel"
+    conf = Config(spark, ["-train", "-conf", str(solver), "-model", f"file:{reference}",
+                          "-clusterSize", "2"])
+    CaffeOnSpark(spark).train(DataSource.fromDataFrame(conf, digits.train, isTrain=True))
+    got, want = params(model.getOrDefault("modelUri")), params(reference)
+    assert got.keys() == want.keys() == {"conv1", "conv2", "ip1", "ip2"}
+    for name in want:
+        for g, w in zip(got[name], want[name], strict=True):
+            np.testing.assert_array_equal(g, w, err_msg=name)  # same ranks, shards and ring

@@ -5,7 +5,7 @@ on first use of a name.
 
     params.py       the stages' Params and checks     solver_files.py  their solver + net copies
     estimator.py    CaffeEstimator                    model.py         CaffeModel
-    persist.py      save / load
+    persist.py      save / load                       owned.py         a fitted model's folder
 Docs: docs/SPARK.md "Spark ML stages". Tests: tests/ml/.
 """
 

@@ -3,7 +3,11 @@ over the rows (CaffeOnSpark.features, the rows in the image schema the estimator
 joined back on their unique `id`) and adds featuresCol (the `features` blobs concatenated, a
 pyspark.ml.linalg DenseVector, for VectorAssembler / LogisticRegression) and predictionCol
 (the argmax of outputBlob, a double; the first index on ties, as NumPy's argmax).
-Tests: tests/ml/test_stages.py.
+A fitted model owns the folder of its solver copy and, without the estimator's modelUri, its
+.caffemodel (owned.py): removed when the model and all its copies are garbage-collected, or by
+close(); save() it to keep the weights. A DataFrame transform returned keeps the folder too,
+but one derived from it does not: evaluate it while the model is referenced.
+Tests: tests/ml/test_stages.py, tests/ml/test_cleanup.py.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.util import MLReadable, MLWritable
 
 from caffeonspark.errors import ConfigError
+from caffeonspark.ml.owned import OwnedFolder
 from caffeonspark.ml.params import CaffeParams, output_blob
 from caffeonspark.ml.persist import StageReader, StageWriter
 from caffeonspark.ml.solver_files import write_solver
@@ -45,7 +50,8 @@ class CaffeModel(Model, CaffeParams, MLWritable, MLReadable):
                  "outputBlob": outputBlob, "featuresCol": featuresCol,
                  "predictionCol": predictionCol}
         self._set(**{k: v for k, v in given.items() if v is not None})
-        self._solver_copy: tuple[tuple[str, str | None], str] | None = None
+        # The fit's files (estimator.py), shared with this model's copies; None otherwise.
+        self._files: OwnedFolder | None = None
 
     def _conf(self, spark: Any) -> tuple[Any, str]:
         """The -features Config of the transform, and the prediction's blob."""
@@ -54,24 +60,29 @@ class CaffeModel(Model, CaffeParams, MLWritable, MLReadable):
         self._check_common()
         if not self.isDefined(self.modelUri):
             raise ConfigError("CaffeModel: param modelUri (the .caffemodel) is not set")
-        solver = self._solver()
-        out = output_blob(self, Config(conf=solver))
-        blobs = list(dict.fromkeys([*self.getOrDefault(self.features), out]))
-        # features() refuses an existing -output; nothing is written there.
-        unused = os.path.join(tempfile.gettempdir(), f"caffe-model-unused-{secrets.token_hex(6)}")
-        return Config(spark, ["-features", ",".join(blobs), "-conf", solver,
-                              "-model", self.getOrDefault(self.modelUri), "-output", unused,
-                              "-clusterSize", "1"]), out
-
-    def _solver(self) -> str:
-        """The stage's own copy of solver + net, made once per (solver, net)."""
+        if self._files is not None and not self._files.alive:
+            raise ConfigError("CaffeModel: closed (its fitted files are removed); save() a "
+                              "model before closing it to keep using it")
         net = self.getOrDefault(self.net) if self.isDefined(self.net) else None
-        key = (self.getOrDefault(self.solver), net)
-        if self._solver_copy is None or self._solver_copy[0] != key:
-            folder = tempfile.mkdtemp(prefix="caffe-model-")
-            path, _ = write_solver(folder, key[0], net, owner="CaffeModel")
-            self._solver_copy = (key, path)
-        return self._solver_copy[1]
+        # Config reads the solver and net at once, so the stage's copy lives only here.
+        with tempfile.TemporaryDirectory(prefix="caffe-model-") as folder:
+            solver, _ = write_solver(folder, self.getOrDefault(self.solver), net,
+                                     owner="CaffeModel")
+            conf = Config(conf=solver)
+            out = output_blob(self, conf)
+            blobs = list(dict.fromkeys([*self.getOrDefault(self.features), out]))
+            # features() refuses an existing -output; nothing is written there.
+            unused = os.path.join(tempfile.gettempdir(),
+                                  f"caffe-model-unused-{secrets.token_hex(6)}")
+            return Config(spark, ["-features", ",".join(blobs), "-conf", solver,
+                                  "-model", self.getOrDefault(self.modelUri), "-output", unused,
+                                  "-clusterSize", "1"]), out
+
+    def close(self) -> None:
+        """Remove the fitted files now (the model and its copies no longer transform);
+        without close they go when the model and its copies are garbage-collected."""
+        if self._files is not None:
+            self._files.release()
 
     def _transform(self, dataset: Any) -> Any:
         from pyspark.ml.functions import array_to_vector
@@ -101,7 +112,10 @@ class CaffeModel(Model, CaffeParams, MLWritable, MLReadable):
             (F.array_position(scores, F.array_max(scores)) - 1).cast("double").alias(
                 prediction_col),
         )
-        return dataset.join(outputs, dataset["id"] == outputs[_ID]).drop(_ID)
+        result = dataset.join(outputs, dataset["id"] == outputs[_ID]).drop(_ID)
+        # The executors read modelUri when the result is evaluated: it keeps the files too.
+        result._caffeonspark_files = self._files
+        return result
 
     def write(self) -> StageWriter:
         return StageWriter(self)
@@ -109,8 +123,3 @@ class CaffeModel(Model, CaffeParams, MLWritable, MLReadable):
     @classmethod
     def read(cls) -> StageReader:
         return StageReader(cls)
-
-    def copy(self, extra: dict | None = None) -> CaffeModel:
-        copied = super().copy(extra)
-        copied._solver_copy = None
-        return copied
