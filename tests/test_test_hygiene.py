@@ -29,4 +29,4 @@ def test_no_test_module_imports_from_conftest():
 
 
 def test_no_subprocess_is_pointed_at_the_checkouts_python_folder():
-    assert offending_lines(r'/ "python"\b|"python" /') == []
+    assert offending_lines(r"""/ ["']python["']|["']python["'] /""") == []

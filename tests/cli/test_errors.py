@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
+import caffeonspark
 from caffeonspark import cli, errors
 from caffeonspark.cli_report import REPORT_LINE
 
 REPO = Path(__file__).resolve().parents[2]
+# The caffeonspark under test (the checkout in development, site-packages after pip install).
+PACKAGE_DIR = Path(caffeonspark.__file__).resolve().parents[1]
 SHAPES = """name: "s"
 layer { name: "a" type: "Input" top: "a" input_param { shape { dim: 2 dim: 3 } } }
 layer { name: "b" type: "Input" top: "b" input_param { shape { dim: 2 dim: 4 } } }
@@ -105,7 +108,7 @@ def test_no_spark_installed(console, tmp_path):
     (fake / "__init__.py").write_text(
         "raise ModuleNotFoundError(\"No module named 'pyspark'\", name='pyspark')\n")
     result = console("-train", "-conf", write_solver(tmp_path), "-model", f"file:{tmp_path}/m",
-                     env={"PYTHONPATH": f"{fake.parent}:{REPO / 'python'}"})
+                     env={"PYTHONPATH": f"{fake.parent}:{PACKAGE_DIR}"})
     line = one_error_line(result, 1)
     assert line == ("caffeonspark: error: pyspark is not installed: pip install "
                     "'caffeonspark[spark]' for the Spark driver")
