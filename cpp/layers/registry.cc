@@ -18,6 +18,7 @@
 #include "layers/neuron.h"
 #include "layers/neuron_extra.h"
 #include "layers/pooling.h"
+#include "layers/scale_bias.h"
 #include "layers/shape_layers.h"
 #include "layers/softmax.h"
 
@@ -36,6 +37,7 @@ const std::map<std::string, Factory>& Table() {
   static const std::map<std::string, Factory> table = {
       {"AbsVal", Make<AbsValLayer>()},
       {"Accuracy", Make<AccuracyLayer>()},
+      {"Bias", Make<BiasLayer>()},
       {"BNLL", Make<BNLLLayer>()},
       {"Concat", Make<ConcatLayer>()},
       {"ContrastiveLoss", Make<ContrastiveLossLayer>()},
@@ -59,6 +61,7 @@ const std::map<std::string, Factory>& Table() {
       {"PReLU", Make<PReLULayer>()},
       {"ReLU", Make<ReLULayer>()},
       {"Reshape", Make<ReshapeLayer>()},
+      {"Scale", Make<ScaleLayer>()},
       {"Sigmoid", Make<SigmoidLayer>()},
       {"Silence", Make<SilenceLayer>()},
       {"Slice", Make<SliceLayer>()},

@@ -137,12 +137,14 @@ def _param_spec(spec: caffe_pb2.ParamSpec) -> dict[str, Any]:
 # Fields that have a proto default yet whose presence changes Caffe's behaviour; the engine
 # receives "<field>_set" (a bool) beside each: deprecated `normalize` applies only without
 # `normalization`; legacy concat_dim / slice_dim win over `axis` and both set is an error;
-# PReLU's slopes default to constant 0.25 only when no filler is written.
+# PReLU's slopes default to constant 0.25, Scale's learned scale to constant 1, only when
+# no filler is written.
 _PRESENCE_FLAGS: dict[str, tuple[str, ...]] = {
     "loss_param": ("normalization",),
     "concat_param": ("axis", "concat_dim"),
     "slice_param": ("axis", "slice_dim"),
     "prelu_param": ("filler",),
+    "scale_param": ("filler",),
 }
 
 
