@@ -5,6 +5,7 @@
 #include <map>
 
 #include "layers/accuracy.h"
+#include "layers/batch_norm.h"
 #include "layers/concat_slice.h"
 #include "layers/convolution.h"
 #include "layers/cos_data.h"
@@ -15,6 +16,7 @@
 #include "layers/input.h"
 #include "layers/lrn.h"
 #include "layers/memory_data.h"
+#include "layers/mvn.h"
 #include "layers/neuron.h"
 #include "layers/neuron_extra.h"
 #include "layers/pooling.h"
@@ -37,6 +39,7 @@ const std::map<std::string, Factory>& Table() {
   static const std::map<std::string, Factory> table = {
       {"AbsVal", Make<AbsValLayer>()},
       {"Accuracy", Make<AccuracyLayer>()},
+      {"BatchNorm", Make<BatchNormLayer>()},
       {"Bias", Make<BiasLayer>()},
       {"BNLL", Make<BNLLLayer>()},
       {"Concat", Make<ConcatLayer>()},
@@ -56,6 +59,7 @@ const std::map<std::string, Factory>& Table() {
       {"Log", Make<LogLayer>()},
       {"LRN", Make<LRNLayer>()},
       {"MemoryData", Make<MemoryDataLayer>()},
+      {"MVN", Make<MVNLayer>()},
       {"Pooling", Make<PoolingLayer>()},
       {"Power", Make<PowerLayer>()},
       {"PReLU", Make<PReLULayer>()},

@@ -3,7 +3,8 @@ README.txt) and compare our tops, bottom diffs and parameter diffs with Caffe's.
 
     check_probe("pool_max_odd")
 
-A probe is probe_<name>.prototxt (Input -> one layer "l", force_backward) plus an npz with
+A probe is probe_<name>.prototxt (Input -> one layer "l", force_backward, sometimes a
+Silence after it) plus an npz with
 blob/<name> (inputs and tops), diff/<top> (the top diff backward started from), diff/<bottom>,
 param/l/<i> and pdiff/l/<i>. Skips when the shared directory is absent.
 """
@@ -43,8 +44,10 @@ def check_probe(name: str, phase: int = engine.TRAIN, rtol: float = PROBE_RTOL) 
     root = caffe_ref_dir()
     ref = np.load(root / f"probe_{name}.npz")
     net = engine.Net(str(root / f"probe_{name}.prototxt"), phase=phase)
-    layer = net.layer_names[-1]
-    tops = net._top_names(len(net.layer_names) - 1)
+    # The probed layer is "l"; a probe may add layers after it (Crop's Silence).
+    index = net.layer_names.index("l") if "l" in net.layer_names else len(net.layer_names) - 1
+    layer = net.layer_names[index]
+    tops = net._top_names(index)
     for key in ref.files:
         kind, _, rest = key.partition("/")
         if kind == "blob" and rest in net.inputs:
