@@ -20,9 +20,11 @@
 #include "layers/neuron.h"
 #include "layers/neuron_extra.h"
 #include "layers/pooling.h"
+#include "layers/reduction.h"
 #include "layers/scale_bias.h"
 #include "layers/shape_layers.h"
 #include "layers/softmax.h"
+#include "layers/tile_crop.h"
 
 namespace caffeonspark {
 
@@ -46,6 +48,7 @@ const std::map<std::string, Factory>& Table() {
       {"ContrastiveLoss", Make<ContrastiveLossLayer>()},
       {"Convolution", Make<ConvolutionLayer>()},
       {"CoSData", Make<CoSDataLayer>()},
+      {"Crop", Make<CropLayer>()},
       {"Data", Make<DataLayer>()},
       {"Deconvolution", Make<DeconvolutionLayer>()},
       {"Dropout", Make<DropoutLayer>()},
@@ -63,6 +66,7 @@ const std::map<std::string, Factory>& Table() {
       {"Pooling", Make<PoolingLayer>()},
       {"Power", Make<PowerLayer>()},
       {"PReLU", Make<PReLULayer>()},
+      {"Reduction", Make<ReductionLayer>()},
       {"ReLU", Make<ReLULayer>()},
       {"Reshape", Make<ReshapeLayer>()},
       {"Scale", Make<ScaleLayer>()},
@@ -73,6 +77,7 @@ const std::map<std::string, Factory>& Table() {
       {"SoftmaxWithLoss", Make<SoftmaxWithLossLayer>()},
       {"Split", Make<SplitLayer>()},
       {"TanH", Make<TanHLayer>()},
+      {"Tile", Make<TileLayer>()},
   };
   return table;
 }
