@@ -19,6 +19,7 @@
 #include "layers/mvn.h"
 #include "layers/neuron.h"
 #include "layers/neuron_extra.h"
+#include "layers/neuron_more.h"
 #include "layers/pooling.h"
 #include "layers/reduction.h"
 #include "layers/scale_bias.h"
@@ -44,6 +45,7 @@ const std::map<std::string, Factory>& Table() {
       {"BatchNorm", Make<BatchNormLayer>()},
       {"Bias", Make<BiasLayer>()},
       {"BNLL", Make<BNLLLayer>()},
+      {"Clip", Make<ClipLayer>()},
       {"Concat", Make<ConcatLayer>()},
       {"ContrastiveLoss", Make<ContrastiveLossLayer>()},
       {"Convolution", Make<ConvolutionLayer>()},
@@ -76,7 +78,9 @@ const std::map<std::string, Factory>& Table() {
       {"Softmax", Make<SoftmaxLayer>()},
       {"SoftmaxWithLoss", Make<SoftmaxWithLossLayer>()},
       {"Split", Make<SplitLayer>()},
+      {"Swish", Make<SwishLayer>()},
       {"TanH", Make<TanHLayer>()},
+      {"Threshold", Make<ThresholdLayer>()},
       {"Tile", Make<TileLayer>()},
   };
   return table;
