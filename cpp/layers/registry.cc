@@ -5,6 +5,7 @@
 #include <map>
 
 #include "layers/accuracy.h"
+#include "layers/argmax.h"
 #include "layers/batch_norm.h"
 #include "layers/concat_slice.h"
 #include "layers/convolution.h"
@@ -42,6 +43,7 @@ const std::map<std::string, Factory>& Table() {
   static const std::map<std::string, Factory> table = {
       {"AbsVal", Make<AbsValLayer>()},
       {"Accuracy", Make<AccuracyLayer>()},
+      {"ArgMax", Make<ArgMaxLayer>()},
       {"BatchNorm", Make<BatchNormLayer>()},
       {"Bias", Make<BiasLayer>()},
       {"BNLL", Make<BNLLLayer>()},
