@@ -19,6 +19,7 @@ ANCHOR_NETS = {
     "mnist_lenet_train_test.prototxt": (1, 28, 28),
     "cifar10_quick_train_test.prototxt": (3, 32, 32),
     "cifar10_full_train_test.prototxt": (3, 32, 32),
+    "cifar10_full_sigmoid_train_test_bn.prototxt": (3, 32, 32),
     "siamese_mnist_siamese_train_test.prototxt": (2, 28, 28),
 }
 
