@@ -13,6 +13,7 @@
 #include "layers/eltwise.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
+#include "layers/label_loss.h"
 #include "layers/lrn.h"
 #include "layers/memory_data.h"
 #include "layers/neuron.h"
@@ -20,6 +21,7 @@
 #include "layers/pooling.h"
 #include "layers/scale_bias.h"
 #include "layers/shape_layers.h"
+#include "layers/sigmoid_xent.h"
 #include "layers/softmax.h"
 
 namespace caffeonspark {
@@ -51,11 +53,14 @@ const std::map<std::string, Factory>& Table() {
       {"EuclideanLoss", Make<EuclideanLossLayer>()},
       {"Exp", Make<ExpLayer>()},
       {"Flatten", Make<FlattenLayer>()},
+      {"HingeLoss", Make<HingeLossLayer>()},
+      {"InfogainLoss", Make<InfogainLossLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
       {"Log", Make<LogLayer>()},
       {"LRN", Make<LRNLayer>()},
       {"MemoryData", Make<MemoryDataLayer>()},
+      {"MultinomialLogisticLoss", Make<MultinomialLogisticLossLayer>()},
       {"Pooling", Make<PoolingLayer>()},
       {"Power", Make<PowerLayer>()},
       {"PReLU", Make<PReLULayer>()},
@@ -63,6 +68,7 @@ const std::map<std::string, Factory>& Table() {
       {"Reshape", Make<ReshapeLayer>()},
       {"Scale", Make<ScaleLayer>()},
       {"Sigmoid", Make<SigmoidLayer>()},
+      {"SigmoidCrossEntropyLoss", Make<SigmoidCrossEntropyLossLayer>()},
       {"Silence", Make<SilenceLayer>()},
       {"Slice", Make<SliceLayer>()},
       {"Softmax", Make<SoftmaxLayer>()},
