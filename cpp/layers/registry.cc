@@ -11,6 +11,7 @@
 #include "layers/data.h"
 #include "layers/distance_loss.h"
 #include "layers/eltwise.h"
+#include "layers/filter_reindex.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
 #include "layers/label_loss.h"
@@ -18,6 +19,7 @@
 #include "layers/memory_data.h"
 #include "layers/neuron.h"
 #include "layers/neuron_extra.h"
+#include "layers/parameter.h"
 #include "layers/pooling.h"
 #include "layers/scale_bias.h"
 #include "layers/shape_layers.h"
@@ -39,6 +41,7 @@ const std::map<std::string, Factory>& Table() {
   static const std::map<std::string, Factory> table = {
       {"AbsVal", Make<AbsValLayer>()},
       {"Accuracy", Make<AccuracyLayer>()},
+      {"BatchReindex", Make<BatchReindexLayer>()},
       {"Bias", Make<BiasLayer>()},
       {"BNLL", Make<BNLLLayer>()},
       {"Concat", Make<ConcatLayer>()},
@@ -52,6 +55,7 @@ const std::map<std::string, Factory>& Table() {
       {"ELU", Make<ELULayer>()},
       {"EuclideanLoss", Make<EuclideanLossLayer>()},
       {"Exp", Make<ExpLayer>()},
+      {"Filter", Make<FilterLayer>()},
       {"Flatten", Make<FlattenLayer>()},
       {"HingeLoss", Make<HingeLossLayer>()},
       {"InfogainLoss", Make<InfogainLossLayer>()},
@@ -61,6 +65,7 @@ const std::map<std::string, Factory>& Table() {
       {"LRN", Make<LRNLayer>()},
       {"MemoryData", Make<MemoryDataLayer>()},
       {"MultinomialLogisticLoss", Make<MultinomialLogisticLossLayer>()},
+      {"Parameter", Make<ParameterLayer>()},
       {"Pooling", Make<PoolingLayer>()},
       {"Power", Make<PowerLayer>()},
       {"PReLU", Make<PReLULayer>()},
