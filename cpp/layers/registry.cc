@@ -12,6 +12,7 @@
 #include "layers/distance_loss.h"
 #include "layers/eltwise.h"
 #include "layers/filter_reindex.h"
+#include "layers/im2col_layer.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
 #include "layers/label_loss.h"
@@ -25,6 +26,7 @@
 #include "layers/shape_layers.h"
 #include "layers/sigmoid_xent.h"
 #include "layers/softmax.h"
+#include "layers/spp.h"
 
 namespace caffeonspark {
 
@@ -58,6 +60,7 @@ const std::map<std::string, Factory>& Table() {
       {"Filter", Make<FilterLayer>()},
       {"Flatten", Make<FlattenLayer>()},
       {"HingeLoss", Make<HingeLossLayer>()},
+      {"Im2col", Make<Im2colLayer>()},
       {"InfogainLoss", Make<InfogainLossLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
@@ -79,6 +82,7 @@ const std::map<std::string, Factory>& Table() {
       {"Softmax", Make<SoftmaxLayer>()},
       {"SoftmaxWithLoss", Make<SoftmaxWithLossLayer>()},
       {"Split", Make<SplitLayer>()},
+      {"SPP", Make<SPPLayer>()},
       {"TanH", Make<TanHLayer>()},
   };
   return table;
