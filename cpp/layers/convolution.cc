@@ -35,13 +35,12 @@ bool Given2d(const Params& p, const std::string& h, const std::string& w) {
 // Set-up and shapes
 // ---------------------------------------------------------------------------------------
 
-void BaseConvolutionLayer::ParseGeometry(const Params& p) {
-  const int axes = num_spatial_axes_;
+ConvSpatialParams ParseConvSpatialParams(const Params& p, int axes, const std::string& where) {
   // One of the repeated fields: no value -> fallback, one value -> every axis, else per axis.
   auto per_axis = [&](const char* field, int fallback) {
     const int n = static_cast<int>(p.size(field));
-    COS_LAYER_CHECK(n == 0 || n == 1 || n == axes, ConfigError, "convolution_param.", field,
-                    " must hold 1 value or one per spatial axis (", axes, "), got ", n);
+    COS_CHECK(n == 0 || n == 1 || n == axes, ConfigError, where, "convolution_param.", field,
+              " must hold 1 value or one per spatial axis (", axes, "), got ", n);
     std::vector<int> out(axes, fallback);
     for (int a = 0; a < axes && n > 0; ++a) out[a] = p.integer(field, n == 1 ? 0 : a);
     return out;
@@ -49,30 +48,41 @@ void BaseConvolutionLayer::ParseGeometry(const Params& p) {
   auto pair_2d = [&](const char* repeated, const std::string& h, const std::string& w,
                      std::vector<int>* out) {
     if (!Given2d(p, h, w)) return false;
-    COS_LAYER_CHECK(axes == 2, ConfigError, h, "/", w, " can only be used for 2-D convolution (",
-                    axes, " spatial axes here)");
-    COS_LAYER_CHECK(p.size(repeated) == 0, ConfigError, "give either ", repeated, " or ", h,
-                    "/", w, ", not both");
+    COS_CHECK(axes == 2, ConfigError, where, h, "/", w,
+              " can only be used for 2-D convolution (", axes, " spatial axes here)");
+    COS_CHECK(p.size(repeated) == 0, ConfigError, where, "give either ", repeated, " or ", h,
+              "/", w, ", not both");
     *out = {static_cast<int>(p.number_or(h, 0)), static_cast<int>(p.number_or(w, 0))};
     return true;
   };
-  if (!pair_2d("kernel_size", "kernel_h", "kernel_w", &kernel_)) {
-    COS_LAYER_CHECK(p.size("kernel_size") > 0, ConfigError,
-                    "convolution_param needs kernel_size (or kernel_h and kernel_w)");
-    kernel_ = per_axis("kernel_size", 0);
+  ConvSpatialParams g;
+  if (!pair_2d("kernel_size", "kernel_h", "kernel_w", &g.kernel)) {
+    COS_CHECK(p.size("kernel_size") > 0, ConfigError, where,
+              "convolution_param needs kernel_size (or kernel_h and kernel_w)");
+    g.kernel = per_axis("kernel_size", 0);
   }
-  if (!pair_2d("pad", "pad_h", "pad_w", &pad_)) pad_ = per_axis("pad", 0);
-  if (!pair_2d("stride", "stride_h", "stride_w", &stride_)) stride_ = per_axis("stride", 1);
-  dilation_ = per_axis("dilation", 1);
+  if (!pair_2d("pad", "pad_h", "pad_w", &g.pad)) g.pad = per_axis("pad", 0);
+  if (!pair_2d("stride", "stride_h", "stride_w", &g.stride)) g.stride = per_axis("stride", 1);
+  g.dilation = per_axis("dilation", 1);
   for (int a = 0; a < axes; ++a) {
-    COS_LAYER_CHECK(kernel_[a] > 0, ConfigError, "kernel size must be positive on every axis (axis ",
-                    a, " has ", kernel_[a], ")");
-    COS_LAYER_CHECK(stride_[a] > 0, ConfigError, "stride must be positive (axis ", a, " has ",
-                    stride_[a], ")");
-    COS_LAYER_CHECK(dilation_[a] > 0, ConfigError, "dilation must be positive (axis ", a, " has ",
-                    dilation_[a], ")");
-    COS_LAYER_CHECK(pad_[a] >= 0, ConfigError, "pad must not be negative (axis ", a, ")");
+    COS_CHECK(g.kernel[a] > 0, ConfigError, where,
+              "kernel size must be positive on every axis (axis ", a, " has ", g.kernel[a], ")");
+    COS_CHECK(g.stride[a] > 0, ConfigError, where, "stride must be positive (axis ", a, " has ",
+              g.stride[a], ")");
+    COS_CHECK(g.dilation[a] > 0, ConfigError, where, "dilation must be positive (axis ", a,
+              " has ", g.dilation[a], ")");
+    COS_CHECK(g.pad[a] >= 0, ConfigError, where, "pad must not be negative (axis ", a, ")");
   }
+  return g;
+}
+
+void BaseConvolutionLayer::ParseGeometry(const Params& p) {
+  const int axes = num_spatial_axes_;
+  ConvSpatialParams g = ParseConvSpatialParams(p, axes, where());
+  kernel_ = std::move(g.kernel);
+  pad_ = std::move(g.pad);
+  stride_ = std::move(g.stride);
+  dilation_ = std::move(g.dilation);
   is_1x1_ = true;
   for (int a = 0; a < axes; ++a) {
     is_1x1_ = is_1x1_ && kernel_[a] == 1 && stride_[a] == 1 && pad_[a] == 0;

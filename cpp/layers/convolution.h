@@ -32,6 +32,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "core/aligned_vector.h"
@@ -39,6 +40,14 @@
 #include "layers/layer.h"
 
 namespace caffeonspark {
+
+// kernel / pad / stride / dilation of convolution_param, one value per spatial axis (the
+// repeated fields or the 2-D *_h/*_w pairs; pad 0, stride 1, dilation 1 by default), checked.
+// Shared with Im2col (cpp/layers/im2col_layer.h). `where` prefixes the ConfigErrors.
+struct ConvSpatialParams {
+  std::vector<int> kernel, pad, stride, dilation;
+};
+ConvSpatialParams ParseConvSpatialParams(const Params& p, int axes, const std::string& where);
 
 class BaseConvolutionLayer : public Layer {
  public:

@@ -8,6 +8,7 @@
 #include "core/checked_size.h"
 #include "core/math.h"
 #include "core/parallel.h"
+#include "core/rng.h"
 
 namespace caffeonspark {
 
@@ -38,11 +39,9 @@ int PoolingLayer::MaxTopBlobs() const {
 void PoolingLayer::LayerSetUp(const Tensors& bottom, const Tensors& top) {
   const Params& p = spec_.params.child("pooling_param");
   const std::string pool = p.size("pool") ? p.str("pool") : "MAX";
-  COS_LAYER_CHECK(pool != "STOCHASTIC", ConfigError,
-                  "STOCHASTIC pooling runs only on the GPU in Caffe and is not implemented "
-                  "here; use MAX or AVE");
-  COS_LAYER_CHECK(pool == "MAX" || pool == "AVE", ConfigError, "unknown pooling method '", pool, "'");
-  method_ = pool == "MAX" ? Method::kMax : Method::kAve;
+  COS_LAYER_CHECK(pool == "MAX" || pool == "AVE" || pool == "STOCHASTIC", ConfigError,
+                  "unknown pooling method '", pool, "'");
+  method_ = pool == "MAX" ? Method::kMax : pool == "AVE" ? Method::kAve : Method::kStochastic;
   global_ = p.size("global_pooling") && p.flag("global_pooling");
   const std::string round = p.size("round_mode") ? p.str("round_mode") : "CEIL";
   COS_LAYER_CHECK(round == "CEIL" || round == "FLOOR", ConfigError, "unknown round_mode '", round, "'");
@@ -77,6 +76,8 @@ void PoolingLayer::LayerSetUp(const Tensors& bottom, const Tensors& top) {
   stride_[1] = stride_hw ? stride_w : stride;
   COS_LAYER_CHECK(stride_[0] > 0 && stride_[1] > 0, ConfigError, "stride must be positive");
   COS_LAYER_CHECK(pad_[0] >= 0 && pad_[1] >= 0, ConfigError, "pad must not be negative");
+  COS_LAYER_CHECK(method_ != Method::kStochastic || (pad_[0] == 0 && pad_[1] == 0), ConfigError,
+                  "padding is implemented only for MAX and AVE pooling, not STOCHASTIC");
   if (global_) {
     COS_LAYER_CHECK(pad_[0] == 0 && pad_[1] == 0 && stride_[0] == 1 && stride_[1] == 1,
                     ConfigError, "global_pooling needs pad 0 and stride 1");
@@ -126,7 +127,8 @@ void PoolingLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   pooled_h_ = static_cast<int>(out[0]);
   pooled_w_ = static_cast<int>(out[1]);
   for (Tensor* t : top) t->Reshape({num_, channels_, pooled_h_, pooled_w_});
-  if (method_ == Method::kMax) argmax_.resize(top[0]->count());
+  if (method_ != Method::kAve) argmax_.resize(top[0]->count());
+  if (method_ == Method::kStochastic) uniforms_.resize(top[0]->count());
   // Columns whose window lies inside [0, width): start >= 0 and start + kernel <= width.
   interior_lo_ = static_cast<int>(
       std::min<int64_t>((static_cast<int64_t>(pad_[1]) + stride_[1] - 1) / stride_[1], pooled_w_));
@@ -135,7 +137,7 @@ void PoolingLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   interior_hi_ = std::max(interior_hi_, interior_lo_);
   // Vector lanes of a wide stride would read far past the plane: such rows (rare; only the
   // speed differs) take the per-window loop everywhere.
-  if (stride_[1] > kMaxChunkStride) interior_hi_ = interior_lo_;
+  if (stride_[1] > kMaxChunkStride || method_ == Method::kStochastic) interior_hi_ = interior_lo_;
   PlanTail();
 }
 
@@ -296,9 +298,64 @@ void PoolingLayer::ForwardRow(const float* src, int ph, float* y, int* argmax) c
   for (int pw = hi; pw < pooled_w_; ++pw) window(pw);
 }
 
+// STOCHASTIC (rule in pooling.h): windows never reach into padding (there is none).
+void PoolingLayer::ForwardStochastic(const float* x, float* y) {
+  const long planes = static_cast<long>(num_) * channels_;
+  const long in_plane = static_cast<long>(height_) * width_;
+  const long out_plane = static_cast<long>(pooled_h_) * pooled_w_;
+  const bool train = phase_ == Phase::kTrain;
+  if (train) rng_uniform(static_cast<int64_t>(uniforms_.size()), 0.0f, 1.0f, uniforms_.data());
+  ParallelFor(planes, planes * in_plane * kWindowedElementWork, [&](int64_t plane) {
+    const float* src = x + plane * in_plane;
+    for (int ph = 0; ph < pooled_h_; ++ph) {
+      const Window wh = Span(ph, 0);
+      const int h0 = wh.start, h1 = std::min(wh.end, height_);
+      for (int pw = 0; pw < pooled_w_; ++pw) {
+        const Window ww = Span(pw, 1);
+        const int w0 = ww.start, w1 = std::min(ww.end, width_);
+        const long at = plane * out_plane + ph * pooled_w_ + pw;
+        float sum = 0;
+        float squares = 0;
+        for (int h = h0; h < h1; ++h) {
+          for (int w = w0; w < w1; ++w) {
+            const float v = src[h * width_ + w];
+            sum += v;
+            squares += v * v;
+          }
+        }
+        if (!train) {
+          y[at] = squares / (FLT_MIN + sum);
+          continue;
+        }
+        const float threshold = uniforms_[at] * sum;
+        // The last element when rounding keeps the running sum below the threshold.
+        int chosen = (h1 - 1) * width_ + (w1 - 1);
+        float running = 0;
+        bool found = false;
+        for (int h = h0; h < h1 && !found; ++h) {
+          for (int w = w0; w < w1; ++w) {
+            running += src[h * width_ + w];
+            if (running >= threshold) {
+              chosen = h * width_ + w;
+              found = true;
+              break;
+            }
+          }
+        }
+        argmax_[at] = chosen;
+        y[at] = src[chosen];
+      }
+    }
+  });
+}
+
 void PoolingLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   const float* x = bottom[0]->data();
   float* y = top[0]->mutable_data();
+  if (method_ == Method::kStochastic) {
+    ForwardStochastic(x, y);
+    return;
+  }
   float* mask_top = top.size() > 1 ? top[1]->mutable_data() : nullptr;
   const long planes = static_cast<long>(num_) * channels_;
   const long in_plane = static_cast<long>(height_) * width_;
@@ -349,7 +406,9 @@ void PoolingLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& pro
   const long planes = static_cast<long>(num_) * channels_;
   const long in_plane = static_cast<long>(height_) * width_;
   const long out_plane = static_cast<long>(pooled_h_) * pooled_w_;
-  const bool is_max = method_ == Method::kMax;
+  COS_LAYER_CHECK(method_ != Method::kStochastic || phase_ == Phase::kTrain, ConfigError,
+                  "STOCHASTIC pooling has a backward pass only in the TRAIN phase");
+  const bool is_max = method_ != Method::kAve;  // STOCHASTIC routes dy like MAX
   const int* argmax = is_max ? argmax_.data() : nullptr;
   ParallelForWithScratch(
       planes, planes * in_plane * kWindowedElementWork,

@@ -8,7 +8,15 @@
 // argmax index h·W + w inside the channel plane, as float; backward routes dy there.
 // AVE: divisor = window area clipped to [−pad, H + pad) (zero padding counts, overhang past
 // the padded edge does not); the sum runs over the part inside the image; backward spreads
-// dy / divisor over that part. STOCHASTIC is GPU-only in Caffe: ConfigError here.
+// dy / divisor over that part.
+// STOCHASTIC (GPU-only in Caffe, run here on the CPU with the same rule; no padding allowed):
+// windows [ph·stride, min(ph·stride + kernel, H)) (same for W). TRAIN: with u uniform in
+// [0, 1] from the engine RNG (core/rng.h, one draw per output in top order) and S = Σ x over
+// the window in row-major order, the output is the first element whose running sum reaches
+// u·S, so an element is drawn with probability x / S (inputs are expected >= 0); its index
+// h·W + w is kept and backward routes dy there. TEST: y = Σ x² / (FLT_MIN + Σ x) (0 for an
+// all-zero window); TEST has no backward (Caffe's would route dy to stale indices), so a
+// backward pass in TEST is a ConfigError.
 // Parameters: pool (MAX), kernel_size or kernel_h + kernel_w, pad (0) or pad_h/pad_w,
 // stride (1) or stride_h/stride_w, global_pooling (false: kernel = H×W, needs pad 0 and
 // stride 1), round_mode (CEIL). pad must be smaller than the kernel.
@@ -43,7 +51,7 @@ class PoolingLayer : public Layer {
                     const Tensors& bottom) override;
 
  private:
-  enum class Method { kMax, kAve };
+  enum class Method { kMax, kAve, kStochastic };
   // Window of output (ph, pw) along one axis: [start, end) before clipping to the image.
   struct Window { int start, end; };
   Window Span(int out_index, int axis) const;
@@ -52,6 +60,7 @@ class PoolingLayer : public Layer {
   void ForwardRow(const float* src, int ph, float* y, int* argmax) const;
   void BackwardAveRow(const float* dy, int ph, float* dst, float* line) const;
   void PlanTail();  // sizes tail_ for the current shape (Reshape)
+  void ForwardStochastic(const float* x, float* y);
 
   Method method_ = Method::kMax;
   bool global_ = false, ceil_mode_ = true;
@@ -60,7 +69,10 @@ class PoolingLayer : public Layer {
   int interior_lo_ = 0, interior_hi_ = 0;  // output columns with unclipped windows
   std::vector<float> tail_;  // zero-padded copy of the last tail_planes_ planes (Forward)
   int64_t tail_planes_ = 0;
-  std::vector<int> argmax_;  // MAX: index into the bottom plane per top element (-1: empty)
+  // MAX: index into the bottom plane per top element (-1: empty); STOCHASTIC TRAIN: the
+  // sampled element's index.
+  std::vector<int> argmax_;
+  std::vector<float> uniforms_;  // STOCHASTIC TRAIN: one draw per top element
 };
 
 }  // namespace caffeonspark

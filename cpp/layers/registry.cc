@@ -13,20 +13,26 @@
 #include "layers/data.h"
 #include "layers/distance_loss.h"
 #include "layers/eltwise.h"
+#include "layers/filter_reindex.h"
+#include "layers/im2col_layer.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
+#include "layers/label_loss.h"
 #include "layers/lrn.h"
 #include "layers/memory_data.h"
 #include "layers/mvn.h"
 #include "layers/neuron.h"
 #include "layers/neuron_extra.h"
 #include "layers/neuron_more.h"
+#include "layers/parameter.h"
 #include "layers/pooling.h"
 #include "layers/reduction.h"
 #include "layers/scale_bias.h"
 #include "layers/shape_layers.h"
+#include "layers/sigmoid_xent.h"
 #include "layers/softmax.h"
 #include "layers/tile_crop.h"
+#include "layers/spp.h"
 
 namespace caffeonspark {
 
@@ -45,6 +51,7 @@ const std::map<std::string, Factory>& Table() {
       {"Accuracy", Make<AccuracyLayer>()},
       {"ArgMax", Make<ArgMaxLayer>()},
       {"BatchNorm", Make<BatchNormLayer>()},
+      {"BatchReindex", Make<BatchReindexLayer>()},
       {"Bias", Make<BiasLayer>()},
       {"BNLL", Make<BNLLLayer>()},
       {"Clip", Make<ClipLayer>()},
@@ -60,13 +67,19 @@ const std::map<std::string, Factory>& Table() {
       {"ELU", Make<ELULayer>()},
       {"EuclideanLoss", Make<EuclideanLossLayer>()},
       {"Exp", Make<ExpLayer>()},
+      {"Filter", Make<FilterLayer>()},
       {"Flatten", Make<FlattenLayer>()},
+      {"HingeLoss", Make<HingeLossLayer>()},
+      {"Im2col", Make<Im2colLayer>()},
+      {"InfogainLoss", Make<InfogainLossLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
       {"Log", Make<LogLayer>()},
       {"LRN", Make<LRNLayer>()},
       {"MemoryData", Make<MemoryDataLayer>()},
       {"MVN", Make<MVNLayer>()},
+      {"MultinomialLogisticLoss", Make<MultinomialLogisticLossLayer>()},
+      {"Parameter", Make<ParameterLayer>()},
       {"Pooling", Make<PoolingLayer>()},
       {"Power", Make<PowerLayer>()},
       {"PReLU", Make<PReLULayer>()},
@@ -75,12 +88,14 @@ const std::map<std::string, Factory>& Table() {
       {"Reshape", Make<ReshapeLayer>()},
       {"Scale", Make<ScaleLayer>()},
       {"Sigmoid", Make<SigmoidLayer>()},
+      {"SigmoidCrossEntropyLoss", Make<SigmoidCrossEntropyLossLayer>()},
       {"Silence", Make<SilenceLayer>()},
       {"Slice", Make<SliceLayer>()},
       {"Softmax", Make<SoftmaxLayer>()},
       {"SoftmaxWithLoss", Make<SoftmaxWithLossLayer>()},
       {"Split", Make<SplitLayer>()},
       {"Swish", Make<SwishLayer>()},
+      {"SPP", Make<SPPLayer>()},
       {"TanH", Make<TanHLayer>()},
       {"Threshold", Make<ThresholdLayer>()},
       {"Tile", Make<TileLayer>()},

@@ -21,7 +21,7 @@ from caffeonspark import hdf5_io, model_io, netspec
 from caffeonspark._native import _engine
 from caffeonspark.data import feeders as data_feeders
 from caffeonspark.data.feed_options import FeedOptions
-from caffeonspark.errors import ConfigError, ShapeError
+from caffeonspark.errors import ConfigError, FormatError, IoError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
 TRAIN = caffe_pb2.TRAIN
@@ -148,6 +148,27 @@ _PRESENCE_FLAGS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _load_infogain_source(
+    layer: caffe_pb2.LayerParameter, params: dict[str, Any], where: str
+) -> None:
+    """InfogainLoss with two bottoms reads H from infogain_loss_param.source (a .binaryproto);
+    the engine gets its values as `source_data` {"count", "data": float32 bytes}."""
+    if layer.type != "InfogainLoss" or len(layer.bottom) > 2:
+        return
+    source = layer.infogain_loss_param.source
+    if not source:
+        return  # the engine names the missing matrix
+    try:
+        matrix = model_io.read_binaryproto(source)
+    except (IoError, FormatError) as err:
+        owner = f"layer '{layer.name}' (InfogainLoss)" + (f" at {where}" if where else "")
+        raise type(err)(f"{owner}: infogain_loss_param.source: {err}") from None
+    params["infogain_loss_param"]["source_data"] = {
+        "count": int(matrix.size),
+        "data": np.ascontiguousarray(matrix, dtype="<f4").tobytes(),
+    }
+
+
 def native_layer_spec(layer: caffe_pb2.LayerParameter, where: str) -> dict[str, Any]:
     """The dict the engine's Net constructor takes for one (filtered, split) layer."""
     params = netspec.layer_params(layer)
@@ -156,6 +177,7 @@ def native_layer_spec(layer: caffe_pb2.LayerParameter, where: str) -> dict[str, 
             for field in fields:
                 params[message][f"{field}_set"] = getattr(layer, message).HasField(field)
     params = data_feeders.prepare_data_params(layer, params, where)  # datum_shape, mean_file
+    _load_infogain_source(layer, params, where)
     return {
         "name": layer.name,
         "type": layer.type,

@@ -2,7 +2,10 @@
 (first maximum wins, argmax top), AVE (divisor counts padding but not the overhang past the
 padded edge), global pooling; a float64 NumPy reference written here with plain loops;
 gradients by finite differences (step 1e-4, threshold 1e-2; MAX inputs without ties);
-Caffe's outputs for the pooling probes; configuration errors."""
+Caffe's outputs for the pooling probes; configuration errors. STOCHASTIC (CPU here, GPU-only
+in Caffe): TEST's Σx²/Σx against NumPy; TRAIN outputs one element of each window, drawn
+with frequencies x / Σx (a chi-square bound over many seeded draws), repeatable per seed,
+with backward routing dy to the drawn element; no backward in TEST."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pytest
 from caffe_ref import check_probe
 from layer_check import GradientSettings, build_probe, check_layer
 
+from caffeonspark import engine
 from caffeonspark.errors import ConfigError, ShapeError
 
 POOL_GRADIENT = GradientSettings(step=1e-4, threshold=1e-2)
@@ -230,7 +234,7 @@ def test_pooling_caffe_probe(name):
 @pytest.mark.parametrize(
     "body, match",
     [
-        ("pool: STOCHASTIC kernel_size: 2", "GPU"),
+        ("pool: STOCHASTIC kernel_size: 3 pad: 1", "padding is implemented only for MAX and AVE"),
         ("kernel_size: 2 pad: 2", "smaller than the kernel"),
         ("global_pooling: true kernel_size: 2", "global_pooling"),
         ("global_pooling: true stride: 2", "global_pooling"),
@@ -257,3 +261,115 @@ def test_ave_pooling_allows_only_one_top():
         build_probe(
             _param("AVE", "kernel_size: 2"), {"x": np.zeros((1, 1, 4, 4), np.float32)}, num_tops=2
         )
+
+
+# ---- STOCHASTIC ----------------------------------------------------------------------------
+
+
+def _windows(h, w, kernel, stride):
+    """(ph, pw, rows, cols) of every window (no padding, ceil mode, clipped to the image)."""
+    out_h = pooled_extent(h, kernel, 0, stride)
+    out_w = pooled_extent(w, kernel, 0, stride)
+    for i in range(out_h):
+        for j in range(out_w):
+            rows = slice(i * stride, min(i * stride + kernel, h))
+            cols = slice(j * stride, min(j * stride + kernel, w))
+            yield i, j, rows, cols
+
+
+def _stochastic(body):
+    return f'type: "Pooling" pooling_param {{ pool: STOCHASTIC {body} }}'
+
+
+@pytest.mark.parametrize(
+    ("shape", "kernel", "stride"),
+    [((2, 3, 6, 6), 2, 2), ((1, 2, 7, 5), 3, 2), ((1, 1, 5, 5), 2, 1)],
+)
+def test_stochastic_test_phase_closed_form(shape, kernel, stride):
+    x = np.random.default_rng(1).uniform(0, 2, size=shape).astype(np.float32)
+    x[0, 0, :2, :2] = 0  # an all-zero window gives 0
+
+    def reference(inp, _):
+        v = inp["x"]
+        out = np.zeros(
+            shape[:2]
+            + (
+                pooled_extent(shape[2], kernel, 0, stride),
+                pooled_extent(shape[3], kernel, 0, stride),
+            )
+        )
+        for i, j, rows, cols in _windows(shape[2], shape[3], kernel, stride):
+            block = v[:, :, rows, cols]
+            total = block.sum(axis=(2, 3))
+            out[:, :, i, j] = np.where(
+                total > 0, (block**2).sum(axis=(2, 3)) / np.where(total > 0, total, 1), 0
+            )
+        return [out]
+
+    check_layer(
+        _stochastic(f"kernel_size: {kernel} stride: {stride}"),
+        {"x": x},
+        reference,
+        phase=engine.TEST,
+        gradient=None,
+    )
+
+
+def test_stochastic_train_draws_window_elements_and_routes_gradient():
+    shape, kernel, stride = (2, 3, 7, 6), 3, 2
+    x = distinct(shape, seed=2) + 2.0  # positive and distinct: a value names its element
+    net = build_probe(_stochastic(f"kernel_size: {kernel} stride: {stride}"), {"x": x})
+    engine.set_random_seed(5)
+    net.native.forward_from_to(1, 1)
+    y = net.blobs["top0"].data.copy()
+    dy = np.random.default_rng(3).normal(size=y.shape).astype(np.float32)
+    net.blobs["top0"].diff[...] = dy
+    net.native.backward_from_to(1, 1)
+    want = np.zeros(shape)
+    for n in range(shape[0]):
+        for c in range(shape[1]):
+            for i, j, rows, cols in _windows(shape[2], shape[3], kernel, stride):
+                block = x[n, c, rows, cols]
+                hits = np.argwhere(block == y[n, c, i, j])
+                assert len(hits) == 1, f"output {(n, c, i, j)} is not an element of its window"
+                r, q = hits[0]
+                want[n, c, rows.start + r, cols.start + q] += dy[n, c, i, j]
+    np.testing.assert_allclose(net.blobs["x"].diff, want, rtol=1e-6)
+    engine.set_random_seed(5)
+    net.native.forward_from_to(1, 1)
+    np.testing.assert_array_equal(net.blobs["top0"].data, y)  # same seed, same draws
+
+
+def test_stochastic_train_frequencies_follow_the_values():
+    # 4000 identical 2x2 windows per forward, 6 seeds: counts of each element against
+    # x / sum(x) = (0.1, 0.2, 0.3, 0.4). Chi-square with 3 degrees of freedom; 40 is far past
+    # the 1e-7 tail (about 36), so a correct sampler fails this less than once in 10^7 runs.
+    planes = 4000
+    x = np.tile(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32), (1, planes, 1, 1))
+    net = build_probe(_stochastic("kernel_size: 2"), {"x": x})
+    counts = np.zeros(4)
+    for seed in range(6):
+        engine.set_random_seed(100 + seed)
+        net.native.forward_from_to(1, 1)
+        values = net.blobs["top0"].data.reshape(-1)
+        counts += [np.sum(values == v) for v in (1.0, 2.0, 3.0, 4.0)]
+    total = 6 * planes
+    assert counts.sum() == total
+    expected = total * np.array([0.1, 0.2, 0.3, 0.4])
+    chi2 = float(np.sum((counts - expected) ** 2 / expected))
+    assert chi2 < 40, f"counts {counts} vs expected {expected}: chi-square {chi2:.1f}"
+
+
+def test_stochastic_zero_weight_elements_are_never_drawn():
+    x = np.tile(np.array([[0.0, 5.0], [0.0, 0.0]], np.float32), (1, 500, 1, 1))
+    net = build_probe(_stochastic("kernel_size: 2"), {"x": x})
+    net.native.forward_from_to(1, 1)
+    np.testing.assert_array_equal(net.blobs["top0"].data, 5.0)
+
+
+def test_stochastic_has_no_backward_in_test():
+    x = np.ones((1, 1, 4, 4), np.float32)
+    net = build_probe(_stochastic("kernel_size: 2"), {"x": x}, phase=engine.TEST)
+    net.native.forward_from_to(1, 1)
+    with pytest.raises(ConfigError, match="probe.*TRAIN"):
+        net.native.backward_from_to(1, 1)
