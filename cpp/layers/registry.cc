@@ -11,6 +11,7 @@
 #include "layers/data.h"
 #include "layers/distance_loss.h"
 #include "layers/eltwise.h"
+#include "layers/embed.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
 #include "layers/lrn.h"
@@ -18,6 +19,7 @@
 #include "layers/neuron.h"
 #include "layers/neuron_extra.h"
 #include "layers/pooling.h"
+#include "layers/recurrent.h"
 #include "layers/scale_bias.h"
 #include "layers/shape_layers.h"
 #include "layers/softmax.h"
@@ -48,6 +50,7 @@ const std::map<std::string, Factory>& Table() {
       {"Dropout", Make<DropoutLayer>()},
       {"Eltwise", Make<EltwiseLayer>()},
       {"ELU", Make<ELULayer>()},
+      {"Embed", Make<EmbedLayer>()},
       {"EuclideanLoss", Make<EuclideanLossLayer>()},
       {"Exp", Make<ExpLayer>()},
       {"Flatten", Make<FlattenLayer>()},
@@ -55,11 +58,14 @@ const std::map<std::string, Factory>& Table() {
       {"Input", Make<InputLayer>()},
       {"Log", Make<LogLayer>()},
       {"LRN", Make<LRNLayer>()},
+      {"LSTM", Make<LSTMLayer>()},
+      {"LSTMUnit", Make<LSTMUnitLayer>()},
       {"MemoryData", Make<MemoryDataLayer>()},
       {"Pooling", Make<PoolingLayer>()},
       {"Power", Make<PowerLayer>()},
       {"PReLU", Make<PReLULayer>()},
       {"ReLU", Make<ReLULayer>()},
+      {"RNN", Make<RNNLayer>()},
       {"Reshape", Make<ReshapeLayer>()},
       {"Scale", Make<ScaleLayer>()},
       {"Sigmoid", Make<SigmoidLayer>()},
