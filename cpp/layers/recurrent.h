@@ -16,7 +16,8 @@
 //   Blobs, in Caffe's order: LSTM W_xc (4H, D), b_c (4H), [W_xc_static (4H, Ds)], W_hc (4H, H);
 //   RNN W_xh (H, D), b_h (H), [W_xh_static (H, Ds)], W_hh (H, H), W_ho (H, H), b_o (H).
 //   Without expose_hidden the final states of one Forward are the initial states of the next
-//   (zeros at first and whenever N changes); no gradient crosses that boundary. With it, the
+//   (zeros at first and whenever N changes); no gradient crosses that boundary.
+//   T may change between calls (Caffe fixes it when the layer is set up). With it, the
 //   gradient reaches the initial-state bottoms and flows from the final-state tops.
 // Tests: tests/layers/test_recurrent.py.
 #pragma once
