@@ -15,6 +15,7 @@
 #include "layers/eltwise.h"
 #include "layers/filter_reindex.h"
 #include "layers/im2col_layer.h"
+#include "layers/embed.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
 #include "layers/label_loss.h"
@@ -27,6 +28,7 @@
 #include "layers/parameter.h"
 #include "layers/pooling.h"
 #include "layers/reduction.h"
+#include "layers/recurrent.h"
 #include "layers/scale_bias.h"
 #include "layers/shape_layers.h"
 #include "layers/sigmoid_xent.h"
@@ -65,6 +67,7 @@ const std::map<std::string, Factory>& Table() {
       {"Dropout", Make<DropoutLayer>()},
       {"Eltwise", Make<EltwiseLayer>()},
       {"ELU", Make<ELULayer>()},
+      {"Embed", Make<EmbedLayer>()},
       {"EuclideanLoss", Make<EuclideanLossLayer>()},
       {"Exp", Make<ExpLayer>()},
       {"Filter", Make<FilterLayer>()},
@@ -76,6 +79,8 @@ const std::map<std::string, Factory>& Table() {
       {"Input", Make<InputLayer>()},
       {"Log", Make<LogLayer>()},
       {"LRN", Make<LRNLayer>()},
+      {"LSTM", Make<LSTMLayer>()},
+      {"LSTMUnit", Make<LSTMUnitLayer>()},
       {"MemoryData", Make<MemoryDataLayer>()},
       {"MVN", Make<MVNLayer>()},
       {"MultinomialLogisticLoss", Make<MultinomialLogisticLossLayer>()},
@@ -85,6 +90,7 @@ const std::map<std::string, Factory>& Table() {
       {"PReLU", Make<PReLULayer>()},
       {"Reduction", Make<ReductionLayer>()},
       {"ReLU", Make<ReLULayer>()},
+      {"RNN", Make<RNNLayer>()},
       {"Reshape", Make<ReshapeLayer>()},
       {"Scale", Make<ScaleLayer>()},
       {"Sigmoid", Make<SigmoidLayer>()},
