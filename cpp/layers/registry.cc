@@ -10,7 +10,10 @@
 #include "layers/cos_data.h"
 #include "layers/data.h"
 #include "layers/distance_loss.h"
+#include "layers/dummy_data.h"
 #include "layers/eltwise.h"
+#include "layers/hdf5_data.h"
+#include "layers/image_data.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
 #include "layers/lrn.h"
@@ -21,6 +24,7 @@
 #include "layers/scale_bias.h"
 #include "layers/shape_layers.h"
 #include "layers/softmax.h"
+#include "layers/window_data.h"
 
 namespace caffeonspark {
 
@@ -46,11 +50,15 @@ const std::map<std::string, Factory>& Table() {
       {"Data", Make<DataLayer>()},
       {"Deconvolution", Make<DeconvolutionLayer>()},
       {"Dropout", Make<DropoutLayer>()},
+      {"DummyData", Make<DummyDataLayer>()},
       {"Eltwise", Make<EltwiseLayer>()},
       {"ELU", Make<ELULayer>()},
       {"EuclideanLoss", Make<EuclideanLossLayer>()},
       {"Exp", Make<ExpLayer>()},
       {"Flatten", Make<FlattenLayer>()},
+      {"HDF5Data", Make<HDF5DataLayer>()},
+      {"HDF5Output", Make<HDF5OutputLayer>()},
+      {"ImageData", Make<ImageDataLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
       {"Log", Make<LogLayer>()},
@@ -69,6 +77,7 @@ const std::map<std::string, Factory>& Table() {
       {"SoftmaxWithLoss", Make<SoftmaxWithLossLayer>()},
       {"Split", Make<SplitLayer>()},
       {"TanH", Make<TanHLayer>()},
+      {"WindowData", Make<WindowDataLayer>()},
   };
   return table;
 }
