@@ -38,7 +38,8 @@ void HDF5DataLayer::LayerSetUp(const Tensors&, const Tensors& top) {
     shapes_.push_back(shape);
     top[i]->Reshape(shape);
   }
-  StartPrefetch(kQueueCapacity, [this](Batch batch, Prefetcher&) { return Process(std::move(batch)); });
+  StartPrefetch(kQueueCapacity,
+                [this](Batch batch, Prefetcher&) { return Process(std::move(batch)); });
 }
 
 Batch HDF5DataLayer::Process(Batch batch) const {

@@ -29,6 +29,7 @@ namespace caffeonspark {
 class HDF5DataLayer : public QueueDataLayer {
  public:
   using QueueDataLayer::QueueDataLayer;
+  ~HDF5DataLayer() override { StopPrefetch(); }  // the thread uses shapes_
   static constexpr size_t kQueueCapacity = 4;
   const char* type() const override { return "HDF5Data"; }
   int MaxTopBlobs() const override { return -1; }

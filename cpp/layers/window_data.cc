@@ -27,7 +27,8 @@ void WindowDataLayer::LayerSetUp(const Tensors&, const Tensors& top) {
   COS_LAYER_CHECK(channels > 0, ConfigError, "window_data_param.image_channels is missing: the "
                   "Python Net wrapper (caffeonspark.engine.Net) reads it from ", p.str("source"));
   // The feeder pushes finished float batches: nothing to transform here.
-  StartPrefetch(kQueueCapacity, Prefetcher::Process([](Batch batch, Prefetcher&) { return batch; }));
+  StartPrefetch(kQueueCapacity,
+                Prefetcher::Process([](Batch batch, Prefetcher&) { return batch; }));
   shape_ = {batch_size, channels, crop, crop};
   top[0]->Reshape(shape_);
   if (top.size() > 1) top[1]->Reshape({batch_size});

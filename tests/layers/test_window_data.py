@@ -6,8 +6,6 @@ batches equal to the sampler's, and errors naming the window file, line or image
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest

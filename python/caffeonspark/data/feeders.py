@@ -58,7 +58,7 @@ from caffeonspark import model_io
 from caffeonspark._native import _engine
 from caffeonspark.data.cos_feeder import CosFeeder, open_cos_source
 from caffeonspark.data.feed_options import FeedOptions
-from caffeonspark.data.hdf5_feeder import HDF5Writer, Hdf5Feeder, Hdf5Reader
+from caffeonspark.data.hdf5_feeder import Hdf5Feeder, Hdf5Reader, HDF5Writer
 from caffeonspark.data.image_codec import decode_mode
 from caffeonspark.data.image_list_feeder import ImageListFeeder, ImageListReader
 from caffeonspark.data.lmdb_feeder import LmdbFeeder, first_datum
