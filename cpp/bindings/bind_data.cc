@@ -1,6 +1,7 @@
 // caffeonspark._engine data: BatchQueue (push/pop copy the arrays and block with the GIL
 // released; push_tops feeds CoSData's multi-top batches), the queues of a net's queue-fed
-// data layers (MemoryData, Data, CoSData), the DataTransformer on its own (tests, tools),
+// data layers (MemoryData, Data, CoSData, ...) and of HDF5Output, the DataTransformer on its
+// own (tests, tools),
 // and parse_raw_datums (a list of serialized raw Datums -> one uint8 batch, one call per
 // batch, GIL released). Python wrappers: python/caffeonspark/data/.
 // Tests: tests/data/test_batch_queue.py, tests/data/test_transformer.py,
@@ -17,6 +18,7 @@
 #include "data/batch_queue.h"
 #include "data/datum_view.h"
 #include "data/transformer.h"
+#include "layers/hdf5_data.h"
 #include "layers/queue_data.h"
 #include "net/net.h"
 
@@ -314,6 +316,19 @@ void BindData(py::module_& m) {
       py::arg("net"), py::arg("layer_index"),
       "(feed queue, ready queue) of a MemoryData, Data or CoSData layer: feeders push into "
       "the first, Forward pops the second (its timeout and wait statistics).");
+
+  m.def(
+      "output_layer_queue",
+      [](Net& net, int index) {
+        COS_CHECK(index >= 0 && index < net.num_layers(), ConfigError, "net '", net.name(),
+                  "' has no layer ", index);
+        auto* layer = dynamic_cast<HDF5OutputLayer*>(&net.layer(index));
+        COS_CHECK(layer, ConfigError, net.layer(index).where(), "is not an HDF5Output layer");
+        return layer->output_queue();
+      },
+      py::arg("net"), py::arg("layer_index"),
+      "The queue an HDF5Output layer's Forward pushes (data, label) batches into; its "
+      "writer thread pops them (python/caffeonspark/data/hdf5_feeder.py).");
 
   py::class_<DataTransformer>(m, "DataTransformer")
       .def(py::init([](const py::dict& param, bool train, uint32_t seed) {

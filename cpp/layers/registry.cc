@@ -12,10 +12,13 @@
 #include "layers/cos_data.h"
 #include "layers/data.h"
 #include "layers/distance_loss.h"
+#include "layers/dummy_data.h"
 #include "layers/eltwise.h"
 #include "layers/filter_reindex.h"
 #include "layers/im2col_layer.h"
 #include "layers/embed.h"
+#include "layers/hdf5_data.h"
+#include "layers/image_data.h"
 #include "layers/inner_product.h"
 #include "layers/input.h"
 #include "layers/label_loss.h"
@@ -35,6 +38,7 @@
 #include "layers/softmax.h"
 #include "layers/tile_crop.h"
 #include "layers/spp.h"
+#include "layers/window_data.h"
 
 namespace caffeonspark {
 
@@ -65,6 +69,7 @@ const std::map<std::string, Factory>& Table() {
       {"Data", Make<DataLayer>()},
       {"Deconvolution", Make<DeconvolutionLayer>()},
       {"Dropout", Make<DropoutLayer>()},
+      {"DummyData", Make<DummyDataLayer>()},
       {"Eltwise", Make<EltwiseLayer>()},
       {"ELU", Make<ELULayer>()},
       {"Embed", Make<EmbedLayer>()},
@@ -75,6 +80,9 @@ const std::map<std::string, Factory>& Table() {
       {"HingeLoss", Make<HingeLossLayer>()},
       {"Im2col", Make<Im2colLayer>()},
       {"InfogainLoss", Make<InfogainLossLayer>()},
+      {"HDF5Data", Make<HDF5DataLayer>()},
+      {"HDF5Output", Make<HDF5OutputLayer>()},
+      {"ImageData", Make<ImageDataLayer>()},
       {"InnerProduct", Make<InnerProductLayer>()},
       {"Input", Make<InputLayer>()},
       {"Log", Make<LogLayer>()},
@@ -105,6 +113,7 @@ const std::map<std::string, Factory>& Table() {
       {"TanH", Make<TanHLayer>()},
       {"Threshold", Make<ThresholdLayer>()},
       {"Tile", Make<TileLayer>()},
+      {"WindowData", Make<WindowDataLayer>()},
   };
   return table;
 }

@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BatchQueue', 'CollectiveOptions', 'CommListener', 'Communicator', 'DataParallel', 'DataParallelOptions', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'TcpOptions', 'Tensor', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'error_types', 'has_cuda', 'layer_types', 'num_threads', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'update_rule_types']
+__all__: list[str] = ['BatchQueue', 'CollectiveOptions', 'CommListener', 'Communicator', 'DataParallel', 'DataParallelOptions', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'TcpOptions', 'Tensor', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'error_types', 'has_cuda', 'layer_types', 'num_threads', 'output_layer_queue', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'update_rule_types']
 class Tensor:
     @typing.overload
     def __init__(self) -> None:
@@ -476,6 +476,10 @@ def layer_types() -> list[str]:
     """
 def num_threads() -> int:
     ...
+def output_layer_queue(net: ..., layer_index: typing.SupportsInt | typing.SupportsIndex) -> BatchQueue:
+    """
+    The queue an HDF5Output layer's Forward pushes (data, label) batches into; its writer thread pops them (python/caffeonspark/data/hdf5_feeder.py).
+    """
 def parse_raw_datums(values: collections.abc.Sequence, shape: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex] | None = None) -> typing.Any:
     """
     (uint8 (N, C, H, W), float32 labels) of serialized raw Datums (bytes or memoryviews), their pixels copied once with the GIL released; None when any record is not a raw Datum of one shape (`shape` (C, H, W) when given), for the caller's general path.

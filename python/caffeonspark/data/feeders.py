@@ -1,5 +1,5 @@
 """Hooks between engine.Net and the engine's queue-fed data layers (MemoryData, Data,
-CoSData).
+CoSData, ImageData, HDF5Data, WindowData) and HDF5Output.
 
 Two steps, called by python/caffeonspark/engine.py:
 
@@ -14,6 +14,10 @@ Two steps, called by python/caffeonspark/engine.py:
    - Any layer with transform_param.mean_file (CoSData: any top's): `transform_param[
      "mean_file_data"] = {"shape": [C, H, W], "data": float32 bytes}` from the .binaryproto
      (legacy num = 1).
+   - ImageData: `image_data_param["image_shape"]` = (C, H, W) of the first listed image
+     (decoded, resized); HDF5Data: `hdf5_data_param["top_shapes"]` = the row shape of each
+     top's dataset in the first listed file; WindowData: `window_data_param[
+     "image_channels"]` from the window file (all engine-only fields).
 2. `NetFeeds(native_net, specs, layers, feed)`, once the native net exists, follows the net's
    FeedOptions `feed` (data/feed_options.py) and starts one LmdbFeeder daemon thread per
    Data layer (feed.rank of feed.world_size, used in TRAIN only; encoded images decoded on
@@ -27,8 +31,11 @@ Two steps, called by python/caffeonspark/engine.py:
    DataFrame source, partition rank of world_size in TRAIN, shuffled per epoch when
    cos_data_param.shuffle and feed.shuffle allow, as feed.shuffle_shard for a pre-cut
    share, images resized to each top with feed.resize; a CoSData layer naming neither
-   source_class nor source is fed by push through `cos_feed(name)`), and hands out
-   MemoryDataFeeders; close()
+   source_class nor source is fed by push through `cos_feed(name)`), one reader thread
+   per ImageData (data/image_list_feeder.py), HDF5Data (data/hdf5_feeder.py) and WindowData
+   (data/window_feeder.py) layer (TRAIN: rank of world_size; the layers' own shuffle unless
+   feed.shuffle is off; feed.seed), one HDF5Writer per HDF5Output layer (its file is
+   published when the net closes), and hands out MemoryDataFeeders; close()
    stops and joins the threads (engine.Net calls it on close() and when the Net is
    collected).
    An unknown source_class is a ConfigError naming the layer and the known classes; a
@@ -36,11 +43,13 @@ Two steps, called by python/caffeonspark/engine.py:
    the layer a ShapeError, all when the net is built.
 
 Tests: tests/layers/test_data.py, tests/layers/test_memory_data.py,
-tests/layers/test_cos_data.py.
+tests/layers/test_cos_data.py, tests/layers/test_image_data.py,
+tests/layers/test_hdf5_data.py, tests/layers/test_window_data.py.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -49,11 +58,14 @@ from caffeonspark import model_io
 from caffeonspark._native import _engine
 from caffeonspark.data.cos_feeder import CosFeeder, open_cos_source
 from caffeonspark.data.feed_options import FeedOptions
+from caffeonspark.data.hdf5_feeder import Hdf5Feeder, Hdf5Reader, HDF5Writer
 from caffeonspark.data.image_codec import decode_mode
+from caffeonspark.data.image_list_feeder import ImageListFeeder, ImageListReader
 from caffeonspark.data.lmdb_feeder import LmdbFeeder, first_datum
 from caffeonspark.data.native_queue import MemoryDataFeeder, layer_owner
 from caffeonspark.data.source_feeder import SourceFeeder
 from caffeonspark.data.sources import ArrowItems, source_class
+from caffeonspark.data.window_feeder import WindowFeeder, WindowSampler
 from caffeonspark.errors import ConfigError, FormatError, IoError, ShapeError
 from caffeonspark.proto import caffe_pb2
 
@@ -64,7 +76,9 @@ __all__ = [
     "NetFeeds",
 ]
 
-QUEUE_FED_TYPES = ("Data", "MemoryData", "CoSData")
+QUEUE_FED_TYPES = ("Data", "MemoryData", "CoSData", "ImageData", "HDF5Data", "WindowData")
+# Queue-fed layers whose feeder thread reads a source of its own (for skip_batches).
+_READER_TYPES = ("ImageData", "HDF5Data", "WindowData")
 
 
 def layer_decode_mode(layer: caffe_pb2.LayerParameter, owner: str = "") -> str:
@@ -91,6 +105,18 @@ def prepare_data_params(
     if layer.type == "Data" and layer.data_param.backend == caffe_pb2.DataParameter.LMDB:
         shape, _ = first_datum(layer.data_param.source, owner, layer_decode_mode(layer, owner))
         params["data_param"]["datum_shape"] = list(shape)
+    elif layer.type == "ImageData" and layer.image_data_param.source:
+        reader = ImageListReader(layer.image_data_param, owner=owner)
+        shape = reader.image(reader.lines[0]).shape
+        params["image_data_param"]["image_shape"] = [int(d) for d in shape]
+    elif layer.type == "HDF5Data" and layer.hdf5_data_param.source:
+        reader = Hdf5Reader(layer.hdf5_data_param.source, list(layer.top), owner=owner)
+        params["hdf5_data_param"]["top_shapes"] = [
+            {"dim": [int(d) for d in shape]} for shape in reader.row_shapes
+        ]
+    elif layer.type == "WindowData" and layer.window_data_param.source:
+        sampler = WindowSampler(layer, params, owner)
+        params["window_data_param"]["image_channels"] = sampler.file.images[0][1][0]
     return params
 
 
@@ -130,9 +156,14 @@ class NetFeeds:
         self._lmdb: dict[str, LmdbFeeder] = {}
         self._sources: dict[str, SourceFeeder] = {}
         self._cos: dict[str, CosFeeder] = {}
+        self._readers: dict[str, Any] = {}  # ImageData, HDF5Data, WindowData feeders
+        self._writers: dict[str, HDF5Writer] = {}
         self._closed = False
         self._feed = feed
         for index, (spec, layer) in enumerate(zip(specs, layers, strict=True)):
+            if spec["type"] == "HDF5Output":
+                self._writers[spec["name"]] = self._start_writer(native_net, index, spec, layer)
+                continue
             if spec["type"] not in QUEUE_FED_TYPES:
                 continue
             name = spec["name"]
@@ -143,6 +174,9 @@ class NetFeeds:
             for name, layer in self._layers.items():
                 if layer.type == "Data":
                     self._lmdb[name] = self._start_lmdb(name, layer, specs)
+                elif layer.type in _READER_TYPES:
+                    spec = next(s for s in specs if s["name"] == name)
+                    self._readers[name] = self._start_reader(name, layer, spec)
                 elif layer.type == "CoSData":
                     if layer.source_class or layer.cos_data_param.source:
                         self._cos[name] = self._start_cos(name, layer)
@@ -172,6 +206,59 @@ class NetFeeds:
             mode=mode,
             decode_threads=self._feed.decode_threads if encoded else 1,
         ).start()
+
+    def _start_reader(
+        self, name: str, layer: caffe_pb2.LayerParameter, spec: dict[str, Any]
+    ) -> Any:
+        """The feeder thread of an ImageData, HDF5Data or WindowData layer."""
+        train = layer.phase == caffe_pb2.TRAIN
+        feed = self._feed
+        owner = self._owners[name]
+        queue = self._queues[name][0]
+        shard = {"rank": feed.rank if train else 0, "world_size": feed.world_size if train else 1}
+        if layer.type == "ImageData":
+            p = layer.image_data_param
+            reader = ImageListReader(
+                p, owner=owner, shuffle_seed=feed.seed, train=train, **shard
+            )
+            if not feed.shuffle:
+                reader.shuffle = False
+            shape = tuple(spec["params"]["image_data_param"]["image_shape"])
+            return ImageListFeeder(
+                reader,
+                queue,
+                batch_size=int(p.batch_size),
+                shape=shape,  # type: ignore[arg-type]
+                decode_threads=feed.decode_threads,
+            ).start()
+        if layer.type == "HDF5Data":
+            h = layer.hdf5_data_param
+            hdf5 = Hdf5Reader(
+                h.source,
+                list(layer.top),
+                shuffle=h.shuffle and feed.shuffle,
+                seed=feed.seed,
+                train=train,
+                owner=owner,
+                **shard,
+            )
+            return Hdf5Feeder(hdf5, queue, int(h.batch_size)).start()
+        sampler = WindowSampler(layer, spec["params"], owner)
+        return WindowFeeder(sampler, queue, seed=feed.seed, rank=shard["rank"]).start()
+
+    def _start_writer(
+        self, native_net: Any, index: int, spec: dict[str, Any], layer: caffe_pb2.LayerParameter
+    ) -> HDF5Writer:
+        owner = layer_owner(spec["name"], spec["type"], spec["where"])
+        file_name = layer.hdf5_output_param.file_name
+        folder = os.path.dirname(os.path.abspath(file_name))
+        if not os.path.isdir(folder):
+            raise IoError(
+                f"{owner}hdf5_output_param.file_name '{file_name}': folder '{folder}' does not "
+                "exist"
+            )
+        queue = _engine.output_layer_queue(native_net, index)
+        return HDF5Writer(file_name, queue, owner).start()
 
     def _start_cos(self, name: str, layer: caffe_pb2.LayerParameter) -> CosFeeder:
         train = layer.phase == caffe_pb2.TRAIN
@@ -311,7 +398,7 @@ class NetFeeds:
         """Consume `count` batches of every LMDB-fed layer, through the same transform
         pipeline Forward uses (so crop/mirror choices advance too): a resumed solver
         continues the data stream where the snapshotted run left it."""
-        for name in [*self._lmdb, *self._sources, *self._cos]:
+        for name in [*self._lmdb, *self._sources, *self._cos, *self._readers]:
             _, ready = self._queues[name]
             for _ in range(int(count)):
                 ready.pop()
@@ -341,3 +428,19 @@ class NetFeeds:
             source_feeder.stop(timeout)
         for cos_feeder in self._cos.values():
             cos_feeder.stop(timeout)
+        for reader in self._readers.values():
+            reader.stop(timeout)
+        for writer in self._writers.values():
+            writer.stop(timeout)  # drains the queued batches, then publishes the file
+        errors = [w.error for w in self._writers.values() if w.error is not None]
+        if errors:
+            raise errors[0]
+
+    @property
+    def reader_feeders(self) -> dict[str, Any]:
+        """The feeder threads of ImageData, HDF5Data and WindowData layers, by layer."""
+        return dict(self._readers)
+
+    @property
+    def hdf5_writers(self) -> dict[str, HDF5Writer]:
+        return dict(self._writers)
