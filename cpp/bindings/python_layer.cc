@@ -148,7 +148,7 @@ void PythonLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& prop
 }
 
 void BindPythonLayer(py::module_& m) {
-  py::class_<TensorRef>(m, "TensorRef",
+  py::class_<TensorRef>(m, "_TensorRef",
                         "A Python layer's view of one of its net's tensors (wrapped in engine.Blob).")
       .def_property_readonly("shape", [](const TensorRef& r) { return r.get().shape(); })
       .def_property_readonly("count", [](const TensorRef& r) { return r.get().count(); })
@@ -157,7 +157,7 @@ void BindPythonLayer(py::module_& m) {
       .def_property_readonly("diff", [](const TensorRef& r) { return TensorView(r.get(), true); });
 
   py::class_<PythonLayerBlobs, std::shared_ptr<PythonLayerBlobs>>(
-      m, "PythonLayerBlobs", "A Python layer's parameter blobs (caffe/layer.py LayerBlobs).")
+      m, "_PythonLayerBlobs", "A Python layer's parameter blobs (caffe/layer.py LayerBlobs).")
       .def("__len__",
            [](const PythonLayerBlobs& b) { return b.blobs ? b.blobs->size() : size_t{0}; })
       .def("tensor",

@@ -226,6 +226,13 @@ def test_exceptions_keep_the_traceback_and_name_the_layer(tmp_path, method, kind
         net.native.backward()
 
 
+def test_keyboard_interrupt_passes_through():
+    net = net_from_text(INPUT_1 + 'layer { name: "stop" bottom: "x" top: "y" '
+                        + python_layer("Fail", "interrupt forward") + " }\n")
+    with pytest.raises(KeyboardInterrupt):
+        net.native.forward()
+
+
 def test_caffeonspark_errors_keep_their_kind():
     text = ('layer { name: "in" type: "Input" top: "a" top: "b" input_param { shape { dim: 2 } '
             'shape { dim: 3 } } }\nlayer { name: "loss" bottom: "a" bottom: "b" top: "l" '

@@ -103,9 +103,12 @@ class InPlaceAddOne(Layer):
 
 
 class Fail(Layer):
-    """Raises ZeroDivisionError in the method param_str names; reshape copies the shape."""
+    """Raises ZeroDivisionError in the method param_str names (KeyboardInterrupt for
+    "interrupt <method>"); otherwise copies its bottom."""
 
     def _maybe_fail(self, method):
+        if self.param_str == "interrupt " + method:
+            raise KeyboardInterrupt
         if self.param_str == method:
             return 1 / 0
         return None
