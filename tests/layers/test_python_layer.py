@@ -396,3 +396,40 @@ def test_lenet_memory_py_trains_with_a_python_loss_layer(anchors, digits_lmdb, t
     solver.net.close()
     for net in solver.test_nets:
         net.close()
+
+
+def test_two_data_parallel_ranks_train_python_layers(anchors, digits_lmdb, tmp_path, monkeypatch):
+    """`caffeonspark train -world_size 2`: each rank process imports the layers' module from
+    the prototxt's folder, and the learned Python blob is reduced and updated like any."""
+    import shutil
+
+    import caffeonspark
+    from caffeonspark import cli
+
+    shutil.copy(FIXTURES / "cos_pylayers.py", tmp_path / "ranks_pylayers.py")
+    path = lenet_py_solver(anchors, digits_lmdb, tmp_path, loss_layer="SoftmaxLoss")
+    net_path = path.with_name("lenet_memory_train_test_py.prototxt")
+    net = model_io.read_net_prototxt(net_path)
+    loss = next(layer for layer in net.layer if layer.name == "loss")
+    loss.python_param.module = "ranks_pylayers"
+    loss.bottom[0] = "scaled"
+    scale = caffe_pb2.LayerParameter(name="pyscale", type="Python", bottom=["ip2"],
+                                     top=["scaled"])
+    scale.python_param.module, scale.python_param.layer = "ranks_pylayers", "LearnedScale"
+    scale.python_param.param_str = '{"init": 1.0}'
+    index = [layer.name for layer in net.layer].index("loss")
+    layers = list(net.layer)
+    layers.insert(index, scale)
+    del net.layer[:]
+    net.layer.extend(layers)
+    net_path.write_text(text_format.MessageToString(net))
+    solver = model_io.read_solver_prototxt(path)
+    solver.max_iter, solver.test_interval, solver.display = 20, 0, 0
+    solver.snapshot_prefix = str(tmp_path / "snap")
+    path.write_text(text_format.MessageToString(solver))
+    monkeypatch.setenv("PYTHONPATH", str(Path(caffeonspark.__file__).resolve().parents[1]))
+    assert cli.main(["train", "-solver", str(path), "-world_size", "2", "-threads", "1"]) == 0
+    saved = {layer.name: layer for layer in
+             model_io.read_caffemodel(tmp_path / "snap_iter_20.caffemodel").layer}
+    learned = model_io.blob_to_array(saved["pyscale"].blobs[0])
+    assert learned.shape == (1,) and learned[0] != np.float32(1.0) and np.isfinite(learned[0])
