@@ -9,6 +9,7 @@ void BindCore(pybind11::module_& m);
 void BindData(pybind11::module_& m);
 void BindNet(pybind11::module_& m);
 void BindOptions(pybind11::module_& m);
+void BindPythonLayer(pybind11::module_& m);
 void BindSolver(pybind11::module_& m);
 }  // namespace caffeonspark::py_bind
 
@@ -21,6 +22,7 @@ PYBIND11_MODULE(_engine, m) {
   caffeonspark::py_bind::BindCore(m);
   caffeonspark::py_bind::BindData(m);
   caffeonspark::py_bind::BindNet(m);
+  caffeonspark::py_bind::BindPythonLayer(m);  // registers the "Python" layer type
   caffeonspark::py_bind::BindSolver(m);
   caffeonspark::py_bind::BindOptions(m);  // before BindComm: its defaults are these objects
   caffeonspark::py_bind::BindComm(m);

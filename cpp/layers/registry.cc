@@ -1,8 +1,8 @@
 // The one table from Caffe type strings to layer classes. Add one line per type.
 #include "layers/registry.h"
 
-#include <functional>
 #include <map>
+#include <mutex>
 
 #include "layers/accuracy.h"
 #include "layers/argmax.h"
@@ -44,7 +44,7 @@ namespace caffeonspark {
 
 namespace {
 
-using Factory = std::function<std::unique_ptr<Layer>(const LayerSpec&)>;
+using Factory = LayerFactory;
 
 template <typename LayerClass>
 Factory Make() {
@@ -118,13 +118,38 @@ const std::map<std::string, Factory>& Table() {
   return table;
 }
 
+// Types registered at run time (RegisterLayerType), guarded by their own mutex.
+std::mutex& ExternalMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+std::map<std::string, Factory>& External() {
+  static std::map<std::string, Factory> table;
+  return table;
+}
+
 }  // namespace
+
+void RegisterLayerType(const std::string& type, LayerFactory factory) {
+  COS_CHECK(Table().count(type) == 0, InternalError, "layer type '", type,
+            "' is built into the engine and cannot be registered again");
+  std::lock_guard<std::mutex> lock(ExternalMutex());
+  External()[type] = std::move(factory);
+}
 
 std::unique_ptr<Layer> CreateLayer(const LayerSpec& spec) {
   auto it = Table().find(spec.type);
   if (it == Table().end()) {
+    Factory external;
+    {
+      std::lock_guard<std::mutex> lock(ExternalMutex());
+      auto found = External().find(spec.type);
+      if (found != External().end()) external = found->second;
+    }
+    if (external) return external(spec);
     std::string known;
-    for (const auto& [type, factory] : Table()) known += (known.empty() ? "" : ", ") + type;
+    for (const auto& type : LayerTypes()) known += (known.empty() ? "" : ", ") + type;
     throw ConfigError(Msg("layer '", spec.name, "'", spec.where.empty() ? "" : " at ", spec.where,
                           ": unknown layer type '", spec.type, "' (known types: ", known, ")"));
   }
@@ -132,8 +157,14 @@ std::unique_ptr<Layer> CreateLayer(const LayerSpec& spec) {
 }
 
 std::vector<std::string> LayerTypes() {
+  std::map<std::string, bool> types;
+  for (const auto& [type, factory] : Table()) types[type] = true;
+  {
+    std::lock_guard<std::mutex> lock(ExternalMutex());
+    for (const auto& [type, factory] : External()) types[type] = true;
+  }
   std::vector<std::string> out;
-  for (const auto& [type, factory] : Table()) out.push_back(type);
+  for (const auto& [type, flag] : types) out.push_back(type);
   return out;
 }
 

@@ -169,13 +169,19 @@ def _load_infogain_source(
     }
 
 
-def native_layer_spec(layer: caffe_pb2.LayerParameter, where: str) -> dict[str, Any]:
-    """The dict the engine's Net constructor takes for one (filtered, split) layer."""
+def native_layer_spec(
+    layer: caffe_pb2.LayerParameter, where: str, module_dir: str = ""
+) -> dict[str, Any]:
+    """The dict the engine's Net constructor takes for one (filtered, split) layer;
+    `module_dir` is where a Python layer's module is looked for after sys.path."""
     params = netspec.layer_params(layer)
     for message, fields in _PRESENCE_FLAGS.items():
         if message in params:
             for field in fields:
                 params[message][f"{field}_set"] = getattr(layer, message).HasField(field)
+    if layer.type == "Python":  # python_layer.create_layer builds it with its LayerParameter
+        params["python_param"]["layer_proto"] = layer.SerializeToString()
+        params["python_param"]["module_dir"] = module_dir
     params = data_feeders.prepare_data_params(layer, params, where)  # datum_shape, mean_file
     _load_infogain_source(layer, params, where)
     return {
@@ -204,7 +210,8 @@ class Net:
 
     Net(prototxt, phase) / Net(prototxt, weights, phase) as in pycaffe, or keywords:
     Net(prototxt, weights=None, phase=TEST, stages=(), level=None, feed=None). `prototxt` may
-    also be a NetParameter. `feed` (data/feed_options.py; None: FeedOptions()) is how the
+    also be a NetParameter. Python layers' modules are imported from sys.path, then from the
+    prototxt's folder (caffeonspark/python_layer.py). `feed` (data/feed_options.py; None: FeedOptions()) is how the
     queue-fed data layers read: shard, shuffle, resize, decode threads. Blobs, params,
     forward and backward behave like pycaffe's.
     """
@@ -233,7 +240,11 @@ class Net:
         def where_of(name):
             return f"{path}:{lines[name]}" if name in lines else path or ""
 
-        specs = [native_layer_spec(layer, where_of(layer.name)) for layer in self._param.layer]
+        module_dir = os.path.dirname(os.path.abspath(path)) if path else ""
+        specs = [
+            native_layer_spec(layer, where_of(layer.name), module_dir)
+            for layer in self._param.layer
+        ]
         self._native = _engine.Net(self._param.name, specs, bool(self._param.force_backward))
         self._start_data_feeders(specs, feed or FeedOptions())
         self._copy_blobs_from_param()

@@ -1,5 +1,5 @@
 """caffe.Net and the caffe solvers against NumPy: pycaffe's attributes, forward/backward
-with start/end, forward_all batching, weights in and out, sharing, Python layers refused."""
+with start/end, forward_all batching, weights in and out, sharing, a Python layer."""
 
 import numpy as np
 import pytest
@@ -130,15 +130,28 @@ def test_reshape(net_path):
     assert net.blobs["prob"].shape == (2, 3)
 
 
-def test_python_layer_is_refused(tmp_path):
+def test_python_layer_runs_in_a_pycaffe_net(tmp_path):
+    (tmp_path / "py_twice.py").write_text(
+        "from caffeonspark.caffe import Layer\n"
+        "class Twice(Layer):\n"
+        "    def reshape(self, bottom, top):\n"
+        "        top[0].reshape(*bottom[0].data.shape)\n"
+        "    def forward(self, bottom, top):\n"
+        "        top[0].data[...] = 2 * bottom[0].data\n"
+        "    def backward(self, top, propagate_down, bottom):\n"
+        "        bottom[0].diff[...] = 2 * top[0].diff\n")
     path = tmp_path / "py.prototxt"
     path.write_text(
-        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 } } }\n'
+        'force_backward: true\n'
+        'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 3 } } }\n'
         'layer { name: "mine" type: "Python" bottom: "data" top: "out"\n'
-        '  python_param { module: "m" layer: "L" } }\n')
-    with pytest.raises(NotImplementedError, match="mine.*Python layers"):
-        caffe.Net(str(path), caffe.TEST)
-    assert issubclass(type("L", (caffe.Layer,), {}), caffe.Layer)
+        '  python_param { module: "py_twice" layer: "Twice" } }\n')
+    net = caffe.Net(str(path), caffe.TEST)  # the module is found beside the prototxt
+    assert net.layer_dict["mine"].type == "Python" and "Python" in caffe.layer_type_list()
+    out = net.forward(data=np.array([1, -2, 3], np.float32))["out"]
+    np.testing.assert_array_equal(out, [2, -4, 6])
+    diff = net.backward(out=np.ones(3, np.float32))["data"]
+    np.testing.assert_array_equal(diff, [2, 2, 2])
 
 
 SOLVER_NET = """

@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from caffeonspark import engine, hdf5_io, netspec
+from caffeonspark import engine, hdf5_io
 from caffeonspark.caffe import memory_arrays
-from caffeonspark.proto import caffe_pb2
 
 
 class LayerView:
@@ -43,7 +42,6 @@ class Net(engine.Net):
 
     def __init__(self, network: Any, *args: Any, stages: Iterable[str] | None = None,
                  **kwargs: Any) -> None:
-        _refuse_python_layers(network, args, kwargs, stages)
         super().__init__(network, *args, stages=stages or (), **kwargs)
 
     def _build_views(self) -> None:
@@ -219,23 +217,3 @@ class Net(engine.Net):
             start = 1
         self._forward(start, end)
 
-
-def _refuse_python_layers(network: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                          stages: Iterable[str] | None) -> None:
-    """The engine has no "Python" layer type yet: say so before it reports an unknown type."""
-    net_param, _ = engine._as_net_parameter(network)
-    if not any(layer.type == "Python" for layer in net_param.layer):
-        return
-    state = kwargs.get("state")
-    if state is None:
-        _, phase = engine._positional_weights_phase(args, kwargs.get("weights"),
-                                                    kwargs.get("phase"))
-        state = netspec.net_state_for(net_param, caffe_pb2.TEST if phase is None else phase,
-                                      stages or (), kwargs.get("level"))
-    for layer in netspec.filter_net(net_param, state).layer:
-        if layer.type == "Python":
-            raise NotImplementedError(
-                f"layer '{layer.name}' has type \"Python\": the engine does not run Python "
-                "layers yet (caffe.Layer is the base class they will use; the layer type "
-                "itself is missing from cpp/layers/registry.cc)"
-            )
