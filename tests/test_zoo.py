@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy_net import numpy_forward
 
 from caffeonspark import engine, model_io, zoo
 from caffeonspark.proto import caffe_pb2
-from numpy_net import numpy_forward
 
 FORWARD_RTOL = 1e-4  # relative to max |reference| of each compared blob
 
