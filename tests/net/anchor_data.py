@@ -145,12 +145,13 @@ def redirect_layers(net: caffe_pb2.NetParameter, name: str, tmp_path: Path) -> N
                 "mean", lambda s=mean_shape: make_mean(tmp_path / "mean.binaryproto", s))
 
 
-def declared_phases(net: caffe_pb2.NetParameter) -> list[int]:
-    """The phases a net's include/exclude rules name; a net without any is a deploy net,
-    built in TEST."""
-    phases = set()
+def declared_states(net: caffe_pb2.NetParameter) -> list[tuple[int, tuple[str, ...]]]:
+    """The (phase, stages) pairs a net's include/exclude rules name (mnist_autoencoder's
+    TEST data layers, for instance, need a stage); a net without any is a deploy net, built
+    in TEST."""
+    states = set()
     for layer in net.layer:
         for rule in list(layer.include) + list(layer.exclude):
             if rule.HasField("phase"):
-                phases.add(rule.phase)
-    return sorted(phases) or [caffe_pb2.TEST]
+                states.add((rule.phase, tuple(rule.stage) if rule in layer.include else ()))
+    return sorted(states) or [(caffe_pb2.TEST, ())]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from anchor_data import declared_phases, redirect_layers, redirected_net
+from anchor_data import declared_states, redirect_layers, redirected_net
 
 from caffeonspark import engine, model_io
 from caffeonspark._native import _engine
@@ -84,9 +84,9 @@ def test_anchor_net_runs_forward_and_backward_in_each_declared_phase(
     proto.force_backward = True
     is_deploy = not any(layer.type in ("Data", "ImageData", "HDF5Data", "WindowData",
                                        "DummyData") for layer in proto.layer)
-    for phase in declared_phases(proto):
+    for phase, stages in declared_states(proto):
         engine.set_random_seed(1)
-        net = engine.Net(proto, phase=phase)
+        net = engine.Net(proto, phase=phase, stages=stages)
         try:
             if is_deploy:
                 _first_input_to_batch(net, 1)
