@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from caffe_ref import check_probe
 from layer_check import check_layer
 
 rng = np.random.default_rng(3)
@@ -57,3 +58,9 @@ def test_contrastive_loss_shape_mismatch_is_a_shape_error():
             {"a": np.zeros((2, 3), np.float32), "b": np.zeros((2, 4), np.float32),
              "y": np.zeros(2, np.float32)},
         )
+
+
+@pytest.mark.parametrize("name", ['euclidean', 'contrastive'])
+def test_matches_real_caffe_probe(name):
+    """Tops, bottom diffs and parameter diffs equal real Caffe's (shared/anchors/caffe-ref)."""
+    check_probe(name)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from caffe_ref import check_probe
 from layer_check import check_layer
 
 
@@ -43,3 +44,9 @@ def test_inner_product_shape_mismatch_names_layer():
     net.blobs["x"].reshape(2, 4)
     with pytest.raises(ShapeError, match="probe"):
         net.reshape()
+
+
+@pytest.mark.parametrize("name", ['ip_transpose_axis2'])
+def test_matches_real_caffe_probe(name):
+    """Tops, bottom diffs and parameter diffs equal real Caffe's (shared/anchors/caffe-ref)."""
+    check_probe(name)

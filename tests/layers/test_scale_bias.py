@@ -6,6 +6,7 @@ accumulation into the param diffs, and shape errors."""
 
 import numpy as np
 import pytest
+from caffe_ref import check_probe
 from layer_check import build_probe, check_layer
 
 from caffeonspark.errors import ShapeError
@@ -250,3 +251,9 @@ def test_shape_errors(text, inputs):
     arrays = {k: np.zeros(v, np.float32) for k, v in inputs.items()}
     with pytest.raises(ShapeError, match="probe"):
         build_probe(text, arrays)
+
+
+@pytest.mark.parametrize("name", ['scale_bias'])
+def test_matches_real_caffe_probe(name):
+    """Tops, bottom diffs and parameter diffs equal real Caffe's (shared/anchors/caffe-ref)."""
+    check_probe(name)
