@@ -5,13 +5,17 @@ sees HDF5:
 - `<prefix>_iter_N.caffemodel.h5`: group `data/<layer name>/<blob index>` (float32
   datasets with the blob's shape), and `diff/...` likewise when diffs were written;
   <-> a NetParameter of layer names and blobs.
-- `<prefix>_iter_N.solverstate.h5`: datasets `iter`, `learned_net`, `current_step` and a
-  group `history/<index>`; <-> a SolverState.
-Writers use a temporary name in the same folder, then fsync and rename (atomic_file.py).
+- `<prefix>_iter_N.solverstate.h5`: datasets `iter` and `current_step` (int32, shape (1,)),
+  `learned_net` (a scalar fixed-length string) and a group `history/<index>`; <-> a
+  SolverState. This is Caffe's own layout, so either program restores the other's files;
+  a one-value dataset is read whatever its shape (older project files hold scalars).
+Writers use a temporary name in the same folder, then fsync and rename (atomic_file.py);
+the file gets mode 0o666 less the umask, as binary snapshots do (atomic_write).
 Readers treat the file as untrusted (links, external storage and declared sizes are
 checked first: hdf5_safe.py).
-Tests: tests/solver/test_solver.py (snapshot, resume), tests/net/test_anchor_nets.py (the
-CIFAR-10 full solvers ask for HDF5) and tests/hostile/test_model_files.py.
+Tests: tests/test_hdf5_io.py, tests/solver/test_solver.py (snapshot, resume, Caffe's files),
+tests/net/test_anchor_nets.py (the CIFAR-10 full solvers ask for HDF5) and
+tests/hostile/test_model_files.py.
 """
 
 from __future__ import annotations
@@ -125,10 +129,13 @@ def _check_blob_shape(blob: Any, want: tuple[int, ...], layer: str, index: int,
 
 
 def write_solverstate_h5(path: PathLike, state: caffe_pb2.SolverState) -> None:
+    """Caffe's layout (docs/CAFFE.md §5.1): `iter` and `current_step` int32 of shape (1,),
+    `learned_net` a scalar fixed-length string, `history/<index>` float32 blobs."""
+
     def fill(out: Any) -> None:
-        out.create_dataset("iter", data=np.int32(state.iter))
-        out.create_dataset("learned_net", data=state.learned_net.encode("utf-8"))
-        out.create_dataset("current_step", data=np.int32(state.current_step))
+        out.create_dataset("iter", data=np.array([state.iter], dtype=np.int32))
+        _fixed_string(out, "learned_net", state.learned_net)
+        out.create_dataset("current_step", data=np.array([state.current_step], dtype=np.int32))
         history = out.create_group("history")
         for index, blob in enumerate(state.history):
             history.create_dataset(str(index), data=model_io.blob_to_array(blob))
@@ -164,6 +171,23 @@ def read_solverstate_h5(
                 )
             state.history.append(model_io.array_to_blob(hdf5_safe.read_floats(blob, target)))
     return state
+
+
+def _fixed_string(group: Any, name: str, value: str) -> None:
+    """A scalar string dataset of fixed length (the bytes and a terminating NUL, ASCII or
+    UTF-8), as Caffe writes and reads `learned_net`: Caffe sizes its buffer from the type,
+    so a variable-length string (what h5py makes of a Python str) cannot be read by it."""
+    h5py = _h5py()
+    raw = value.encode("utf-8")
+    string_type = h5py.h5t.C_S1.copy()
+    string_type.set_size(len(raw) + 1)
+    string_type.set_strpad(h5py.h5t.STR_NULLTERM)
+    if not raw.isascii():
+        string_type.set_cset(h5py.h5t.CSET_UTF8)
+    space = h5py.h5s.create(h5py.h5s.SCALAR)
+    dataset = h5py.h5d.create(group.id, name.encode("ascii"), string_type, space)
+    dataset.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array(raw + b"\0", dtype=f"S{len(raw) + 1}"),
+                  mtype=string_type)
 
 
 def _int32(data: Any, path: str) -> int:

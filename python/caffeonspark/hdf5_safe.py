@@ -116,7 +116,8 @@ def read_floats(data: Any, path: str) -> np.ndarray:
 
 
 def read_int(data: Any, path: str) -> int:
-    """A scalar integer dataset (Caffe's hdf5_save_int)."""
+    """A one-integer dataset, whatever its shape: Caffe writes shape (1,) (docs/CAFFE.md
+    §5.1), older project files a scalar."""
     if data.dtype.kind not in "iu" or declared_count(data) != 1:
         raise FormatError(f"{path}: {data.name} is not one integer ({data.dtype}, "
                           f"shape {data.shape})")
@@ -124,7 +125,7 @@ def read_int(data: Any, path: str) -> int:
 
 
 def read_string(data: Any, path: str) -> str:
-    """A scalar string dataset (Caffe's hdf5_save_string)."""
+    """A one-string dataset, fixed-length (Caffe's) or variable-length."""
     if data.dtype.kind not in "SO" or declared_count(data) != 1:
         raise FormatError(f"{path}: {data.name} is not one string ({data.dtype}, "
                           f"shape {data.shape})")

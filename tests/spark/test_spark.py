@@ -2,6 +2,8 @@
 trained with -clusterSize 1 from an LMDB source read by 2 Spark tasks (repartitioned to one
 rank), then test() and features() checked against the engine run directly on the same model
 and rows (every row once, the partial last batch included); features join back on id;
+CaffeOnSpark's `-features accuracy,ip1 -label label` (each row repeats its batch's accuracy,
+one warning);
 JSON / Parquet outputs load back with Spark; the UDF helpers; an ImageDataFrame (Parquet)
 source with trainWithValidation and an in-memory DataFrame; the command line on the running
 session; the fast failures: too few barrier slots, the missing allreduce, an unreadable
@@ -20,7 +22,7 @@ import numpy as np
 import pytest
 from spark_util import PYTHON_DIR, REPO_DIR, write_lenet
 
-from caffeonspark import cli, engine, errors
+from caffeonspark import cli, engine, errors, model_io
 from caffeonspark.data.convert_mnist import prepare_mnist_lmdb
 from caffeonspark.data.parquet_io import lmdb_to_parquet
 from caffeonspark.data.sources import LmdbSource
@@ -70,8 +72,9 @@ def caplog_module():
     logger.setLevel(old)
 
 
-def engine_reference(conf: Config, model: str, test_lmdb) -> tuple[dict, np.ndarray, np.ndarray]:
-    """The TEST net run by the engine on all test rows in one batch: outputs, ip2, labels."""
+def engine_reference(conf: Config, model: str, test_lmdb,
+                     blob: str = "ip2") -> tuple[dict, np.ndarray, np.ndarray]:
+    """The TEST net run by the engine on all test rows in one batch: outputs, `blob`, labels."""
     net_param = conf.phase_net(caffe_pb2.TEST)
     layer = next(layer for layer in net_param.layer if layer.type == "MemoryData")
     layer.ClearField("source_class")
@@ -82,9 +85,9 @@ def engine_reference(conf: Config, model: str, test_lmdb) -> tuple[dict, np.ndar
     with LmdbSource(test_lmdb, chunk_size=N_TEST) as source:
         (chunk,) = list(source.epoch(0))
     net.memory_data_feeder(layer.name).push(chunk.data, chunk.labels)
-    outputs = net.forward(blobs=["ip2"])
+    outputs = net.forward(blobs=[blob])
     net.close()
-    return outputs, outputs["ip2"], chunk.labels
+    return outputs, outputs[blob], chunk.labels
 
 
 def test_train_writes_the_model_from_rank_zero(trained, caplog_module):
@@ -167,15 +170,83 @@ def test_udf_helpers(trained):
         assert row.first == pytest.approx(row.ip2[0])
 
 
-def test_features_refuses_a_batch_output(trained):
-    # CaffeOnSpark's first example asks for `-features accuracy,loss`: one value per batch,
-    # which no row owns; the task says so instead of failing on a reshape.
+def test_original_features_command_repeats_batch_outputs_on_every_row(
+        trained, digits, spark, tmp_path, caplog):
+    # CaffeOnSpark's documented `-features accuracy,ip1 -label label`: accuracy is one value
+    # per batch, so (CaffeOnSpark's rule) every row of a batch carries that batch's accuracy.
+    root, _, _, _ = trained
+    model = root / "lenet.caffemodel"
+    out = tmp_path / "features"
+    conf = Config(["-features", "accuracy,ip1", "-label", "label", "-conf",
+                   str(root / "solver.prototxt"), "-model", str(model), "-output", str(out),
+                   "-lmdb_partitions", "1"])
+    caplog.set_level(logging.INFO, logger="caffeonspark")
+    run(conf, spark)
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and "accuracy" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "'accuracy' holds fewer values than a batch" in warnings[0]
+    assert "-test" in warnings[0] and "batch size of 1" in warnings[0]
+    rows = sorted(spark.read.json(str(out)).collect(), key=lambda r: r.SampleID)
+    assert [r.SampleID for r in rows] == [f"{i:08d}" for i in range(N_TEST)]
+    # ip1 is per sample: the engine's ip1 of each row, run on all rows in one batch.
+    _, ip1, labels = engine_reference(conf, str(model), digits.test, blob="ip1")
+    got = np.array([r.ip1 for r in rows], dtype=np.float32)
+    assert got.shape == (N_TEST, 500)
+    np.testing.assert_allclose(got, ip1, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal([r.label for r in rows], labels)
+    # accuracy: one partition of 250 rows runs as batches of 100, 100 and 50 (TEST
+    # batch_size 100, the partial last batch on its own); each row holds its batch's
+    # accuracy, recomputed here from the same output's ip1 (after ReLU, in place) through
+    # the model's ip2 weights and the labels.
+    ip2 = {layer.name: layer for layer in model_io.read_caffemodel(model).layer}["ip2"]
+    weight, bias = (model_io.blob_to_array(b).astype(np.float64) for b in ip2.blobs)
+    scores = got.astype(np.float64) @ weight.reshape(10, 500).T + bias
+    correct = scores.argmax(axis=1) == np.array([r.label for r in rows])
+    for start, stop in ((0, 100), (100, 200), (200, 250)):
+        values = {tuple(r.accuracy) for r in rows[start:stop]}
+        assert len(values) == 1, values
+        (value,) = values
+        assert len(value) == 1
+        assert value[0] == pytest.approx(correct[start:stop].mean(), abs=1e-6)
+
+
+def test_batch_outputs_at_batch_size_100_and_1(trained):
+    # At batch size 1 a 0-d accuracy is that sample's own value: repeated, but no warning.
+    import dataclasses
+
+    from caffeonspark.spark.infer_task import batch_outputs
+
     root, _, cos, _ = trained
-    conf = Config(["-features", "accuracy,loss", "-label", "label", "-conf",
-                   str(root / "solver.prototxt"), "-model", str(root / "lenet.caffemodel"),
-                   "-output", str(root / "never")])
-    with pytest.raises(Exception, match=r"-features: blob 'accuracy' has shape \(\), not one"):
-        cos.features(DataSource.getSource(conf, False)).collect()
+    conf = Config(["-features", "accuracy,loss,ip1", "-conf", str(root / "solver.prototxt"),
+                   "-model", str(root / "lenet.caffemodel"), "-output", str(root / "never")])
+    plan = cos._infer_plan(DataSource.getSource(conf, False), conf.features, None, "id")
+    assert batch_outputs(plan) == (("accuracy", "loss"), {"accuracy": (), "loss": ()})
+    net = caffe_pb2.NetParameter.FromString(plan.net)
+    net.layer[plan.data_layer].memory_data_param.batch_size = 1
+    one = dataclasses.replace(plan, net=net.SerializeToString())
+    assert batch_outputs(one) == (("accuracy", "loss"), {})
+
+
+def test_features_refuses_a_blob_no_row_owns(trained, monkeypatch):
+    # A blob with as many values as samples or more, whose first axis is not the batch,
+    # is neither per sample nor a batch output.
+    from caffeonspark.spark import infer_task
+
+    root, _, cos, _ = trained
+    conf = Config(["-features", "ip1", "-conf", str(root / "solver.prototxt"), "-model",
+                   str(root / "lenet.caffemodel"), "-output", str(root / "never")])
+
+    def transposed(plan, batch_size):
+        net = build(plan, batch_size)
+        net.blobs["ip1"].reshape(500, batch_size)
+        return net
+
+    build = infer_task._build_net
+    monkeypatch.setattr(infer_task, "_build_net", transposed)
+    with pytest.raises(errors.ConfigError,
+                       match=r"-features: blob 'ip1' has shape \(500, 100\): its first axis"):
+        cos.features(DataSource.getSource(conf, False))
 
 
 def test_image_dataframe_source_train_with_validation(spark, digits, anchors, tmp_path):
@@ -273,11 +344,15 @@ def test_command_line_trains_then_extracts_features(spark, digits, anchors, tmp_
         tmp_path, anchors, "memory", f"file:{digits.train}", f"file:{digits.test}", max_iter=10
     )
     out = tmp_path / "features"
-    status = cli.main(["-train", "-features", "ip1", "-conf", str(solver), "-model",
-                       f"file:{tmp_path}/cli.model", "-clusterSize", "1", "-output", str(out)])
+    # CaffeOnSpark's documented command line, unchanged: accuracy repeats on each row.
+    status = cli.main(["-train", "-features", "accuracy,ip1", "-label", "label", "-conf",
+                       str(solver), "-model", f"file:{tmp_path}/cli.model", "-clusterSize", "1",
+                       "-output", str(out)])
     assert status == 0
     back = spark.read.json(str(out))
-    assert back.count() == N_TEST and len(back.first().ip1) == 500
+    first = back.first()
+    assert back.count() == N_TEST and len(first.ip1) == 500 and len(first.accuracy) == 1
+    assert set(back.columns) == {"SampleID", "label", "accuracy", "ip1"}
 
 
 def test_python_m_driver_checks_flags_before_spark(tmp_path):

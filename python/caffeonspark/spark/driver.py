@@ -31,9 +31,11 @@ returns one row per test interval: `iter` and each test output as array<double>.
 `test()` returns {output: means over every sample} (a dict with `.dataframe`: one row, one
 array<double> column per output); `features()` a DataFrame with one row per input row:
 `SampleID` (the input's `id` column, so the result joins on it), the -label blob as a double
-when -label is given, and each -features blob as array<float>. The UDF helpers
-`floatarray2doubleUDF` (first element as double) and `floatarray2doublevectorUDF` (an MLlib
-DenseVector) are native Spark expressions, called like UDFs on a column or its name.
+when -label is given, and each -features blob as array<float> (a batch output such as
+accuracy: CaffeOnSpark's rule, the whole blob on every row of its batch, with one
+warning). The UDF helpers `floatarray2doubleUDF` (first element as double) and
+`floatarray2doublevectorUDF` (an MLlib DenseVector) are native Spark expressions, called
+like UDFs on a column or its name.
 
 Command line, under spark-submit or on an embedded local[clusterSize] Spark:
     spark-submit .../caffeonspark/spark/driver.py -train -conf S -model file:/tmp/m ...
@@ -63,7 +65,7 @@ from caffeonspark.proto import caffe_pb2
 from caffeonspark.spark import fault, jvm_cds, placement, storage
 from caffeonspark.spark.config import DATA_LAYER_TYPES, Config
 from caffeonspark.spark.console import DriverConsole
-from caffeonspark.spark.infer_task import TEST_OUTPUT, InferPlan, InferTask
+from caffeonspark.spark.infer_task import TEST_OUTPUT, InferPlan, InferTask, batch_outputs
 from caffeonspark.spark.java_check import require_java
 from caffeonspark.spark.source import DataSource
 from caffeonspark.spark.train_task import SUMMARY_FIELDS, TRAIN_OUTPUT, TrainPlan, TrainTask
@@ -324,7 +326,9 @@ class CaffeOnSpark:
 
     def features(self, source: DataSource) -> Any:
         """DataFrame: SampleID, the -label blob (double) if asked, each -features blob as
-        array<float>; one row per input row, joinable on the input's id."""
+        array<float>; one row per input row, joinable on the input's id. A blob holding fewer
+        values than a batch has samples (accuracy, loss) is repeated whole on each row of its
+        batch, with one warning naming it (infer_task.batch_outputs)."""
         from pyspark.sql import functions as F
         from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField, StructType
 
@@ -342,6 +346,18 @@ class CaffeOnSpark:
             fields.append(StructField(conf.label, DoubleType()))
         fields += [StructField(name, ArrayType(FloatType())) for name in conf.features]
         plan = self._infer_plan(source, conf.features, conf.label, "id")
+        repeated, fewer = batch_outputs(plan)
+        if fewer:
+            log.warning(
+                "-features: %s hold%s fewer values than a batch has samples (%s): each row "
+                "repeats the whole blob, computed over its batch, as CaffeOnSpark does; use "
+                "-test for batch outputs such as accuracy and loss, or a batch size of 1 for "
+                "per-sample values",
+                ", ".join(f"'{name}'" for name in fewer), "s" if len(fewer) == 1 else "",
+                ", ".join(f"'{name}' shape {shape}" for name, shape in fewer.items()),
+            )
+        if repeated:
+            plan = dataclasses.replace(plan, repeated=repeated)
         return df.mapInArrow(InferTask(plan), StructType(fields))
 
     def test(self, source: DataSource) -> TestMetrics:

@@ -17,8 +17,12 @@ row is used once and nothing is padded.
 
 - features: one output row per input row, in input order: `SampleID` (the input's id
   column), the -label blob's value (double) when asked, and each requested blob flattened
-  per sample as array<float>. A blob without one entry per sample (a loss, an accuracy) is
-  a ConfigError naming it: such outputs belong to test.
+  per sample as array<float>. CaffeOnSpark's rule for a blob holding fewer values than the
+  batch has samples (an accuracy, a loss: `-features accuracy,ip1` is its documented
+  example): every row of the batch gets the whole blob, computed over that batch. The
+  driver finds such blobs once on the TEST net at the data layer's batch size
+  (batch_outputs) and warns once; any other blob whose first axis is not the batch is a
+  ConfigError naming it.
 - test: per task and per net output, the sum over samples and the sample count: an output
   whose first axis is the batch is summed per sample; any other (a loss, an accuracy) is
   weighted by the batch's rows. The driver divides: each output's mean over all samples.
@@ -40,7 +44,7 @@ from caffeonspark.spark import storage
 from caffeonspark.spark.source import ReaderOptions
 from caffeonspark.spark.train_task import local_dir, setup_executor
 
-__all__ = ["InferPlan", "InferTask", "TEST_OUTPUT"]
+__all__ = ["InferPlan", "InferTask", "TEST_OUTPUT", "batch_outputs"]
 
 TEST_OUTPUT = "name string, sums array<double>, samples long"
 
@@ -54,24 +58,68 @@ class InferPlan:
     features: tuple[str, ...] = ()  # empty: test mode
     label: str | None = None
     id_column: str | None = None
+    repeated: tuple[str, ...] = ()  # features holding fewer values than a batch (batch_outputs)
+
+
+def _data_layer_batch(plan: InferPlan) -> int:
+    layer = caffe_pb2.NetParameter.FromString(plan.net).layer[plan.data_layer]
+    return int(layer.cos_data_param.batch_size if layer.type == "CoSData"
+               else layer.memory_data_param.batch_size)
+
+
+def _build_net(plan: InferPlan, batch_size: int) -> Any:
+    """The TEST net of the plan with its data layer at `batch_size` (weights as filled)."""
+    from caffeonspark import engine
+    from caffeonspark.data.feed_options import FeedOptions
+
+    param = caffe_pb2.NetParameter.FromString(plan.net)
+    layer = param.layer[plan.data_layer]
+    if layer.type == "CoSData":
+        layer.cos_data_param.batch_size = batch_size
+    else:
+        layer.memory_data_param.batch_size = batch_size
+    return engine.Net(param, phase=engine.TEST, feed=FeedOptions(resize=plan.reader.resizes))
+
+
+def batch_outputs(plan: InferPlan) -> tuple[tuple[str, ...], dict[str, tuple[int, ...]]]:
+    """(the -features blobs each row repeats whole, those of them holding fewer values than a
+    batch has samples with their shapes). Shapes are read on the TEST net built once at the
+    data layer's batch size (its weights filled, not loaded; activations never computed).
+    CaffeOnSpark splits each blob into batch-size parts and gives a blob of fewer values
+    than samples whole to every row: an accuracy or a loss; a 0-d blob at batch size 1 is
+    the same single value either way. A blob with at least as many values as samples but
+    a first axis other than the batch has no per-sample reading: a ConfigError naming it."""
+    batch = _data_layer_batch(plan)
+    net = _build_net(plan, batch)
+    try:
+        shapes = {name: tuple(net.blobs[name].shape) for name in plan.features}
+    finally:
+        net.close()
+    repeated: list[str] = []
+    fewer: dict[str, tuple[int, ...]] = {}
+    for name, shape in shapes.items():
+        if shape and shape[0] == batch:
+            continue
+        count = int(np.prod(shape, dtype=np.int64))
+        if count < batch or not shape:
+            repeated.append(name)
+            if count < batch:
+                fewer[name] = shape
+            continue
+        raise ConfigError(
+            f"-features: blob '{name}' has shape {shape}: its first axis is not the batch "
+            f"of {batch} and it holds more values than the batch has samples, so no row "
+            "owns a part of it; extract per-sample blobs (ip1, ip2, ...)"
+        )
+    return tuple(repeated), fewer
 
 
 class _Engine:
     """The TEST net at one batch size (weights from -model, or shared with another)."""
 
     def __init__(self, plan: InferPlan, batch_size: int, weights_from: Any = None) -> None:
-        from caffeonspark import engine
-        from caffeonspark.data.feed_options import FeedOptions
-
-        param = caffe_pb2.NetParameter.FromString(plan.net)
-        layer = param.layer[plan.data_layer]
-        if layer.type == "CoSData":
-            layer.cos_data_param.batch_size = batch_size
-        else:
-            layer.memory_data_param.batch_size = batch_size
-        self.net = engine.Net(
-            param, phase=engine.TEST, feed=FeedOptions(resize=plan.reader.resizes)
-        )
+        layer = caffe_pb2.NetParameter.FromString(plan.net).layer[plan.data_layer]
+        self.net = _build_net(plan, batch_size)
         if weights_from is None:
             with storage.fetched(plan.model_path, "model", local_dir()) as model:
                 self.net.copy_from(model)
@@ -188,14 +236,16 @@ class InferTask:
             names.append(self.plan.label)
         for name in self.plan.features:
             data = blobs[name].data
-            if data.ndim == 0 or data.shape[0] != rows:
-                # A loss or an accuracy is one value per batch: no row owns it.
+            if name in self.plan.repeated:
+                # A batch output (an accuracy, a loss): each row gets all of it.
+                flat = np.broadcast_to(data.reshape(1, -1).astype(np.float32), (rows, data.size))
+            elif data.ndim == 0 or data.shape[0] != rows:
                 raise ConfigError(
                     f"-features: blob '{name}' has shape {tuple(data.shape)}, not one entry "
-                    f"per sample of the batch of {rows}; extract per-sample blobs (ip1, ip2, "
-                    "...) and use -test for batch outputs such as accuracy and loss"
+                    f"per sample of the batch of {rows}"
                 )
-            flat = np.ascontiguousarray(data.reshape(rows, -1), dtype=np.float32)
+            else:
+                flat = np.ascontiguousarray(data.reshape(rows, -1), dtype=np.float32)
             offsets = pa.array(np.arange(rows + 1, dtype=np.int32) * flat.shape[1])
             columns.append(pa.ListArray.from_arrays(offsets, pa.array(flat.reshape(-1))))
             names.append(name)
