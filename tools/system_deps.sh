@@ -2,7 +2,8 @@
 # The system packages the test suite needs besides what pip installs: Graphviz's `dot`
 # (caffeonspark draw, Debian's graphviz) and OpenSSL's libcrypto.so.3 (the encrypted ring,
 # Debian's libssl3), and iproute2's `ip` and `tc` (tests/cluster: the test hosts are network
-# namespaces, their links shaped with tc). Installs the missing ones with apt-get when run as root, else names them.
+# namespaces, their links shaped with tc). Installs the missing ones with apt-get when run as
+# root, else names them.
 set -euo pipefail
 missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
