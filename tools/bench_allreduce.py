@@ -25,6 +25,12 @@ previous (`link ring n`): the same sockets pattern as the ring allreduce without
 arithmetic, the ceiling for busbw on a machine where every rank's sends and receives share
 the same cores. torch is a benchmark peer only, never a dependency.
 
+Shaped links (root; tests/cluster/netns_hosts.py): one rank per network namespace, every
+rank's link shaped with tc to each rate (Gbit/s), after a row for the unshaped veths:
+
+    python tools/bench_allreduce.py --shaped 1 10 25 [--delay-us 50] [--ranks 2 3]
+                                    [--sizes-mb 1 16 64 256]
+
     python tools/bench_allreduce.py --overlap [--ranks 2] [--iterations 30]
 
 Overlap: LeNet (batch 64) and CIFAR-10 quick (batch 100) trained data-parallel by 2 rank
@@ -92,7 +98,18 @@ def run_interleaved(
     barrier), so a burst of load from elsewhere hits both alike."""
     backends = {}
     closers = []
-    if "ours" in args.backends:
+    if "ours" in args.backends and os.environ.get("BENCH_RING"):
+        # --shaped: each rank in its own network namespace, at an address known in advance
+        from caffeonspark.distributed.comm import Communicator, listen
+
+        secret = bytes.fromhex(os.environ["BENCH_SECRET"])
+        addresses = os.environ["BENCH_RING"].split(",")
+        host, port = addresses[rank].rsplit(":", 1)
+        comm = Communicator(listen(host, int(port)), rank, addresses, secret, "bench",
+                            comm_options(args))
+        backends["ours"] = (comm.allreduce, comm.barrier)
+        closers.append(comm.close)
+    elif "ours" in args.backends:
         from caffeonspark.distributed.comm import connect
         from caffeonspark.distributed.rendezvous import LocalRendezvous
 
@@ -306,7 +323,9 @@ def worker_main(args: argparse.Namespace) -> None:
 # ---- the driver --------------------------------------------------------------------------
 
 
-def spawn(kind: str, world: int, args: argparse.Namespace, env: dict) -> list[list[dict]]:
+def spawn(kind: str, world: int, args: argparse.Namespace, env: dict,
+          wrap=lambda rank, command: command) -> list[list[dict]]:
+    """Run `world` rank processes (`wrap(rank, argv)`: e.g. inside a network namespace)."""
     procs = []
     for rank in range(world):
         options = {
@@ -329,7 +348,8 @@ def spawn(kind: str, world: int, args: argparse.Namespace, env: dict) -> list[li
         for flag, value in options.items():
             if value is not None:  # None: the engine's default, left to the rank
                 command += [flag, str(value)] if value != "" else [flag]
-        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True))
+        procs.append(subprocess.Popen(wrap(rank, command), env=env, stdout=subprocess.PIPE,
+                                      text=True))
     outputs = []
     for proc in procs:
         out, _ = proc.communicate()
@@ -367,6 +387,10 @@ def measure_allreduce(world: int, args: argparse.Namespace) -> list[dict]:
     finally:
         server.close()
         sealed.close()
+    return aggregate(outputs)
+
+
+def aggregate(outputs: list[list[dict]]) -> list[dict]:
     results = []
     for index, row in enumerate(outputs[0]):
         entry = {"size": row["size"], "count": row["count"]}
@@ -470,6 +494,46 @@ def measure_overlap(args: argparse.Namespace) -> None:
             )
 
 
+def measure_shaped(args: argparse.Namespace) -> None:
+    """Our ring across network namespaces (tests/cluster/netns_hosts.py), each rank's eth0
+    shaped to each rate of --shaped (Gbit/s; tbf, plus netem's --delay-us where the kernel
+    has netem), after the unshaped veths: busbw as a share of the shaped rate."""
+    sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+    from netns_hosts import Hosts, unavailable
+
+    why = unavailable()
+    if why:
+        raise SystemExit(f"--shaped: {why}")
+    print(f"# {os.cpu_count()} cores; our ring only, one rank per namespace over veths and a "
+          f"bridge; busbw = algbw*2(n-1)/n; load average at start: {load_average()}")
+    print("| ranks | link | delay us | size | ms | busbw GB/s | busbw Gbit/s | of the rate "
+          "| #wrong |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for world in args.ranks:
+        with Hosts([f"r{i}" for i in range(world)]) as hosts:
+            for rate in [0.0, *args.shaped]:
+                delay = 0.0
+                for name in hosts.names:
+                    delay = hosts.shape(name, rate, args.delay_us) if rate else 0.0
+                    if not rate:
+                        hosts.unshape(name)
+                env = base_env()
+                env.update(BENCH_SECRET=os.urandom(16).hex(), BENCH_RING=",".join(
+                    f"{hosts.address(n)}:29400" for n in hosts.names))
+                run = argparse.Namespace(**vars(args))
+                run.backends = ["ours"]
+                rows = aggregate(spawn("interleaved", world, run, env,
+                                       lambda r, cmd: hosts.command(f"r{r}", cmd)))
+                for mb, row in zip(args.sizes_mb, rows, strict=True):
+                    ours = row["ours"]
+                    busbw = row["size"] / ours["seconds"] * 2 * (world - 1) / world
+                    share = f"{busbw * 8 / 1e9 / rate:.2f}" if rate else "-"
+                    print(f"| {world} | {f'{rate:g} Gbit/s' if rate else 'veth'} | {delay:g} | "
+                          f"{mb:g} MB | {ours['seconds'] * 1e3:.2f} | {busbw / 1e9:.3f} | "
+                          f"{busbw * 8 / 1e9:.2f} | {share} | {ours['wrong']} |", flush=True)
+    print(f"\n# load average at end: {load_average()}")
+
+
 def load_average() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
@@ -492,6 +556,8 @@ def main() -> None:
     parser.add_argument("--net", default="lenet")
     parser.add_argument("--first-bucket", type=int, default=1 << 20)
     parser.add_argument("--bucket", type=int, default=25 << 20)
+    parser.add_argument("--shaped", type=float, nargs="+", default=None)
+    parser.add_argument("--delay-us", type=float, default=50.0)
     parser.add_argument("--worker", default="")
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--world", type=int, default=1)
@@ -503,6 +569,9 @@ def main() -> None:
         return
     if args.overlap:
         measure_overlap(args)
+        return
+    if args.shaped:
+        measure_shaped(args)
         return
 
     cores = os.cpu_count()
