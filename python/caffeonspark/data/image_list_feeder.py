@@ -31,7 +31,7 @@ import numpy as np
 
 from caffeonspark.data.feeder_thread import FeederThread
 from caffeonspark.data.image_codec import DecodePool, decode_image, resize_image
-from caffeonspark.data.native_queue import close_with_error
+from caffeonspark.data.native_queue import push_until_closed
 from caffeonspark.errors import ConfigError, FormatError, IoError
 
 __all__ = ["ImageLine", "read_image_list", "ImageListReader", "ImageListFeeder"]
@@ -195,11 +195,7 @@ class ImageListFeeder(FeederThread):
 
     def run(self) -> None:
         try:
-            for data, labels in self.batches():
-                if not self.queue.push(data, labels):
-                    return
-        except BaseException as err:  # surfaces in Forward, on the solver's thread
-            close_with_error(self.queue, err, self.reader.owner)
+            push_until_closed(self.queue, self.batches(), self.reader.owner)
         finally:
             self.pool.close()
 

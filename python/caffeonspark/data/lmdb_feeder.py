@@ -47,7 +47,7 @@ from caffeonspark.data.datums import (
 )
 from caffeonspark.data.feeder_thread import FeederThread
 from caffeonspark.data.image_codec import DecodePool
-from caffeonspark.data.native_queue import close_with_error
+from caffeonspark.data.native_queue import push_until_closed
 from caffeonspark.errors import FormatError, IoError
 
 __all__ = ["open_lmdb", "first_datum", "first_datum_shape", "record_image", "LmdbFeeder"]
@@ -210,11 +210,7 @@ class LmdbFeeder(FeederThread):
     def run(self) -> None:
         """Push batches until the queue closes; a failure closes it with the error."""
         try:
-            for data, labels in self.batches():
-                if not self.queue.push(data, labels):
-                    return
-        except BaseException as err:  # surfaces in Forward, on the solver's thread
-            close_with_error(self.queue, err, self.owner)
+            push_until_closed(self.queue, self.batches(), self.owner)
         finally:
             self.pool.close()
 

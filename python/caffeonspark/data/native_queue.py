@@ -19,7 +19,7 @@ Tests: tests/data/test_batch_queue.py, tests/layers/test_memory_data.py.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,17 @@ def close_with_error(queue: Any, error: BaseException | str | None, owner: str =
         queue.close(kind, str(error))
     else:
         queue.close("IoError", f"{owner}its data feeder failed: {kind}: {error}")
+
+
+def push_until_closed(queue: Any, batches: Iterable[tuple[Any, Any]], owner: str = "") -> None:
+    """A feeder thread's loop: push (data, labels) batches until the queue closes; a failure
+    closes it with the error, which surfaces in Forward on the solver's thread."""
+    try:
+        for data, labels in batches:
+            if not queue.push(data, labels):
+                return
+    except BaseException as err:
+        close_with_error(queue, err, owner)
 
 
 def _transform_is_identity(param: caffe_pb2.TransformationParameter) -> bool:

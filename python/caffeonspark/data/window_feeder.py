@@ -43,7 +43,7 @@ import numpy as np
 
 from caffeonspark.data.feeder_thread import FeederThread
 from caffeonspark.data.image_codec import decode_image
-from caffeonspark.data.native_queue import close_with_error
+from caffeonspark.data.native_queue import push_until_closed
 from caffeonspark.errors import ConfigError, FormatError, IoError
 
 __all__ = ["Window", "WindowFile", "read_window_file", "window_crop", "WindowSampler",
@@ -319,12 +319,7 @@ class WindowFeeder(FeederThread):
             yield data, labels
 
     def run(self) -> None:
-        try:
-            for data, labels in self.batches():
-                if not self.queue.push(data, labels):
-                    return
-        except BaseException as err:  # surfaces in Forward, on the solver's thread
-            close_with_error(self.queue, err, self.sampler.owner)
+        push_until_closed(self.queue, self.batches(), self.sampler.owner)
 
     def thread_name(self) -> str:
         return f"window-feeder {os.path.basename(self.sampler.source)}"
