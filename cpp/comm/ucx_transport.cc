@@ -640,6 +640,14 @@ void UcxTransport::Progress(Clock::time_point wake_by) {
   TakeAbortRequest();
   for (Link& link : links_) {
     if (HasUserWork(link) && !link.fd.valid()) {
+      // A peer flushes what it sent before its goodbye: that data is here already, UCX
+      // may only need to progress to hand it over.
+      const Deadline grace = Deadline::After(std::min(0.5, tcp_.timeout_seconds / 4));
+      while (HasUserWork(link) && !grace.Expired()) {
+        lib_.worker_progress(session_->worker);
+        Reap();
+      }
+      if (!HasUserWork(link)) return;
       Fail(false, Msg(PeerName(link.peer), " left the job (closed its communicator) while this ",
                       "rank needs it for ", During()),
            me_.rank, nullptr);
@@ -932,12 +940,14 @@ void UcxTransport::Close() {
     CloseLinks();
     return;
   }
+  // What this rank sent reaches its right neighbour before the goodbye does (the flush
+  // completes remotely), so a goodbye never overtakes data still wanted.
+  CloseEndpoint(false, Deadline::After(std::min(2.0, tcp_.timeout_seconds / 2)));
   const Deadline linger = Deadline::After(std::min(0.2, tcp_.timeout_seconds / 2));
   for (Link& link : links_) {
     if (!link.fd.valid()) continue;
     link.writer->FinishWith(OutFrame::Control(FrameKind::kBye, std::string()), linger);
   }
-  CloseEndpoint(false, linger);  // flushes what this rank sent
   for (Link& link : links_) {
     if (!link.fd.valid()) continue;
     shutdown(link.fd.get(), SHUT_WR);
