@@ -22,6 +22,7 @@ addresses=, listener=, secret=, connection=, timeout=, encrypt=)`:
   over ranks (reduced in buckets during backward), and fails with CommError / PeerTimeout
   naming the peer. train_distributed closes the listener when that returns or fails.
 Tests: tests/spark/test_spark.py (two barrier tasks training LeNet over the ring),
+tests/spark/test_seam_transport.py (-connection),
 tests/comm/ and tests/distributed/ (the allreduce itself).
 """
 
