@@ -55,6 +55,7 @@ LibUcp Load() {
   Resolve(ucp, p, "ucp_worker_arm", &lib.worker_arm);
   Resolve(ucp, p, "ucp_ep_create", &lib.ep_create);
   Resolve(ucp, p, "ucp_ep_close_nbx", &lib.ep_close_nbx);
+  Resolve(ucp, p, "ucp_worker_flush_nbx", &lib.worker_flush_nbx);
   Resolve(ucp, p, "ucp_ep_print_info", &lib.ep_print_info);
   Resolve(ucp, p, "ucp_tag_send_nbx", &lib.tag_send_nbx);
   Resolve(ucp, p, "ucp_tag_recv_nbx", &lib.tag_recv_nbx);

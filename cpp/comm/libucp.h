@@ -27,6 +27,7 @@ struct LibUcp {
   decltype(&::ucp_worker_arm) worker_arm;
   decltype(&::ucp_ep_create) ep_create;
   decltype(&::ucp_ep_close_nbx) ep_close_nbx;
+  decltype(&::ucp_worker_flush_nbx) worker_flush_nbx;
   decltype(&::ucp_ep_print_info) ep_print_info;
   decltype(&::ucp_tag_send_nbx) tag_send_nbx;
   decltype(&::ucp_tag_recv_nbx) tag_recv_nbx;

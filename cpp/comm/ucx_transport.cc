@@ -263,6 +263,7 @@ class UcxTransport final : public Transport {
   uint64_t sends_base_ = 0, recvs_base_ = 0;  // request index of the front slot
   size_t sends_open_ = 0, recvs_open_ = 0;    // slots not completed yet
   uint64_t completions_ = 0;                  // requests completed so far
+  bool unflushed_ = false;                    // sends posted since the last flush
   std::map<uintptr_t, Registration> registrations_;
   std::string describe_ = "ucx";
   Op op_ = Op::kNone;
@@ -307,6 +308,11 @@ UcxTransport::UcxTransport(std::shared_ptr<UcxSession> session, RingSockets ring
     link.writer = std::make_unique<FrameWriter>(link.fd.get(), false, -1);
     link.last_heard = link.interest_since = now;
   }
+  // One empty message each way settles UCX's connection setup (wire-up) while every rank
+  // is still here to progress its side of it, and proves the endpoints carry data.
+  PostRecv(left(), nullptr, 0);
+  PostSend(right(), nullptr, 0);
+  WaitAll();
   const std::string lanes =
       LaneTransports(Printed([&](FILE* f) { lib_.ep_print_info(ep_, f); }));
   describe_ = Msg("ucx (", lanes.empty() ? "transports not reported" : lanes, ")");
@@ -459,6 +465,7 @@ Transport::Request UcxTransport::PostSend(int peer, const void* data, size_t byt
   Slot& slot = sends_.back();
   slot.expected = bytes;
   ++sends_open_;
+  unflushed_ = true;
   ucp_request_param_t param{};
   param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
   param.cb.send = &UcxTransport::OnSend;
@@ -531,6 +538,30 @@ void UcxTransport::Wait(Request request) {
 
 void UcxTransport::WaitAll() {
   CheckUsable();
+  if (unflushed_) {
+    // A send UCX completed, or a protocol reply to the peers (a rendezvous ack to the
+    // left neighbour), may still sit in this worker's queues until it progresses again,
+    // while this rank's next collective runs on another communicator and the peers wait
+    // here. The worker flush (every endpoint, the internal ones too) puts every byte on
+    // its way before the collective counts as done.
+    unflushed_ = false;
+    sends_.emplace_back();
+    Slot& slot = sends_.back();
+    ++sends_open_;
+    ucp_request_param_t param{};
+    param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+    param.cb.send = &UcxTransport::OnSend;
+    param.user_data = &slot;
+    const ucs_status_ptr_t result = lib_.worker_flush_nbx(session_->worker, &param);
+    if (result == nullptr) {
+      slot.done = true;
+    } else if (UCS_PTR_IS_ERR(result)) {
+      slot.done = true;
+      slot.status = UCS_PTR_STATUS(result);
+    } else {
+      slot.request = result;
+    }
+  }
   while (sends_open_ > 0 || recvs_open_ > 0) Progress(Clock::time_point::max());
 }
 
@@ -859,11 +890,7 @@ void UcxTransport::CloseEndpoint(bool force, const Deadline& linger) {
   if (closing == nullptr || UCS_PTR_IS_ERR(closing)) return;
   while (lib_.request_check_status(closing) == UCS_INPROGRESS && !linger.Expired())
     lib_.worker_progress(session_->worker);
-  if (lib_.request_check_status(closing) == UCS_INPROGRESS) {
-    // Never freed while UCX may still complete it: left to the worker's destruction.
-    return;
-  }
-  lib_.request_free(closing);
+  lib_.request_free(closing);  // one still in progress completes inside UCX, unreported
 }
 
 void UcxTransport::CloseLinks() {
@@ -881,15 +908,13 @@ void UcxTransport::CloseLinks() {
     return false;
   };
   while (open() && !drain.Expired()) lib_.worker_progress(session_->worker);
+  // Freed requests report nothing more (no callback touches a slot after this), so the
+  // slots can go; one still open after the drain finishes inside UCX.
   for (auto* slots : {&sends_, &recvs_}) {
     for (Slot& slot : *slots) {
-      if (slot.done && slot.request != nullptr) lib_.request_free(slot.request);
-      slot.request = nullptr;
+      if (slot.request != nullptr) lib_.request_free(slot.request);
     }
-  }
-  if (!open()) {
-    sends_.clear();
-    recvs_.clear();
+    slots->clear();
   }
   sends_open_ = recvs_open_ = 0;
   for (Link& link : links_) {

@@ -26,6 +26,12 @@
 // (shared memory has no peer-failure support in UCX 1.13), the control sockets detect
 // failures for every UCX transport.
 //
+// Progress: UCX moves data only while a worker is progressed, on both sides. So setup ends
+// with one empty message each way (the connection's wire-up settles while every rank is
+// still there), and every collective ends (WaitAll) with ucp_worker_flush_nbx: no byte of
+// it, and no protocol reply a peer still waits for, stays in this worker's queues while
+// this rank goes on to other work (another communicator, say).
+//
 // Waiting: ucp_worker_progress until idle, then ucp_worker_arm and one poll() over the
 // worker's event fd, the control sockets and the abort eventfd - no spinning. Some UCX
 // transports (TCP rendezvous) can miss a wake-up, so while a request is outstanding a
