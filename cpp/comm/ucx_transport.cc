@@ -213,6 +213,7 @@ class UcxTransport final : public Transport {
     std::string in;  // control bytes read, not yet parsed
     Clock::time_point last_heard, interest_since;
     bool said_bye = false;
+    uint32_t bye_seq = 0;  // the last collective the peer began before its goodbye
   };
   enum Side { kLeft = 0, kRight = 1 };
   struct Registration {
@@ -244,6 +245,9 @@ class UcxTransport final : public Transport {
   [[noreturn]] void Fail(bool timeout, const std::string& text, int reporter, const Link* from);
   void NotifyPeers(bool timeout, const std::string& text, int reporter, const Link* except);
   void CloseLinks();
+  void AbandonSends();
+  // A peer closed its communicator while this rank has work with it: finish or fail.
+  void PeerLeft(Link& link);
   void CloseEndpoint(bool force, const Deadline& linger);
   void CheckUsable() const;
   void TakeAbortRequest();
@@ -460,6 +464,9 @@ Transport::Request UcxTransport::PostSend(int peer, const void* data, size_t byt
   if (!link.fd.valid()) {
     Fail(false, Msg(PeerName(peer), " left the job before ", During()), me_.rank, nullptr);
   }
+  if (ep_error_.load() != UCS_OK && !link.said_bye) {
+    UcxBroke(link, static_cast<ucs_status_t>(ep_error_.load()), "its UCX endpoint");
+  }
   if (!HasUserWork(link)) link.interest_since = Clock::now();
   sends_.emplace_back();
   Slot& slot = sends_.back();
@@ -580,8 +587,11 @@ void UcxTransport::DriveUcx() {
   while (lib_.worker_progress(session_->worker) != 0) {
   }
   Reap();
+  // An endpoint error matters while this rank sends: a peer that closes its communicator
+  // tears its side down too (its goodbye may come a moment later on the control socket).
   const int status = ep_error_.load();
-  if (status != UCS_OK && !links_[kRight].said_bye && links_[kRight].fd.valid()) {
+  if (status != UCS_OK && sends_open_ > 0 && links_[kRight].fd.valid() &&
+      !links_[kRight].said_bye) {
     UcxBroke(links_[kRight], static_cast<ucs_status_t>(status), "its UCX endpoint");
   }
 }
@@ -671,17 +681,8 @@ void UcxTransport::Progress(Clock::time_point wake_by) {
   TakeAbortRequest();
   for (Link& link : links_) {
     if (HasUserWork(link) && !link.fd.valid()) {
-      // A peer flushes what it sent before its goodbye: that data is here already, UCX
-      // may only need to progress to hand it over.
-      const Deadline grace = Deadline::After(std::min(0.5, tcp_.timeout_seconds / 4));
-      while (HasUserWork(link) && !grace.Expired()) {
-        lib_.worker_progress(session_->worker);
-        Reap();
-      }
-      if (!HasUserWork(link)) return;
-      Fail(false, Msg(PeerName(link.peer), " left the job (closed its communicator) while this ",
-                      "rank needs it for ", During()),
-           me_.rank, nullptr);
+      PeerLeft(link);
+      return;
     }
   }
   const uint64_t completed = completions_;
@@ -785,6 +786,10 @@ void UcxTransport::HandleFrame(Link& link, const FrameHeader& header, const std:
       return;
     case FrameKind::kBye:
       link.said_bye = true;
+      if (payload.size() >= 4) {
+        PayloadReader reader(payload, PeerName(link.peer) + " goodbye");
+        link.bye_seq = reader.U32();
+      }
       return;
     case FrameKind::kAbort: {
       uint32_t flags = 0, reporter = 0;
@@ -840,9 +845,8 @@ void UcxTransport::CheckLinks(Clock::time_point now) {
   for (Link& link : links_) {
     if (!HasUserWork(link)) continue;
     if (!link.fd.valid()) {
-      Fail(false, Msg(PeerName(link.peer), " left the job (closed its communicator) while this ",
-                      "rank needs it for ", During()),
-           me_.rank, nullptr);
+      PeerLeft(link);
+      continue;
     }
     const Clock::time_point since = std::max(link.last_heard, link.interest_since);
     if (SecondsBetween(since, now) >= tcp_.timeout_seconds) {
@@ -923,6 +927,36 @@ void UcxTransport::CloseLinks() {
   }
 }
 
+void UcxTransport::PeerLeft(Link& link) {
+  // A peer's goodbye follows the flush of all it sent: that data is here already, UCX may
+  // only need to progress to hand it over.
+  const Deadline grace = Deadline::After(std::min(0.5, tcp_.timeout_seconds / 4));
+  while (HasUserWork(link) && !grace.Expired()) {
+    lib_.worker_progress(session_->worker);
+    Reap();
+  }
+  if (!HasUserWork(link)) return;
+  if (&link == &links_[kRight] && link.said_bye && link.bye_seq >= seq_) {
+    // It finished this collective, so it holds all this rank sent for it: what UCX still
+    // reports open here is only its acknowledgement, lost with the closed worker.
+    AbandonSends();
+    return;
+  }
+  Fail(false, Msg(PeerName(link.peer), " left the job (closed its communicator) while this ",
+                  "rank needs it for ", During()),
+       me_.rank, nullptr);
+}
+
+void UcxTransport::AbandonSends() {
+  for (Slot& slot : sends_) {
+    if (slot.request != nullptr) lib_.request_free(slot.request);  // no callback after this
+  }
+  sends_base_ += sends_.size();
+  sends_.clear();
+  sends_open_ = 0;
+  ++completions_;
+}
+
 void UcxTransport::Abort(const std::string& reason) {
   if (failed_ || closed_) return;
   failed_ = true;
@@ -965,14 +999,17 @@ void UcxTransport::Close() {
     CloseLinks();
     return;
   }
-  // What this rank sent reaches its right neighbour before the goodbye does (the flush
-  // completes remotely), so a goodbye never overtakes data still wanted.
-  CloseEndpoint(false, Deadline::After(std::min(2.0, tcp_.timeout_seconds / 2)));
+  // Every collective ended with a worker flush, so what this rank sent is on its way
+  // before the goodbye; the goodbye goes before the endpoint closes, so that the peer
+  // knows the teardown it may see from UCX is on purpose.
   const Deadline linger = Deadline::After(std::min(0.2, tcp_.timeout_seconds / 2));
+  PayloadWriter bye;
+  bye.U32(seq_);
   for (Link& link : links_) {
     if (!link.fd.valid()) continue;
-    link.writer->FinishWith(OutFrame::Control(FrameKind::kBye, std::string()), linger);
+    link.writer->FinishWith(OutFrame::Control(FrameKind::kBye, bye.data()), linger);
   }
+  CloseEndpoint(false, Deadline::After(std::min(1.0, tcp_.timeout_seconds / 2)));
   for (Link& link : links_) {
     if (!link.fd.valid()) continue;
     shutdown(link.fd.get(), SHUT_WR);
