@@ -9,6 +9,14 @@ same run, and the loopback link speed as the ceiling.
 --encrypt adds the backend `aes`: our ring with CommOptions(encrypt=True) (AES-256-GCM on
 every frame), a second communicator in the same rank processes, alternating with the others
 op by op; the table then also shows busbw aes/ours, the throughput kept with encryption.
+--ucx adds the backends `ucx-sm` and `ucx-tcp`: our ring on the UCX transport
+(CommOptions(transport="ucx", ucx_tls="sm" / "tcp"): UCX over shared memory and over TCP),
+again communicators of their own in the same processes; the table then also shows busbw
+<backend>/ours. (`ucx-rc` - UCX_TLS=rc,sm - where the machine has an RDMA device.)
+Known limit: UCX moves data only while each side's worker is progressed, and a rank's
+worker is idle while that rank runs a collective on another communicator, so interleaving
+a UCX communicator with others op by op can stall; BENCHMARKS.md's UCX rows come from runs
+with `--backends ucx-sm` and `--backends ucx-tcp` alone.
 
 Both backends live in the same rank processes and alternate op by op (each op after its
 own barrier), so load from elsewhere on a shared machine hits both alike. For each world
@@ -64,6 +72,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "python"))
 CHUNK = 4 << 20
+
+
+def rendezvous_variable(backend: str) -> str:
+    """The environment variable holding a UCX backend's own rendezvous address."""
+    return "BENCH_RENDEZVOUS_" + backend.upper().replace("-", "_").replace("+", "_")
 
 
 def iterations_for(size_bytes: int) -> int:
@@ -129,6 +142,19 @@ def run_interleaved(
         sealed = connect(rank, world, rendezvous.all_gather, secret, "aes", options=sealed_options)
         backends["aes"] = (sealed.allreduce, sealed.barrier)
         closers.append(sealed.close)
+    for name in [b for b in args.backends if b.startswith("ucx-")]:
+        from caffeonspark.distributed.comm import connect
+        from caffeonspark.distributed.rendezvous import LocalRendezvous
+
+        secret = bytes.fromhex(os.environ["BENCH_SECRET"])
+        rendezvous = LocalRendezvous(os.environ[rendezvous_variable(name)], rank, secret)
+        tls = name.split("-", 1)[1].replace("+", ",")
+        ucx_options = dataclasses.replace(comm_options(args), transport="ucx", ucx_tls=tls)
+        ucx = connect(rank, world, rendezvous.all_gather, secret, name, options=ucx_options)
+        if rank == 0:
+            print(f"# {name}: {ucx.transport}", file=sys.stderr, flush=True)
+        backends[name] = (ucx.allreduce, ucx.barrier)
+        closers.append(ucx.close)
     if "gloo" in args.backends:
         import torch
         import torch.distributed as dist
@@ -380,13 +406,17 @@ def measure_allreduce(world: int, args: argparse.Namespace) -> list[dict]:
         BENCH_RENDEZVOUS=server.address,
         BENCH_RENDEZVOUS_AES=sealed.address,
     )
+    servers = [server, sealed]
+    for name in [b for b in args.backends if b.startswith("ucx-")]:
+        servers.append(RendezvousServer(world, secret).start(120))
+        env[rendezvous_variable(name)] = servers[-1].address
     try:
         with tempfile.TemporaryDirectory() as folder:
             env["BENCH_STORE"] = f"file://{folder}/store"
             outputs = spawn("interleaved", world, args, env)
     finally:
-        server.close()
-        sealed.close()
+        for each in servers:
+            each.close()
     return aggregate(outputs)
 
 
@@ -550,6 +580,7 @@ def main() -> None:
     parser.add_argument("--socket-buffer-kb", type=int, default=None)
     parser.add_argument("--no-send-thread", action="store_true")
     parser.add_argument("--encrypt", action="store_true")  # adds the backend `aes`
+    parser.add_argument("--ucx", action="store_true")  # adds the backends ucx-sm, ucx-tcp
     parser.add_argument("--link-bytes", type=int, default=2 << 30)
     parser.add_argument("--overlap", action="store_true")
     parser.add_argument("--iterations", type=int, default=30)
@@ -564,6 +595,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.encrypt and "aes" not in args.backends:
         args.backends.append("aes")
+    if args.ucx:
+        args.backends += [b for b in ("ucx-sm", "ucx-tcp") if b not in args.backends]
     if args.worker:
         worker_main(args)
         return
@@ -591,9 +624,13 @@ def main() -> None:
             header += f" {kind} ms | algbw | busbw | #wrong | cpu ms |"
         if {"ours", "gloo"} <= set(args.backends):
             header += " busbw ours/gloo |"
-        header += " ours/link 1 | ours/link ring |"
+        if "ours" in args.backends:
+            header += " ours/link 1 | ours/link ring |"
         if "aes" in args.backends:
             header += " busbw aes/ours |"
+        ucx_backends = [b for b in args.backends if b.startswith("ucx-")]
+        for kind in ucx_backends if "ours" in args.backends else []:
+            header += f" busbw {kind}/ours |"
         print(header)
         print("|" + "---|" * (header.count("|") - 1))
         for index, size in enumerate(args.sizes_mb):
@@ -613,9 +650,12 @@ def main() -> None:
             ours = busbws.get("ours", float("nan"))
             if {"ours", "gloo"} <= set(args.backends):
                 line += f" {ours / busbws['gloo']:5.2f} |"
-            line += f" {ours / link:5.2f} | {ours / ring_link:5.2f} |"
+            if "ours" in args.backends:
+                line += f" {ours / link:5.2f} | {ours / ring_link:5.2f} |"
             if "aes" in args.backends:
                 line += f" {busbws['aes'] / ours:5.2f} |"
+            for kind in ucx_backends if "ours" in args.backends else []:
+                line += f" {busbws[kind] / ours:5.2f} |"
             print(line, flush=True)
     print(f"\n# load average at end: {load_average()}")
 

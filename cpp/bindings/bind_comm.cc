@@ -1,5 +1,5 @@
 // caffeonspark._engine comm: listeners, communicators (ring allreduce / broadcast / barrier
-// over TCP), DataParallel (a solver's gradients reduced in buckets during backward) and the
+// over TCP or UCX), DataParallel (a solver's gradients reduced in buckets during backward) and the
 // SHA-256 / HMAC used by the handshake (exposed for the tests); their option objects are
 // bound in bind_options.cc. Every blocking call (connecting the ring, each collective)
 // releases the GIL; arrays are reduced in place, so they must be C-contiguous and writable
@@ -52,25 +52,32 @@ void BindComm(py::module_& m) {
   py::class_<Communicator, std::shared_ptr<Communicator>>(m, "Communicator")
       .def(py::init([](Listener& listener, int rank, std::vector<std::string> addresses,
                        const py::bytes& secret, const std::string& job_id,
-                       comm::TcpOptions tcp, comm::CollectiveOptions collective) {
+                       comm::TcpOptions tcp, comm::UcxOptions ucx,
+                       comm::CollectiveOptions collective) {
              comm::JobIdentity me;
              me.job_id = job_id;
              me.secret = std::string(secret);
              me.world_size = static_cast<int>(addresses.size());
              me.rank = rank;
              GilRelease release;
-             return Communicator::ConnectTcp(std::move(listener), std::move(me),
-                                             std::move(addresses), tcp, collective);
+             return Communicator::Connect(std::move(listener), std::move(me),
+                                          std::move(addresses), tcp, std::move(ucx), collective);
            }),
            py::arg("listener"), py::arg("rank"), py::arg("addresses"), py::arg("secret"),
            py::arg("job_id"), py::arg_v("tcp", comm::TcpOptions(), "TcpOptions()"),
+           py::arg_v("ucx", comm::UcxOptions(), "UcxOptions()"),
            py::arg_v("collective", comm::CollectiveOptions(), "CollectiveOptions()"),
            "Joins the ring: accepts rank-1 on `listener` and connects to rank+1 (blocking, "
-           "GIL released, up to tcp.timeout_seconds).")
+           "GIL released, up to tcp.timeout_seconds), then runs it on the transport "
+           "ucx.transport selects.")
       .def_property_readonly("rank", &Communicator::rank)
       .def_property_readonly("world_size", &Communicator::world_size)
       .def_property_readonly("failed", &Communicator::failed)
       .def_property_readonly("heartbeat_seconds", &Communicator::heartbeat_seconds)
+      .def_property_readonly("transport", &Communicator::transport,
+                             "What carries the data: 'tcp', 'ucx (tcp/lo.0)', ...")
+      .def_property_readonly("transport_note", &Communicator::transport_note,
+                             "Why transport='auto' chose TCP ('' otherwise).")
       .def("peer_name", &Communicator::PeerName, py::arg("rank"))
       .def(
           "allreduce",

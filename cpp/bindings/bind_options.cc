@@ -1,4 +1,5 @@
-// caffeonspark._engine option structs: TcpOptions, CollectiveOptions and DataParallelOptions,
+// caffeonspark._engine option structs: TcpOptions, UcxOptions, CollectiveOptions and
+// DataParallelOptions,
 // bound field for field. The C++ structs are the one home of the defaults: the Communicator
 // and DataParallel bindings take these objects, and the Python dataclasses
 // (caffeonspark.distributed.comm.CommOptions, .data_parallel.DataParallelOptions) read their
@@ -7,6 +8,7 @@
 #include "bindings/convert.h"
 #include "comm/collective.h"
 #include "comm/tcp_transport.h"
+#include "comm/ucx_transport.h"
 #include "solver/data_parallel.h"
 
 namespace caffeonspark::py_bind {
@@ -24,6 +26,16 @@ void BindOptions(py::module_& m) {
       .def_readwrite("socket_buffer_bytes", &TcpOptions::socket_buffer_bytes)
       .def_readwrite("send_thread", &TcpOptions::send_thread)
       .def_readwrite("encrypt", &TcpOptions::encrypt);
+
+  using comm::UcxOptions;
+  py::class_<UcxOptions>(m, "UcxOptions",
+                         "Transport choice and the UCX transport's settings (comm/ucx_transport.h).")
+      .def(py::init<>())
+      .def_readwrite("transport", &UcxOptions::transport)
+      .def_readwrite("tls", &UcxOptions::tls)
+      .def_readwrite("max_sleep_seconds", &UcxOptions::max_sleep_seconds)
+      .def_readwrite("max_registrations", &UcxOptions::max_registrations);
+  m.attr("ucx_built") = comm::UcxBuilt();
 
   py::class_<CollectiveOptions>(m, "CollectiveOptions",
                                 "The ring collectives' settings (comm/collective.h).")

@@ -2,8 +2,10 @@
 
 namespace caffeonspark::comm {
 
-Communicator::Communicator(std::unique_ptr<Transport> transport, CollectiveOptions options)
+Communicator::Communicator(std::unique_ptr<Transport> transport, CollectiveOptions options,
+                           std::string transport_note)
     : transport_(std::move(transport)),
+      transport_note_(std::move(transport_note)),
       allreduce_(*transport_, options),
       broadcast_(*transport_, options),
       barrier_(*transport_) {}
@@ -14,6 +16,26 @@ std::shared_ptr<Communicator> Communicator::ConnectTcp(Listener listener, JobIde
   auto transport = std::make_unique<TcpTransport>(std::move(listener), std::move(me),
                                                   std::move(addresses), tcp);
   return std::make_shared<Communicator>(std::move(transport), options);
+}
+
+std::shared_ptr<Communicator> Communicator::Connect(Listener listener, JobIdentity me,
+                                                    std::vector<std::string> addresses,
+                                                    TcpOptions tcp, UcxOptions ucx,
+                                                    CollectiveOptions options) {
+  ConnectedTransport connected = ConnectTransport(std::move(listener), std::move(me),
+                                                  std::move(addresses), tcp, std::move(ucx));
+  return std::make_shared<Communicator>(std::move(connected.transport), options,
+                                        std::move(connected.note));
+}
+
+void Communicator::RegisterBuffer(const void* data, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  transport_->RegisterBuffer(data, bytes);
+}
+
+void Communicator::UnregisterBuffer(const void* data) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  transport_->UnregisterBuffer(data);
 }
 
 Communicator::~Communicator() {

@@ -44,6 +44,8 @@ const char* KindName(uint16_t kind) {
     case FrameKind::kHeartbeat: return "heartbeat";
     case FrameKind::kAbort: return "abort";
     case FrameKind::kBye: return "bye";
+    case FrameKind::kTransportVote: return "transport vote";
+    case FrameKind::kUcxAddress: return "UCX address";
   }
   return "unknown";
 }

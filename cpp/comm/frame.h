@@ -32,6 +32,8 @@ enum class FrameKind : uint16_t {
   kHeartbeat = 17, // empty: "this rank is alive"
   kAbort = 18,     // this rank gives up: flags, reporting rank and the error text
   kBye = 19,       // this rank closed its communicator normally
+  kTransportVote = 20,  // setup: which transport the ring can run (connect_transport.h)
+  kUcxAddress = 21,     // setup: a UCP worker address and receive token (ucx_transport.h)
 };
 
 enum class Op : uint16_t { kNone = 0, kAllreduce = 1, kBroadcast = 2, kBarrier = 3 };

@@ -28,6 +28,10 @@ RingAllreduce::RingAllreduce(Transport& transport, CollectiveOptions options)
             "allreduce: segment_bytes must hold at least one float");
 }
 
+RingAllreduce::~RingAllreduce() {
+  if (!scratch_.empty()) transport_.UnregisterBuffer(scratch_.data());
+}
+
 void RingAllreduce::Run(float* data, size_t count, float scale) {
   transport_.BeginCollective(Op::kAllreduce);
   const size_t P = static_cast<size_t>(transport_.world_size());
@@ -43,7 +47,11 @@ void RingAllreduce::Run(float* data, size_t count, float scale) {
   const size_t steps = P - 1;
   const size_t units = 2 * steps * per_chunk;  // (phase, step, segment), receive order
   const size_t window = static_cast<size_t>(options_.window);
-  scratch_.resize(window * segment);
+  if (scratch_.size() != window * segment) {
+    if (!scratch_.empty()) transport_.UnregisterBuffer(scratch_.data());
+    scratch_.assign(window * segment, 0.0f);
+    transport_.RegisterBuffer(scratch_.data(), scratch_.size() * sizeof(float));
+  }
 
   // Element range [offset, offset + size) of segment k of chunk c.
   auto range = [&](size_t c, size_t k, size_t* offset) {

@@ -12,7 +12,8 @@
 // the buffer (not P times it). Segments pipeline the ring: a received segment is added and
 // forwarded at once while later segments are still in flight, with `window` receives posted
 // ahead (reduce-scatter receives land in a scratch buffer of window segments, all-gather
-// receives straight into the buffer). The sum of an element adds the P values in ring order
+// receives straight into the buffer; the scratch buffer is registered with the transport,
+// Transport::RegisterBuffer). The sum of an element adds the P values in ring order
 // starting at the chunk's first sender (float32 rounding at each add).
 // Any length (0 and lengths below P included: empty segments are skipped on both sides).
 // Tests: tests/comm/test_allreduce.py.
@@ -28,6 +29,9 @@ namespace caffeonspark::comm {
 class RingAllreduce {
  public:
   RingAllreduce(Transport& transport, CollectiveOptions options);
+  ~RingAllreduce();
+  RingAllreduce(const RingAllreduce&) = delete;
+  RingAllreduce& operator=(const RingAllreduce&) = delete;
   // data[i] = scale * sum over ranks of data[i], for i < count.
   void Run(float* data, size_t count, float scale = 1.0f);
 

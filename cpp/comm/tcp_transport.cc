@@ -34,6 +34,18 @@ Clock::duration Seconds(double seconds) {
 TcpTransport::TcpTransport(Listener listener, JobIdentity me, std::vector<std::string> addresses,
                            TcpOptions options)
     : me_(std::move(me)), addresses_(std::move(addresses)), options_(options) {
+  Init();
+  ConnectRing(listener);
+}
+
+TcpTransport::TcpTransport(RingSockets ring, JobIdentity me, std::vector<std::string> addresses,
+                           TcpOptions options)
+    : me_(std::move(me)), addresses_(std::move(addresses)), options_(options) {
+  Init();
+  if (me_.world_size > 1) Adopt(ring);
+}
+
+void TcpTransport::Init() {
   COS_CHECK(me_.world_size >= 1 && me_.rank >= 0 && me_.rank < me_.world_size, ConfigError,
             "comm: rank ", me_.rank, " is not in [0, world_size=", me_.world_size, ")");
   COS_CHECK(static_cast<int>(addresses_.size()) == me_.world_size, ConfigError, "comm: ",
@@ -52,7 +64,6 @@ TcpTransport::TcpTransport(Listener listener, JobIdentity me, std::vector<std::s
   for (const std::string& address : addresses_) Address::Parse(address);
   me_.encrypt = options_.encrypt;
   if (me_.encrypt && me_.world_size > 1) LibCrypto::Get();  // a missing library: before any peer
-  ConnectRing(listener);
 }
 
 TcpTransport::~TcpTransport() {
@@ -72,6 +83,10 @@ void TcpTransport::ConnectRing(Listener& listener) {
   }
   RingSockets ring = comm::ConnectRing(listener, me_, addresses_, options_.timeout_seconds,
                                        options_.hello_seconds, options_.handshake_seconds);
+  Adopt(ring);
+}
+
+void TcpTransport::Adopt(RingSockets& ring) {
   const Clock::time_point now = Clock::now();
   Fd* fds[2] = {&ring.left, &ring.right};
   const int peers[2] = {left(), right()};

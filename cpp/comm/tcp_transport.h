@@ -46,6 +46,7 @@
 #include "comm/deadline.h"
 #include "comm/frame_writer.h"
 #include "comm/handshake.h"
+#include "comm/ring_connect.h"
 #include "comm/socket.h"
 #include "comm/transport.h"
 
@@ -67,6 +68,10 @@ class TcpTransport final : public Transport {
   // Builds the ring (blocking, up to timeout_seconds). `addresses[i]` is rank i's listener.
   TcpTransport(Listener listener, JobIdentity me, std::vector<std::string> addresses,
                TcpOptions options);
+  // Takes over a ring already built and authenticated by comm::ConnectRing (the transport
+  // selection in connect_transport.h builds it first, then decides which transport runs).
+  TcpTransport(RingSockets ring, JobIdentity me, std::vector<std::string> addresses,
+               TcpOptions options);
   ~TcpTransport() override;
   TcpTransport(const TcpTransport&) = delete;
   TcpTransport& operator=(const TcpTransport&) = delete;
@@ -74,6 +79,7 @@ class TcpTransport final : public Transport {
   int rank() const override { return me_.rank; }
   int world_size() const override { return me_.world_size; }
   std::string PeerName(int rank) const override;
+  std::string Describe() const override { return me_.encrypt ? "tcp (AES-256-GCM)" : "tcp"; }
   void BeginCollective(Op op) override;
   Request PostSend(int peer, const void* data, size_t bytes) override;
   Request PostRecv(int peer, void* data, size_t bytes) override;
@@ -118,7 +124,9 @@ class TcpTransport final : public Transport {
   enum Side { kLeft = 0, kRight = 1 };
   class WaitingForSends;
 
+  void Init();
   void ConnectRing(Listener& listener);
+  void Adopt(RingSockets& ring);
   bool HasUserWork(const Link& link) const;
   bool WantsRead(const Link& link) const;
   void Progress(Clock::time_point wake_by);

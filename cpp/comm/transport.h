@@ -7,7 +7,8 @@
 // Failure contract: every error is a CommError or PeerTimeout naming the peer's rank and
 // address. The first failure also tells the other ranks (best effort) and closes the
 // transport; every later call throws that same error again.
-// Implementations: TcpTransport (cpp/comm/tcp_transport.h). Tests: tests/comm/.
+// Implementations: TcpTransport (cpp/comm/tcp_transport.h), UcxTransport
+// (cpp/comm/ucx_transport.h); connect_transport.h chooses between them. Tests: tests/comm/.
 #pragma once
 
 #include <cstddef>
@@ -29,6 +30,8 @@ class Transport {
   int right() const { return (rank() + 1) % world_size(); }
   // "rank 3 (10.0.0.7:41000)".
   virtual std::string PeerName(int rank) const = 0;
+  // What carries the data: "tcp", "ucx (rc_mlx5/mlx5_0:1)", ...
+  virtual std::string Describe() const = 0;
 
   // Starts the next collective: its frames carry (op, sequence number), so ranks that call
   // different collectives, or buffers of different sizes, fail with a clear error.
@@ -55,6 +58,13 @@ class Transport {
   // Normal end: peers learn that this rank left on purpose.
   virtual void Close() = 0;
   virtual bool failed() const = 0;
+
+  // A buffer that stays allocated, at the same address, until UnregisterBuffer (gradient
+  // buckets, scratch space): a transport that registers memory with the network card does
+  // it once here instead of on every send. Sends and receives inside it may use that
+  // registration. Best effort: the default (and a transport out of registrations) ignores it.
+  virtual void RegisterBuffer(const void* data, size_t bytes) {}
+  virtual void UnregisterBuffer(const void* data) {}
 };
 
 }  // namespace caffeonspark::comm

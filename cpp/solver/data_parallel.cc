@@ -32,6 +32,10 @@ DataParallel::DataParallel(std::shared_ptr<Net> net, std::shared_ptr<comm::Commu
             ConfigError, "data parallel: bucket sizes must hold at least one float");
   PlanBuckets();
   for (const GradientBucket& bucket : buckets_) buffers_.emplace_back(bucket.count);
+  // The buckets stay put for this object's life: a transport that registers memory with
+  // the network card (UCX) does it once for each.
+  for (const std::vector<float>& buffer : buffers_)
+    comm_->RegisterBuffer(buffer.data(), buffer.size() * sizeof(float));
   net_->set_after_layer_backward([this](int layer) { OnLayerBackward(layer); });
   thread_ = std::thread([this] { CommLoop(); });
 }
@@ -39,6 +43,7 @@ DataParallel::DataParallel(std::shared_ptr<Net> net, std::shared_ptr<comm::Commu
 DataParallel::~DataParallel() {
   Stop();
   net_->set_after_layer_backward(nullptr);
+  for (const std::vector<float>& buffer : buffers_) comm_->UnregisterBuffer(buffer.data());
 }
 
 void DataParallel::PlanBuckets() {

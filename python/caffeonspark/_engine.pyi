@@ -6,7 +6,7 @@ import collections.abc
 import numpy
 import numpy.typing
 import typing
-__all__: list[str] = ['BatchQueue', 'CollectiveOptions', 'CommListener', 'Communicator', 'DataParallel', 'DataParallelOptions', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'TcpOptions', 'Tensor', 'TestResult', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'error_types', 'has_cuda', 'layer_types', 'num_threads', 'output_layer_queue', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'update_rule_types']
+__all__: list[str] = ['BatchQueue', 'CollectiveOptions', 'CommListener', 'Communicator', 'DataParallel', 'DataParallelOptions', 'DataTransformer', 'DisplayInfo', 'LrPolicy', 'Net', 'OutputValues', 'Solver', 'TcpOptions', 'Tensor', 'TestResult', 'UcxOptions', 'comm_hmac_sha256', 'comm_sha256', 'data_layer_queues', 'error_types', 'has_cuda', 'layer_types', 'num_threads', 'output_layer_queue', 'parse_raw_datums', 'scan_datums', 'set_num_threads', 'set_random_seed', 'ucx_built', 'update_rule_types']
 class Tensor:
     @typing.overload
     def __init__(self) -> None:
@@ -157,6 +157,34 @@ class Net:
         ...
     @property
     def params_weight_decay(self) -> list[float]:
+        ...
+class _TensorRef:
+    """
+    A Python layer's view of one of its net's tensors (wrapped in engine.Blob).
+    """
+    def reshape(self, arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> None:
+        ...
+    @property
+    def count(self) -> int:
+        ...
+    @property
+    def data(self) -> numpy.ndarray:
+        ...
+    @property
+    def diff(self) -> numpy.ndarray:
+        ...
+    @property
+    def shape(self) -> list[int]:
+        ...
+class _PythonLayerBlobs:
+    """
+    A Python layer's parameter blobs (caffe/layer.py LayerBlobs).
+    """
+    def __len__(self) -> int:
+        ...
+    def add(self, arg0: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex]) -> Tensor:
+        ...
+    def tensor(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> Tensor:
         ...
 class OutputValues:
     @property
@@ -339,6 +367,26 @@ class TcpOptions:
     @timeout_seconds.setter
     def timeout_seconds(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
         ...
+class UcxOptions:
+    """
+    Transport choice and the UCX transport's settings (comm/ucx_transport.h).
+    """
+    tls: str
+    transport: str
+    def __init__(self) -> None:
+        ...
+    @property
+    def max_registrations(self) -> int:
+        ...
+    @max_registrations.setter
+    def max_registrations(self, arg0: typing.SupportsInt | typing.SupportsIndex) -> None:
+        ...
+    @property
+    def max_sleep_seconds(self) -> float:
+        ...
+    @max_sleep_seconds.setter
+    def max_sleep_seconds(self, arg0: typing.SupportsFloat | typing.SupportsIndex) -> None:
+        ...
 class CollectiveOptions:
     """
     The ring collectives' settings (comm/collective.h).
@@ -388,9 +436,9 @@ class CommListener:
     def address(self) -> str:
         ...
 class Communicator:
-    def __init__(self, listener: CommListener, rank: typing.SupportsInt | typing.SupportsIndex, addresses: collections.abc.Sequence[str], secret: bytes, job_id: str, tcp: TcpOptions = ..., collective: CollectiveOptions = ...) -> None:
+    def __init__(self, listener: CommListener, rank: typing.SupportsInt | typing.SupportsIndex, addresses: collections.abc.Sequence[str], secret: bytes, job_id: str, tcp: TcpOptions = ..., ucx: UcxOptions = ..., collective: CollectiveOptions = ...) -> None:
         """
-        Joins the ring: accepts rank-1 on `listener` and connects to rank+1 (blocking, GIL released, up to tcp.timeout_seconds).
+        Joins the ring: accepts rank-1 on `listener` and connects to rank+1 (blocking, GIL released, up to tcp.timeout_seconds), then runs it on the transport ucx.transport selects.
         """
     def abort(self, reason: str) -> None:
         ...
@@ -419,6 +467,16 @@ class Communicator:
     @property
     def rank(self) -> int:
         ...
+    @property
+    def transport(self) -> str:
+        """
+        What carries the data: 'tcp', 'ucx (tcp/lo.0)', ...
+        """
+    @property
+    def transport_note(self) -> str:
+        """
+        Why transport='auto' chose TCP ('' otherwise).
+        """
     @property
     def world_size(self) -> int:
         ...
@@ -501,3 +559,4 @@ def update_rule_types() -> list[str]:
     The solver types the engine implements.
     """
 has_cuda: bool = False
+ucx_built: bool = True

@@ -76,6 +76,7 @@ def main() -> int:
             comm = connect(
                 rank, world, rendezvous.all_gather, ring_secret, "test-job", options=options
             )
+        report.update(transport=comm.transport, transport_note=comm.transport_note)
         SCENARIOS[args.scenario](comm, args, report)
         comm.close()
     except CommError as error:

@@ -1,5 +1,5 @@
 """The option defaults have one home, the engine's C++ structs (cpp/comm/tcp_transport.h
-TcpOptions, cpp/comm/collective.h CollectiveOptions, cpp/solver/data_parallel.h
+TcpOptions, cpp/comm/ucx_transport.h UcxOptions, cpp/comm/collective.h CollectiveOptions, cpp/solver/data_parallel.h
 DataParallelOptions): the Python dataclasses cover every native field and agree on every
 default, and the values users set reach the native structs."""
 
@@ -27,7 +27,8 @@ def python_fields(cls: type) -> dict[str, object]:
 
 
 def test_comm_options_cover_the_native_structs_with_their_defaults():
-    assert set(NATIVE_STRUCTS) == {"tcp", "collective"}
+    assert set(NATIVE_STRUCTS) == {"tcp", "ucx", "collective"}
+    assert NATIVE_STRUCTS["ucx"] is _engine.UcxOptions
     assert NATIVE_STRUCTS["tcp"] is _engine.TcpOptions
     assert NATIVE_STRUCTS["collective"] is _engine.CollectiveOptions
     mapped = set(NATIVE_FIELDS.values())

@@ -10,7 +10,10 @@ or in one call, `connect(rank, world_size, all_gather, secret, job_id)`.
 
 The ring is built by the engine (cpp/comm/): rank r accepts rank r-1 and connects to rank
 r+1, each side proving the job secret (HMAC-SHA256 over fresh nonces) before any tensor
-moves. Collectives release the GIL. Failures are caffeonspark.errors.CommError or
+moves. CommOptions.transport picks what then carries the data: "tcp" (those sockets),
+"ucx" (UCX's UCP API: RDMA verbs, shared memory or TCP, whichever UCX picks; UCX_TLS or
+ucx_tls narrows it) or "auto" (UCX where every rank has an RDMA device, else TCP). The
+environment variable COS_TRANSPORT, when set, overrides it (tests, benchmarks, operators). Collectives release the GIL. Failures are caffeonspark.errors.CommError or
 PeerTimeout naming the peer's rank and address, on every rank (the first failure travels
 round the ring). Every rank must call the same collectives, in the same order, with arrays
 of the same size. Tests: tests/comm/.
@@ -19,6 +22,7 @@ of the same size. Tests: tests/comm/.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -43,10 +47,21 @@ NATIVE_FIELDS = {
     "socket_buffer_bytes": ("tcp", "socket_buffer_bytes"),
     "send_thread": ("tcp", "send_thread"),
     "encrypt": ("tcp", "encrypt"),
+    "transport": ("ucx", "transport"),
+    "ucx_tls": ("ucx", "tls"),
+    "ucx_max_sleep": ("ucx", "max_sleep_seconds"),
+    "ucx_max_registrations": ("ucx", "max_registrations"),
     "segment_bytes": ("collective", "segment_bytes"),
     "window": ("collective", "window"),
 }
-NATIVE_STRUCTS = {"tcp": _engine.TcpOptions, "collective": _engine.CollectiveOptions}
+NATIVE_STRUCTS = {
+    "tcp": _engine.TcpOptions,
+    "ucx": _engine.UcxOptions,
+    "collective": _engine.CollectiveOptions,
+}
+TRANSPORTS = ("tcp", "ucx", "auto")
+# Whether this build has the UCX transport (UCX's headers were found when it was built).
+UCX_BUILT = bool(_engine.ucx_built)
 
 
 def _native_default(field: str) -> Any:
@@ -80,12 +95,30 @@ class CommOptions:
     # AES-256-GCM on every frame after the handshake (integrity and privacy on untrusted
     # networks; needs the system's libcrypto.so.3); every rank must set it alike
     encrypt: bool = _native_default("encrypt")
+    # what carries the data: "tcp", "ucx" or "auto" (UCX with RDMA where every rank has it,
+    # else TCP); the environment's COS_TRANSPORT overrides it
+    transport: str = _native_default("transport")
+    # UCX_TLS of this communicator's UCX context ("": UCX's own choice, or UCX_TLS)
+    ucx_tls: str = _native_default("ucx_tls")
+    # longest sleep while a UCX request is outstanding (some UCX transports miss wake-ups)
+    ucx_max_sleep: float = _native_default("ucx_max_sleep")
+    # stable buffers (gradient buckets) registered with ucp_mem_map, at most this many
+    ucx_max_registrations: int = _native_default("ucx_max_registrations")
+
+    def chosen_transport(self) -> str:
+        """`transport`, or the environment's COS_TRANSPORT when that is set."""
+        chosen = os.environ.get("COS_TRANSPORT", "").strip().lower() or self.transport
+        if chosen not in TRANSPORTS:
+            where = "COS_TRANSPORT" if os.environ.get("COS_TRANSPORT") else "CommOptions.transport"
+            raise ConfigError(f"{where} must be one of {', '.join(TRANSPORTS)}, got {chosen!r}")
+        return chosen
 
     def native_kwargs(self) -> dict[str, Any]:
-        """The native Communicator's option arguments: {"tcp": ..., "collective": ...}."""
+        """The native Communicator's option arguments: {"tcp": ..., "ucx": ..., "collective": ...}."""
         structs = {key: make() for key, make in NATIVE_STRUCTS.items()}
         for field, (struct, name) in NATIVE_FIELDS.items():
             setattr(structs[struct], name, getattr(self, field))
+        structs["ucx"].transport = self.chosen_transport()
         return structs
 
 
@@ -136,6 +169,16 @@ class Communicator:
     @property
     def world_size(self) -> int:
         return int(self._native.world_size)
+
+    @property
+    def transport(self) -> str:
+        """What carries the data: "tcp", "tcp (AES-256-GCM)", "ucx (tcp/lo.0)", ..."""
+        return str(self._native.transport)
+
+    @property
+    def transport_note(self) -> str:
+        """Why transport "auto" chose TCP ("" when it did not)."""
+        return str(self._native.transport_note)
 
     @property
     def failed(self) -> bool:

@@ -13,13 +13,16 @@ addresses=, listener=, secret=, connection=, timeout=, encrypt=)`:
   addresses (host as Spark knows the executor) and rank 0's random 32-byte secret through
   BarrierTaskContext.allGather (the coordinator's channel, inside Spark's own RPC; the
   secret is never part of the serialised task);
-- `train_rank_on_ring` joins the TCP ring (each connection proves the secret before any
-  tensor is accepted; with encrypt (-ringEncryption) every frame after that is sealed with
+- `train_rank_on_ring` joins the ring (each connection proves the secret before any
+  tensor is accepted; -connection infiniband runs it on UCX - RDMA - where every executor
+  has an RDMA device, else on TCP, and rank 0 logs once which and why; -connection
+  ethernet is TCP; with encrypt (-ringEncryption) every frame after that is sealed with
   AES-256-GCM, docs/SPARK.md "Security on the wire") and runs distributed/run.py run_data_parallel: every rank starts
   from rank 0's parameters and history, trains to max_iter with the gradients averaged
   over ranks (reduced in buckets during backward), and fails with CommError / PeerTimeout
   naming the peer. train_distributed closes the listener when that returns or fails.
 Tests: tests/spark/test_spark.py (two barrier tasks training LeNet over the ring),
+tests/spark/test_seam_transport.py (-connection),
 tests/comm/ and tests/distributed/ (the allreduce itself).
 """
 
@@ -84,12 +87,23 @@ def train_rank_on_ring(
     from caffeonspark.distributed.comm import CommOptions, Communicator
     from caffeonspark.distributed.run import run_data_parallel
 
-    if connection != "ethernet":
-        log.warning("-connection %s: RDMA is not built; rank %d uses TCP", connection, rank)
     job_id = hashlib.sha256(b"caffeonspark job " + secret).hexdigest()[:16]
-    options = CommOptions(timeout=timeout, encrypt=encrypt)
+    options = CommOptions(timeout=timeout, encrypt=encrypt, transport=TRANSPORTS[connection])
     comm = Communicator(listener, rank, addresses, secret, job_id, options)
+    if rank == 0:  # every rank chose the same transport: said once per job
+        log.info("%s", transport_line(connection, comm.transport, comm.transport_note))
     run_data_parallel(solver, comm, on_attached=on_attached)
+
+
+# -connection -> CommOptions.transport: infiniband is RDMA (UCX) where every executor has an
+# RDMA device, the TCP ring otherwise; ethernet is the TCP ring.
+TRANSPORTS = {"infiniband": "auto", "ethernet": "tcp"}
+
+
+def transport_line(connection: str, transport: str, note: str) -> str:
+    """The one log line saying what carries the gradients, and why when it is not RDMA."""
+    line = f"-connection {connection}: the ring runs on {transport}"
+    return f"{line} (RDMA not used: {note})" if note else line
 
 
 def train_distributed(
