@@ -6,6 +6,16 @@
 
 namespace caffeonspark {
 
+namespace {
+// Plain-argument loops (vectorised): y = c x, and y += c x.
+void ScaledCopy(const float* x, int64_t n, float c, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = c * x[i];
+}
+void AddScaled(const float* x, int64_t n, float c, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += c * x[i];
+}
+}  // namespace
+
 void EltwiseLayer::LayerSetUp(const Tensors& bottom, const Tensors& top) {
   COS_LAYER_CHECK(top[0] != bottom[0], ConfigError, "does not work in place (give the top its own name)");
   const Params& p = spec_.params.child("eltwise_param");
@@ -37,6 +47,8 @@ void EltwiseLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   }
   top[0]->ReshapeLike(*bottom[0]);
   if (op_ == Op::kMax) argmax_.resize(static_cast<size_t>(bottom[0]->count()));
+  inputs_.resize(bottom.size());
+  diffs_.resize(bottom.size());
 }
 
 void EltwiseLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
@@ -44,8 +56,14 @@ void EltwiseLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   float* y = top[0]->mutable_data();
   switch (op_) {
     case Op::kSum:
-      fill(n, 0.0f, y);
-      for (size_t i = 0; i < bottom.size(); ++i) axpy(n, coeffs_[i], bottom[i]->data(), y);
+      // One pass per range over all bottoms: y = ((0 + c0 x0) + c1 x1) + ...
+      for (size_t i = 0; i < bottom.size(); ++i) inputs_[i] = bottom[i]->data();
+      ParallelForRanges(n, [&](int64_t begin, int64_t end) {
+        ScaledCopy(inputs_[0] + begin, end - begin, coeffs_[0], y + begin);
+        for (size_t i = 1; i < inputs_.size(); ++i) {
+          AddScaled(inputs_[i] + begin, end - begin, coeffs_[i], y + begin);
+        }
+      });
       break;
     case Op::kProd: {
       const float* a = bottom[0]->data();
@@ -86,15 +104,24 @@ void EltwiseLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& pro
   const int64_t n = top[0]->count();
   const float* dy = top[0]->diff();
   const float* y = top[0]->data();
+  if (op_ == Op::kSum) {
+    // dx_i = c_i dy for every bottom from one read of each range of dy.
+    for (size_t i = 0; i < bottom.size(); ++i) {
+      diffs_[i] = propagate_down[i] ? bottom[i]->mutable_diff() : nullptr;
+    }
+    ParallelForRanges(n, [&](int64_t begin, int64_t end) {
+      for (size_t i = 0; i < diffs_.size(); ++i) {
+        if (diffs_[i]) ScaledCopy(dy + begin, end - begin, coeffs_[i], diffs_[i] + begin);
+      }
+    });
+    return;
+  }
   for (size_t i = 0; i < bottom.size(); ++i) {
     if (!propagate_down[i]) continue;
     float* dx = bottom[i]->mutable_diff();
     switch (op_) {
-      case Op::kSum: {
-        const float c = coeffs_[i];
-        ParallelFor(n, [&](int64_t k) { dx[k] = c * dy[k]; });
-        break;
-      }
+      case Op::kSum:
+        break;  // above
       case Op::kProd:
         if (stable_prod_grad_) {
           ParallelFor(n, [&](int64_t k) { dx[k] = dy[k]; });
