@@ -7,7 +7,7 @@
 namespace caffeonspark {
 
 namespace {
-// Plain-argument loops (vectorised): y = c x, and y += c x.
+// Plain-argument loops (vectorised) for SUM's forward: y = c x, and y += c x.
 void ScaledCopy(const float* x, int64_t n, float c, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] = c * x[i];
 }
@@ -48,7 +48,6 @@ void EltwiseLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   top[0]->ReshapeLike(*bottom[0]);
   if (op_ == Op::kMax) argmax_.resize(static_cast<size_t>(bottom[0]->count()));
   inputs_.resize(bottom.size());
-  diffs_.resize(bottom.size());
 }
 
 void EltwiseLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
@@ -104,24 +103,15 @@ void EltwiseLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& pro
   const int64_t n = top[0]->count();
   const float* dy = top[0]->diff();
   const float* y = top[0]->data();
-  if (op_ == Op::kSum) {
-    // dx_i = c_i dy for every bottom from one read of each range of dy.
-    for (size_t i = 0; i < bottom.size(); ++i) {
-      diffs_[i] = propagate_down[i] ? bottom[i]->mutable_diff() : nullptr;
-    }
-    ParallelForRanges(n, [&](int64_t begin, int64_t end) {
-      for (size_t i = 0; i < diffs_.size(); ++i) {
-        if (diffs_[i]) ScaledCopy(dy + begin, end - begin, coeffs_[i], diffs_[i] + begin);
-      }
-    });
-    return;
-  }
   for (size_t i = 0; i < bottom.size(); ++i) {
     if (!propagate_down[i]) continue;
     float* dx = bottom[i]->mutable_diff();
     switch (op_) {
-      case Op::kSum:
-        break;  // above
+      case Op::kSum: {
+        const float c = coeffs_[i];
+        ParallelFor(n, [&](int64_t k) { dx[k] = c * dy[k]; });
+        break;
+      }
       case Op::kProd:
         if (stable_prod_grad_) {
           ParallelFor(n, [&](int64_t k) { dx[k] = dy[k]; });

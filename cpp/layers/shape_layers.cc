@@ -3,7 +3,6 @@
 #include "layers/shape_layers.h"
 
 #include "core/math.h"
-#include "core/parallel.h"
 
 namespace caffeonspark {
 
@@ -13,11 +12,6 @@ namespace {
 void ShareBoth(Tensor* top, const Tensor& bottom) {
   top->ShareData(bottom);
   top->ShareDiff(bottom);
-}
-
-// y += x with plain arguments (the loop vectorises).
-void AddRange(const float* x, int64_t n, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
 }  // namespace
@@ -116,7 +110,6 @@ void SplitLayer::Reshape(const Tensors& bottom, const Tensors& top) {
     t->ReshapeLike(*bottom[0]);
     t->ShareData(*bottom[0]);
   }
-  top_diffs_.resize(top.size());
 }
 
 void SplitLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
@@ -124,14 +117,8 @@ void SplitLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propa
   if (!propagate_down[0]) return;
   const int64_t n = bottom[0]->count();
   float* dx = bottom[0]->mutable_diff();
-  // dx = dy0 + dy1 + ..., added in that order, one pass per range.
-  for (size_t i = 0; i < top.size(); ++i) top_diffs_[i] = top[i]->diff();
-  ParallelForRanges(n, [&](int64_t begin, int64_t end) {
-    copy(end - begin, top_diffs_[0] + begin, dx + begin);
-    for (size_t i = 1; i < top_diffs_.size(); ++i) {
-      AddRange(top_diffs_[i] + begin, end - begin, dx + begin);
-    }
-  });
+  copy(n, top[0]->diff(), dx);
+  for (size_t i = 1; i < top.size(); ++i) axpy(n, 1.0f, top[i]->diff(), dx);
 }
 
 // ---- Silence ---------------------------------------------------------------------------

@@ -65,10 +65,6 @@ class SplitLayer : public Layer {
   void Forward_cpu(const Tensors&, const Tensors&) override {}
   void Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
                     const Tensors& bottom) override;
-
- private:
-  // The tops' diffs, taken before the parallel loop (getting a buffer may allocate it).
-  std::vector<const float*> top_diffs_;
 };
 
 class SilenceLayer : public Layer {

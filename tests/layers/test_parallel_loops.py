@@ -53,12 +53,11 @@ LAYER_CASES = {
         [(80000,)] * 3,
     ),
 }
-# Cases whose layer writes other tops than one new blob: in place (top = bottom x0), or Split.
+# In place: the layer's top is its bottom x0.
 PROBE_TOPS = {
     "batch_norm_in_place": ('type: "BatchNorm"', [(4, 8, 50, 50)], ["x0"]),
     "scale_in_place": ('type: "Scale" scale_param { bias_term: true }', [(4, 8, 50, 50)], ["x0"]),
     "relu_in_place": ('type: "ReLU"', [(2, 40000)], ["x0"]),
-    "split": ('type: "Split"', [(2, 40000)], ["a", "b", "c"]),
 }
 
 
