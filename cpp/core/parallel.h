@@ -47,6 +47,21 @@ inline void ParallelFor(int64_t count, Body body) {
   ParallelFor(count, count, body);
 }
 
+// Element loops over [0, count) as body(begin, end) on consecutive ranges of kElementRange
+// elements. The body can pass plain pointers and scalars to a simple loop, which the
+// compiler vectorises; a per-element lambda reads its captures through references that a
+// float store may alias, which keeps some loops scalar.
+inline constexpr int64_t kElementRange = 16384;
+
+template <typename Body>
+inline void ParallelForRanges(int64_t count, Body body) {
+  const int64_t ranges = (count + kElementRange - 1) / kElementRange;
+  ParallelFor(ranges, count, [&](int64_t r) {
+    const int64_t begin = r * kElementRange;
+    body(begin, count - begin < kElementRange ? count : begin + kElementRange);
+  });
+}
+
 // ParallelFor for bodies that need a scratch buffer: one per thread of the team, all made
 // with make_scratch() before the region (where an allocation may throw), and the body gets
 // its thread's as body(i, scratch).

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <memory>
 
+#include "core/lane_sums.h"
 #include "core/math.h"
 #include "core/parallel.h"
 
@@ -11,6 +12,31 @@ namespace caffeonspark {
 
 namespace {
 constexpr int kNumStatBlobs = 3;  // mean sum, variance sum, scale factor
+
+float InverseStd(double var, float eps) {
+  return static_cast<float>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+}
+
+// The row loops take everything as plain arguments, so the compiler can keep the scalars
+// in registers and vectorise (out may be in, keep never is).
+void NormalizeRow(const float* in, int64_t n, float mu, float k, float* out,
+                  float* __restrict keep) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = (in[i] - mu) * k;
+    out[i] = v;
+    keep[i] = v;
+  }
+}
+
+void ScaleRow(const float* in, int64_t n, float k, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = in[i] * k;
+}
+
+// dx = (dy - mean_dy - mean_dy_y * y) * k; dx may be dy.
+void BackwardRow(const float* dy, const float* y, int64_t n, float mean_dy, float mean_dy_y,
+                 float k, float* dx) {
+  for (int64_t i = 0; i < n; ++i) dx[i] = (dy[i] - mean_dy - mean_dy_y * y[i]) * k;
+}
 }  // namespace
 
 void BatchNormLayer::LayerSetUp(const Tensors& bottom, const Tensors&) {
@@ -57,24 +83,18 @@ void BatchNormLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   top[0]->ReshapeLike(x);
 }
 
-void BatchNormLayer::BatchStatistics(const float* x) {
+void BatchNormLayer::ChannelStatistics(const float* x, int64_t c) {
   const int64_t num = num_, spatial = spatial_, channels = channels_;
   const double m = static_cast<double>(num * spatial);
-  ParallelFor(channels, num * channels * spatial, [&](int64_t c) {
-    double sum = 0.0;
-    for (int64_t n = 0; n < num; ++n) {
-      const float* row = x + (n * channels + c) * spatial;
-      for (int64_t i = 0; i < spatial; ++i) sum += row[i];
-    }
-    const double mu = m > 0 ? sum / m : 0.0;
-    double sq = 0.0;
-    for (int64_t n = 0; n < num; ++n) {
-      const float* row = x + (n * channels + c) * spatial;
-      for (int64_t i = 0; i < spatial; ++i) sq += (row[i] - mu) * (row[i] - mu);
-    }
-    mean_[c] = mu;
-    var_[c] = m > 0 ? sq / m : 0.0;
-  });
+  LaneSum sum;
+  for (int64_t n = 0; n < num; ++n) AddRow(x + (n * channels + c) * spatial, spatial, sum);
+  const double mu = m > 0 ? sum.Total() / m : 0.0;
+  LaneSum sq;
+  for (int64_t n = 0; n < num; ++n) {
+    AddSquaredDeviations(x + (n * channels + c) * spatial, spatial, mu, sq);
+  }
+  mean_[c] = mu;
+  var_[c] = m > 0 ? sq.Total() / m : 0.0;
 }
 
 void BatchNormLayer::UpdateRunningSums() {
@@ -92,35 +112,34 @@ void BatchNormLayer::UpdateRunningSums() {
 }
 
 void BatchNormLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
+  const int64_t num = num_, channels = channels_, spatial = spatial_;
   const float* x = bottom[0]->data();
+  float* y = top[0]->mutable_data();  // in place, x and y are the same buffer
+  float* saved = normalized_.mutable_data();
+  auto normalize_row = [&](int64_t row) {
+    const int64_t c = row % channels;
+    NormalizeRow(x + row * spatial, spatial, static_cast<float>(mean_[c]), inv_std_[c],
+                 y + row * spatial, saved + row * spatial);
+  };
   if (use_global_stats_) {
     const float s = blobs_[2]->data()[0];
     const double f = s == 0.0f ? 0.0 : 1.0 / s;
     for (int c = 0; c < channels_; ++c) {
       mean_[c] = f * blobs_[0]->data()[c];
       var_[c] = f * blobs_[1]->data()[c];
+      inv_std_[c] = InverseStd(var_[c], eps_);
     }
-  } else {
-    BatchStatistics(x);
-    UpdateRunningSums();
+    ParallelFor(num * channels, num * channels * spatial, normalize_row);
+    return;
   }
-  for (int c = 0; c < channels_; ++c) {
-    inv_std_[c] = static_cast<float>(1.0 / std::sqrt(var_[c] + static_cast<double>(eps_)));
-  }
-  const int64_t channels = channels_, spatial = spatial_;
-  float* y = top[0]->mutable_data();
-  float* saved = normalized_.mutable_data();
-  ParallelFor(num_ * channels, num_ * channels * spatial, [&](int64_t row) {
-    const int64_t c = row % channels;
-    const float mu = static_cast<float>(mean_[c]), k = inv_std_[c];
-    const float* in = x + row * spatial;  // in place, x and y are the same buffer
-    float* out = y + row * spatial;
-    float* keep = saved + row * spatial;
-    for (int64_t i = 0; i < spatial; ++i) {
-      out[i] = (in[i] - mu) * k;
-      keep[i] = out[i];
-    }
+  // Each channel's statistics, then its normalisation, on one thread: the second and third
+  // passes over the channel find it in that core's cache.
+  ParallelFor(channels, 3 * num * channels * spatial, [&](int64_t c) {
+    ChannelStatistics(x, c);
+    inv_std_[c] = InverseStd(var_[c], eps_);
+    for (int64_t n = 0; n < num; ++n) normalize_row(n * channels + c);
   });
+  UpdateRunningSums();
 }
 
 void BatchNormLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
@@ -132,29 +151,22 @@ void BatchNormLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& p
   const float* y = normalized_.data();
   if (use_global_stats_) {
     ParallelFor(num * channels, num * channels * spatial, [&](int64_t row) {
-      const float k = inv_std_[row % channels];
-      for (int64_t i = 0; i < spatial; ++i) dx[row * spatial + i] = dy[row * spatial + i] * k;
+      ScaleRow(dy + row * spatial, spatial, inv_std_[row % channels], dx + row * spatial);
     });
     return;
   }
   const double m = static_cast<double>(num * spatial);
-  ParallelFor(channels, num * channels * spatial, [&](int64_t c) {
-    double sum_dy = 0.0, sum_dy_y = 0.0;
+  ParallelFor(channels, 3 * num * channels * spatial, [&](int64_t c) {
+    LaneSum sum_dy, sum_dy_y;
     for (int64_t n = 0; n < num; ++n) {
       const int64_t base = (n * channels + c) * spatial;
-      for (int64_t i = 0; i < spatial; ++i) {
-        sum_dy += dy[base + i];
-        sum_dy_y += static_cast<double>(dy[base + i]) * y[base + i];
-      }
+      AddRowAndProduct(dy + base, y + base, spatial, sum_dy, sum_dy_y);
     }
-    const float mean_dy = m > 0 ? static_cast<float>(sum_dy / m) : 0.0f;
-    const float mean_dy_y = m > 0 ? static_cast<float>(sum_dy_y / m) : 0.0f;
-    const float k = inv_std_[c];
+    const float mean_dy = m > 0 ? static_cast<float>(sum_dy.Total() / m) : 0.0f;
+    const float mean_dy_y = m > 0 ? static_cast<float>(sum_dy_y.Total() / m) : 0.0f;
     for (int64_t n = 0; n < num; ++n) {
       const int64_t base = (n * channels + c) * spatial;
-      for (int64_t i = 0; i < spatial; ++i) {
-        dx[base + i] = (dy[base + i] - mean_dy - mean_dy_y * y[base + i]) * k;
-      }
+      BackwardRow(dy + base, y + base, spatial, mean_dy, mean_dy_y, inv_std_[c], dx + base);
     }
   });
 }

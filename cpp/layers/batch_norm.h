@@ -33,8 +33,8 @@ class BatchNormLayer : public Layer {
                     const Tensors& bottom) override;
 
  private:
-  // Per-channel mean and variance of x over (n, spatial), into mean_ and var_.
-  void BatchStatistics(const float* x);
+  // Mean and variance of channel c of x over (n, spatial), into mean_[c] and var_[c].
+  void ChannelStatistics(const float* x, int64_t c);
   void UpdateRunningSums();
 
   bool use_global_stats_ = false;

@@ -6,6 +6,16 @@
 
 namespace caffeonspark {
 
+namespace {
+// Plain-argument loops (vectorised) for SUM's forward: y = c x, and y += c x.
+void ScaledCopy(const float* x, int64_t n, float c, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = c * x[i];
+}
+void AddScaled(const float* x, int64_t n, float c, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += c * x[i];
+}
+}  // namespace
+
 void EltwiseLayer::LayerSetUp(const Tensors& bottom, const Tensors& top) {
   COS_LAYER_CHECK(top[0] != bottom[0], ConfigError, "does not work in place (give the top its own name)");
   const Params& p = spec_.params.child("eltwise_param");
@@ -37,6 +47,7 @@ void EltwiseLayer::Reshape(const Tensors& bottom, const Tensors& top) {
   }
   top[0]->ReshapeLike(*bottom[0]);
   if (op_ == Op::kMax) argmax_.resize(static_cast<size_t>(bottom[0]->count()));
+  inputs_.resize(bottom.size());
 }
 
 void EltwiseLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
@@ -44,8 +55,14 @@ void EltwiseLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   float* y = top[0]->mutable_data();
   switch (op_) {
     case Op::kSum:
-      fill(n, 0.0f, y);
-      for (size_t i = 0; i < bottom.size(); ++i) axpy(n, coeffs_[i], bottom[i]->data(), y);
+      // One pass per range over all bottoms: y = ((0 + c0 x0) + c1 x1) + ...
+      for (size_t i = 0; i < bottom.size(); ++i) inputs_[i] = bottom[i]->data();
+      ParallelForRanges(n, [&](int64_t begin, int64_t end) {
+        ScaledCopy(inputs_[0] + begin, end - begin, coeffs_[0], y + begin);
+        for (size_t i = 1; i < inputs_.size(); ++i) {
+          AddScaled(inputs_[i] + begin, end - begin, coeffs_[i], y + begin);
+        }
+      });
       break;
     case Op::kProd: {
       const float* a = bottom[0]->data();

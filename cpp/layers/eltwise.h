@@ -35,6 +35,9 @@ class EltwiseLayer : public Layer {
   std::vector<float> coeffs_;
   bool stable_prod_grad_ = true;
   std::vector<int> argmax_;  // MAX: the winning bottom per element
+  // SUM: each bottom's data, taken before the parallel loop (getting a buffer may allocate
+  // it); sized in Reshape.
+  std::vector<const float*> inputs_;
 };
 
 }  // namespace caffeonspark

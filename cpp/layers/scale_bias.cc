@@ -4,6 +4,7 @@
 
 #include "core/checked_size.h"
 #include "core/filler.h"
+#include "core/lane_sums.h"
 #include "core/math.h"
 #include "core/parallel.h"
 
@@ -40,31 +41,61 @@ void AxisBroadcastLayer::Resolve(const Tensor& x, const Tensor& operand, int axi
   inner_ = x.count(start + operand.num_axes());
 }
 
-void AxisBroadcastLayer::Broadcast(const float* x, const float* a, const float* c, float* y) const {
+namespace {
+
+// Row loops with plain arguments, so the scalars stay in registers and the loops vectorise.
+// out may be in (in place); keep never aliases either.
+void BroadcastRow(const float* in, int64_t n, float mul, float add, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = in[i] * mul + add;
+}
+
+void BroadcastKeepRow(const float* in, int64_t n, float mul, float add, float* out,
+                      float* __restrict keep) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = in[i];
+    keep[i] = v;
+    out[i] = v * mul + add;
+  }
+}
+
+void Store(double sum, bool accumulate, float* out) {
+  *out = static_cast<float>(accumulate ? *out + sum : sum);
+}
+
+}  // namespace
+
+void AxisBroadcastLayer::Broadcast(const float* x, const float* a, const float* c, float* y,
+                                   float* keep) const {
   const int64_t dim = dim_, inner = inner_;
   ParallelFor(outer_ * dim_, outer_ * dim_ * inner_, [&](int64_t row) {
     const int64_t d = row % dim;
     const float mul = a ? a[d] : 1.0f;
     const float add = c ? c[d] : 0.0f;
-    const float* in = x + row * inner;
-    float* out = y + row * inner;
-    for (int64_t i = 0; i < inner; ++i) out[i] = in[i] * mul + add;
+    if (keep) {
+      BroadcastKeepRow(x + row * inner, inner, mul, add, y + row * inner, keep + row * inner);
+    } else {
+      BroadcastRow(x + row * inner, inner, mul, add, y + row * inner);
+    }
   });
 }
 
-void AxisBroadcastLayer::Reduce(const float* dy, const float* x, bool accumulate, float* out) const {
+void AxisBroadcastLayer::BackwardPass(const float* dy, const BackwardTargets& t) const {
   const int64_t outer = outer_, dim = dim_, inner = inner_;
-  ParallelFor(dim_, outer_ * dim_ * inner_, [&](int64_t d) {
-    double sum = 0.0;
+  // Each slice d on one thread: its sums, row by row, then the row's dx while it is in cache.
+  ParallelFor(dim_, 2 * outer_ * dim_ * inner_, [&](int64_t d) {
+    LaneSum sum_dy, sum_dy_x;
+    const float mul = t.s ? t.s[d] : 1.0f;
     for (int64_t o = 0; o < outer; ++o) {
       const int64_t base = (o * dim + d) * inner;
-      if (x) {
-        for (int64_t i = 0; i < inner; ++i) sum += static_cast<double>(dy[base + i]) * x[base + i];
-      } else {
-        for (int64_t i = 0; i < inner; ++i) sum += dy[base + i];
+      if (t.sum_dy_x) {
+        AddRowAndProduct(dy + base, t.x + base, inner, sum_dy, sum_dy_x);
+      } else if (t.sum_dy) {
+        AddRow(dy + base, inner, sum_dy);
       }
+      if (t.dx) BroadcastRow(dy + base, inner, mul, 0.0f, t.dx + base);
     }
-    out[d] = static_cast<float>(accumulate ? out[d] + sum : sum);
+    if (t.sum_dy) Store(sum_dy.Total(), t.accumulate_dy, t.sum_dy + d);
+    if (t.sum_dy_x) Store(sum_dy_x.Total(), t.accumulate_dy_x, t.sum_dy_x + d);
   });
 }
 
@@ -94,15 +125,16 @@ void BiasLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
 
 void BiasLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
                              const Tensors& bottom) {
-  const float* dy = top[0]->diff();
-  if (propagate_down[0] && bottom[0] != top[0]) {
-    copy(bottom[0]->count(), dy, bottom[0]->mutable_diff());
-  }
+  BackwardTargets t;
+  // dx = dy: nothing to write in place.
+  if (propagate_down[0] && bottom[0] != top[0]) t.dx = bottom[0]->mutable_diff();
   if (bottom.size() > 1) {
-    if (propagate_down[1]) Reduce(dy, nullptr, false, bottom[1]->mutable_diff());
+    if (propagate_down[1]) t.sum_dy = bottom[1]->mutable_diff();
   } else if (param_propagate_down(0)) {
-    Reduce(dy, nullptr, true, blobs_[0]->mutable_diff());
+    t.sum_dy = blobs_[0]->mutable_diff();
+    t.accumulate_dy = true;
   }
+  if (t.dx || t.sum_dy) BackwardPass(top[0]->diff(), t);
 }
 
 // ---- Scale -----------------------------------------------------------------------------
@@ -147,33 +179,35 @@ void ScaleLayer::Reshape(const Tensors& bottom, const Tensors& top) {
 
 void ScaleLayer::Forward_cpu(const Tensors& bottom, const Tensors& top) {
   in_place_ = bottom[0] == top[0];
+  float* keep = nullptr;
   if (in_place_) {
     saved_input_.ReshapeLike(*bottom[0]);
-    copy(bottom[0]->count(), bottom[0]->data(), saved_input_.mutable_data());
+    keep = saved_input_.mutable_data();  // x for the s gradient, copied in the same pass
   }
   const float* s = bottom.size() > 1 ? bottom[1]->data() : blobs_[0]->data();
   const float* c = bias_term_ ? blobs_[bias_index_]->data() : nullptr;
-  Broadcast(bottom[0]->data(), s, c, top[0]->mutable_data());
+  Broadcast(bottom[0]->data(), s, c, top[0]->mutable_data(), keep);
 }
 
 void ScaleLayer::Backward_cpu(const Tensors& top, const std::vector<bool>& propagate_down,
                               const Tensors& bottom) {
-  const float* dy = top[0]->diff();
   const bool two = bottom.size() > 1;
+  BackwardTargets t;
   if (bias_term_ && param_propagate_down(bias_index_)) {
-    Reduce(dy, nullptr, true, blobs_[bias_index_]->mutable_diff());
+    t.sum_dy = blobs_[bias_index_]->mutable_diff();
+    t.accumulate_dy = true;
   }
-  // The s gradient reads dy and x; it runs before bottom[0]'s diff, which may alias dy.
-  const float* x = in_place_ ? saved_input_.data() : bottom[0]->data();
-  if (two) {
-    if (propagate_down[1]) Reduce(dy, x, false, bottom[1]->mutable_diff());
-  } else if (param_propagate_down(0)) {
-    Reduce(dy, x, true, blobs_[0]->mutable_diff());
+  // The s gradient reads dy and x; each row's sums come before its dx, which may alias dy.
+  if (two ? propagate_down[1] : param_propagate_down(0)) {
+    t.x = in_place_ ? saved_input_.data() : bottom[0]->data();
+    t.sum_dy_x = two ? bottom[1]->mutable_diff() : blobs_[0]->mutable_diff();
+    t.accumulate_dy_x = !two;
   }
   if (propagate_down[0]) {
-    const float* s = two ? bottom[1]->data() : blobs_[0]->data();
-    Broadcast(dy, s, nullptr, bottom[0]->mutable_diff());
+    t.s = two ? bottom[1]->data() : blobs_[0]->data();
+    t.dx = bottom[0]->mutable_diff();
   }
+  if (t.dx || t.sum_dy || t.sum_dy_x) BackwardPass(top[0]->diff(), t);
 }
 
 }  // namespace caffeonspark

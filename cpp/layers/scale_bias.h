@@ -29,10 +29,23 @@ class AxisBroadcastLayer : public Layer {
   // Checks that `operand` lines up with x from `axis` on and sets outer_, dim_, inner_.
   void Resolve(const Tensor& x, const Tensor& operand, int axis);
 
-  // y[o, d, i] = x * a[d] + c[d]; a or c may be null (1 and 0).
-  void Broadcast(const float* x, const float* a, const float* c, float* y) const;
-  // out[d] (+)= sum over o, i of dy[o, d, i] * (x ? x[o, d, i] : 1).
-  void Reduce(const float* dy, const float* x, bool accumulate, float* out) const;
+  // y[o, d, i] = x * a[d] + c[d]; a or c may be null (1 and 0). A non-null keep gets a copy
+  // of x in the same pass (y may be x).
+  void Broadcast(const float* x, const float* a, const float* c, float* y,
+                 float* keep = nullptr) const;
+
+  // What one backward pass over dy writes; a null pointer is skipped.
+  struct BackwardTargets {
+    float* dx = nullptr;         // dx = dy * s[d] (s null: 1); may be dy
+    const float* s = nullptr;
+    float* sum_dy = nullptr;     // sum_dy[d] (+)= sum over o, i of dy
+    bool accumulate_dy = false;
+    float* sum_dy_x = nullptr;   // sum_dy_x[d] (+)= sum over o, i of dy * x (needs x)
+    const float* x = nullptr;
+    bool accumulate_dy_x = false;
+  };
+  // Sums in double, added in an order fixed by the shape (same on any thread count).
+  void BackwardPass(const float* dy, const BackwardTargets& targets) const;
 
   int64_t outer_ = 0, dim_ = 0, inner_ = 0;
 };

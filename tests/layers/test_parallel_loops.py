@@ -39,6 +39,25 @@ LAYER_CASES = {
         'type: "LRN" lrn_param { local_size: 3 norm_region: WITHIN_CHANNEL }',
         [(2, 4, 70, 70)],
     ),
+    # Per-channel reductions (cpp/core/lane_sums.h): summed in an order fixed by the shape.
+    "batch_norm": ('type: "BatchNorm"', [(4, 8, 50, 50)]),
+    "batch_norm_global": (
+        'type: "BatchNorm" batch_norm_param { use_global_stats: true }',
+        [(4, 8, 50, 50)],
+    ),
+    "scale": ('type: "Scale" scale_param { bias_term: true }', [(4, 8, 50, 50)]),
+    "scale_two_bottoms": ('type: "Scale"', [(4, 8, 50, 50), (8,)]),
+    "bias": ('type: "Bias"', [(4, 8, 50, 50)]),
+    "eltwise_sum": (
+        'type: "Eltwise" eltwise_param { operation: SUM coeff: 0.5 coeff: -2 coeff: 1 }',
+        [(80000,)] * 3,
+    ),
+}
+# In place: the layer's top is its bottom x0.
+PROBE_TOPS = {
+    "batch_norm_in_place": ('type: "BatchNorm"', [(4, 8, 50, 50)], ["x0"]),
+    "scale_in_place": ('type: "Scale" scale_param { bias_term: true }', [(4, 8, 50, 50)], ["x0"]),
+    "relu_in_place": ('type: "ReLU"', [(2, 40000)], ["x0"]),
 }
 
 
@@ -49,12 +68,14 @@ def restore_threads():
     engine.set_num_threads(threads)
 
 
-def _run_layer(text: str, shapes: list[tuple[int, ...]], threads: int) -> list[np.ndarray]:
+def _run_layer(
+    text: str, shapes: list[tuple[int, ...]], threads: int, tops: list[str] | None = None
+) -> list[np.ndarray]:
     engine.set_num_threads(threads)
     rng = np.random.default_rng(7)
     inputs = {f"x{i}": rng.normal(size=s).astype(np.float32) for i, s in enumerate(shapes)}
     engine.set_random_seed(1701)
-    net = build_probe(text, inputs)
+    net = build_probe(text, inputs, tops=tops)
     last = len(net.layer_names) - 1
     net.native.forward_from_to(1, last)
     tops = probe_tops(net)
@@ -74,6 +95,15 @@ def test_layer_same_on_one_and_two_threads(case, restore_threads):
     text, shapes = LAYER_CASES[case]
     one = _run_layer(text, shapes, threads=1)
     two = _run_layer(text, shapes, threads=2)
+    for a, b in zip(one, two, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("case", sorted(PROBE_TOPS))
+def test_layer_with_named_tops_same_on_one_and_two_threads(case, restore_threads):
+    text, shapes, tops = PROBE_TOPS[case]
+    one = _run_layer(text, shapes, threads=1, tops=tops)
+    two = _run_layer(text, shapes, threads=2, tops=tops)
     for a, b in zip(one, two, strict=True):
         np.testing.assert_array_equal(a, b)
 
