@@ -1129,7 +1129,9 @@ void UcxTransport::Close() {
     if (!link.fd.valid()) continue;
     link.writer->FinishWith(OutFrame::Control(FrameKind::kBye, bye.data()), linger);
   }
-  CloseEndpoint(false, Deadline::After(std::min(1.0, tcp_.timeout_seconds / 2)));
+  // An endpoint UCX already reported broken (the peer left first) has nothing to flush.
+  CloseEndpoint(ep_error_.load() != UCS_OK,
+                Deadline::After(std::min(1.0, tcp_.timeout_seconds / 2)));
   for (Link& link : links_) {
     if (!link.fd.valid()) continue;
     shutdown(link.fd.get(), SHUT_WR);
