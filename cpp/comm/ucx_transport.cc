@@ -269,6 +269,7 @@ class UcxTransport final : public Transport {
       transport_.callers_waiting_.fetch_sub(1);
     }
     ~CallerLock() {
+      transport_.caller_left_at_.store(Clock::now().time_since_epoch().count());
       transport_.worker_mutex_.unlock();
       transport_.worker_turn_.notify_all();
     }
@@ -311,6 +312,7 @@ class UcxTransport final : public Transport {
   std::recursive_mutex worker_mutex_;
   std::condition_variable_any worker_turn_;  // a caller let go of the worker
   std::atomic<int> callers_waiting_{0};
+  std::atomic<Clock::rep> caller_left_at_{0};  // when the caller's last call ended
   std::atomic<bool> stop_progress_{false};
   Fd stop_wake_;  // eventfd: ends the progress thread's sleep at shutdown
   std::thread progress_thread_;
@@ -830,17 +832,24 @@ void UcxTransport::ProgressThread() {
   constexpr int kProgressBurst = 64;    // worker_progress calls per turn on the worker
   Clock::time_point last_active = Clock::now();
   while (true) {
-    bool progressed = false, armed = false;
+    bool progressed = false, armed = false, caller_busy = false;
     {
       std::unique_lock<std::recursive_mutex> lock(worker_mutex_);
       // A caller that wants the worker goes first.
-      worker_turn_.wait(lock, [&] { return callers_waiting_.load() == 0 || stop_progress_.load(); });
+      worker_turn_.wait(lock,
+                        [&] { return callers_waiting_.load() == 0 || stop_progress_.load(); });
       if (stop_progress_.load()) return;
-      for (int i = 0; i < kProgressBurst && lib_.worker_progress(session_->worker) != 0; ++i)
+      // A caller between the calls of one collective progresses the worker itself a moment
+      // later: taking turns with it costs more than it brings.
+      const Clock::time_point left_at{Clock::duration(caller_left_at_.load())};
+      caller_busy = Clock::now() - left_at < Seconds(ucx_.max_sleep_seconds);
+      for (int i = 0; !caller_busy && i < kProgressBurst; ++i) {
+        if (lib_.worker_progress(session_->worker) == 0) break;
         progressed = true;
+      }
       if (progressed || sends_open_ > 0 || recvs_open_ > 0 || unflushed_)
         last_active = Clock::now();
-      armed = !progressed && lib_.worker_arm(session_->worker) == UCS_OK;
+      armed = !progressed && !caller_busy && lib_.worker_arm(session_->worker) == UCS_OK;
     }
     if (progressed) {
       std::this_thread::yield();  // more may follow at once; a waiting caller goes first
