@@ -855,9 +855,9 @@ void UcxTransport::ProgressThread() {
       std::this_thread::yield();  // more may follow at once; a waiting caller goes first
       continue;
     }
-    // Armed: the event fd fires on any new UCX event. Not armed (BUSY): events are pending
-    // but progress found none yet, so only a short sleep. Some UCX transports miss
-    // wake-ups (see the header): the sleep is bounded either way.
+    // Armed: the event fd fires on any new UCX event. Not armed (BUSY: events are pending
+    // but progress found none yet; or the caller was just here): only a short sleep. Some
+    // UCX transports miss wake-ups (see the header): the sleep is bounded either way.
     const bool recent = SecondsBetween(last_active, Clock::now()) < kActiveWindow;
     const double sleep = armed && !recent ? kQuietSleep : ucx_.max_sleep_seconds;
     pollfd entries[2] = {{stop_wake_.get(), POLLIN, 0}, {session_->efd, POLLIN, 0}};

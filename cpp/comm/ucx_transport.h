@@ -38,11 +38,13 @@
 // collectives between this communicator and others. One recursive mutex serializes every
 // UCP call on the worker (UCS_THREAD_MODE_SERIALIZED) and every request slot: the caller
 // holds it for each whole public call and announces that it wants it, so the thread gives
-// way; the thread takes it between calls, runs a bounded burst of ucp_worker_progress
-// (the callbacks only mark slots done; the caller reaps and checks them, so every error is
-// the caller's), arms the worker and sleeps in poll() on its event fd and a stop eventfd
-// (at most max_sleep_seconds while traffic is recent, 0.1 s when quiet, since some UCX
-// transports miss wake-ups). Close stops and joins it first; the destructor makes sure.
+// way; the thread takes it between calls (not within max_sleep_seconds of the caller's
+// last call: between the calls of one collective the caller progresses it itself), runs a
+// bounded burst of ucp_worker_progress (the callbacks only mark slots done; the caller
+// reaps and checks them, so every error is the caller's), arms the worker and sleeps in
+// poll() on its event fd and a stop eventfd (at most max_sleep_seconds while traffic is
+// recent, 0.1 s when quiet, since some UCX transports miss wake-ups). Close stops and
+// joins it first; the destructor makes sure.
 //
 // Waiting: ucp_worker_progress until idle, then ucp_worker_arm and one poll() over the
 // worker's event fd, the control sockets and the abort eventfd - no spinning. Some UCX
