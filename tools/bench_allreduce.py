@@ -13,10 +13,8 @@ op by op; the table then also shows busbw aes/ours, the throughput kept with enc
 (CommOptions(transport="ucx", ucx_tls="sm" / "tcp"): UCX over shared memory and over TCP),
 again communicators of their own in the same processes; the table then also shows busbw
 <backend>/ours. (`ucx-rc` - UCX_TLS=rc,sm - where the machine has an RDMA device.)
-Known limit: UCX moves data only while each side's worker is progressed, and a rank's
-worker is idle while that rank runs a collective on another communicator, so interleaving
-a UCX communicator with others op by op can stall; BENCHMARKS.md's UCX rows come from runs
-with `--backends ucx-sm` and `--backends ucx-tcp` alone.
+They alternate op by op with the others like every backend (each UCX transport's progress
+thread keeps its worker moving while the rank runs another backend's op).
 
 Both backends live in the same rank processes and alternate op by op (each op after its
 own barrier), so load from elsewhere on a shared machine hits both alike. For each world

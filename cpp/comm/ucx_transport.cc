@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "comm/connect_transport.h"
 #include "comm/frame_writer.h"
@@ -251,6 +253,32 @@ class UcxTransport final : public Transport {
   void CloseEndpoint(bool force, const Deadline& linger);
   void CheckUsable() const;
   void TakeAbortRequest();
+  void AbortLocked(const std::string& reason);
+  void UnregisterLocked(const void* data);
+  void StartProgressThread();
+  void StopProgressThread();
+  void ProgressThread();
+
+  // The caller's hold on the worker for one public call (see "Progress thread" in the
+  // header): announces itself, so the progress thread lets go at its next chance.
+  class CallerLock {
+   public:
+    explicit CallerLock(UcxTransport& transport) : transport_(transport) {
+      transport_.callers_waiting_.fetch_add(1);
+      transport_.worker_mutex_.lock();
+      transport_.callers_waiting_.fetch_sub(1);
+    }
+    ~CallerLock() {
+      transport_.caller_left_at_.store(Clock::now().time_since_epoch().count());
+      transport_.worker_mutex_.unlock();
+      transport_.worker_turn_.notify_all();
+    }
+    CallerLock(const CallerLock&) = delete;
+    CallerLock& operator=(const CallerLock&) = delete;
+
+   private:
+    UcxTransport& transport_;
+  };
 
   std::shared_ptr<UcxSession> session_;
   const LibUcp& lib_;
@@ -278,6 +306,16 @@ class UcxTransport final : public Transport {
   std::atomic<bool> abort_requested_{false};
   std::mutex abort_mutex_;
   std::string abort_reason_;
+  // Every UCP call on the worker (and every slot) is made holding worker_mutex_: by the
+  // caller for a whole public call (recursive: public calls call each other), or by the
+  // progress thread between them. The worker is UCS_THREAD_MODE_SERIALIZED.
+  std::recursive_mutex worker_mutex_;
+  std::condition_variable_any worker_turn_;  // a caller let go of the worker
+  std::atomic<int> callers_waiting_{0};
+  std::atomic<Clock::rep> caller_left_at_{0};  // when the caller's last call ended
+  std::atomic<bool> stop_progress_{false};
+  Fd stop_wake_;  // eventfd: ends the progress thread's sleep at shutdown
+  std::thread progress_thread_;
 };
 
 UcxTransport::UcxTransport(std::shared_ptr<UcxSession> session, RingSockets ring,
@@ -320,6 +358,7 @@ UcxTransport::UcxTransport(std::shared_ptr<UcxSession> session, RingSockets ring
   const std::string lanes =
       LaneTransports(Printed([&](FILE* f) { lib_.ep_print_info(ep_, f); }));
   describe_ = Msg("ucx (", lanes.empty() ? "transports not reported" : lanes, ")");
+  StartProgressThread();
 }
 
 UcxTransport::~UcxTransport() {
@@ -328,6 +367,7 @@ UcxTransport::~UcxTransport() {
   } catch (const std::exception&) {
     // A destructor must not throw; the peers see the connections close.
   }
+  StopProgressThread();  // Close stopped it; a failed Close may not have got that far
   for (auto& [begin, registration] : registrations_)
     lib_.mem_unmap(session_->context, registration.memh);
 }
@@ -373,12 +413,13 @@ void UcxTransport::ExchangeAddresses(RingSockets& ring) {
 // ---- memory registration -----------------------------------------------------------
 
 void UcxTransport::RegisterBuffer(const void* data, size_t bytes) {
+  CallerLock hold(*this);
   if (bytes == 0 || failed_ || closed_) return;
   const auto begin = reinterpret_cast<uintptr_t>(data);
   auto found = registrations_.find(begin);
   if (found != registrations_.end()) {
     if (found->second.bytes == bytes) return;
-    UnregisterBuffer(data);
+    UnregisterLocked(data);
   }
   if (static_cast<int>(registrations_.size()) >= ucx_.max_registrations) return;
   ucp_mem_map_params_t params{};
@@ -391,6 +432,11 @@ void UcxTransport::RegisterBuffer(const void* data, size_t bytes) {
 }
 
 void UcxTransport::UnregisterBuffer(const void* data) {
+  CallerLock hold(*this);
+  UnregisterLocked(data);
+}
+
+void UcxTransport::UnregisterLocked(const void* data) {
   auto found = registrations_.find(reinterpret_cast<uintptr_t>(data));
   if (found == registrations_.end()) return;
   lib_.mem_unmap(session_->context, found->second.memh);
@@ -417,6 +463,7 @@ void UcxTransport::CheckUsable() const {
 }
 
 void UcxTransport::BeginCollective(Op op) {
+  CallerLock hold(*this);
   TakeAbortRequest();
   CheckUsable();
   op_ = op;
@@ -457,6 +504,7 @@ void UcxTransport::OnEndpointError(void* arg, ucp_ep_h ep, ucs_status_t status) 
 }
 
 Transport::Request UcxTransport::PostSend(int peer, const void* data, size_t bytes) {
+  CallerLock hold(*this);
   CheckUsable();
   Link& link = links_[kRight];
   COS_CHECK(me_.world_size > 1 && peer == link.peer, InternalError, "UcxTransport sends to ",
@@ -496,6 +544,7 @@ Transport::Request UcxTransport::PostSend(int peer, const void* data, size_t byt
 }
 
 Transport::Request UcxTransport::PostRecv(int peer, void* data, size_t bytes) {
+  CallerLock hold(*this);
   CheckUsable();
   Link& link = links_[kLeft];
   COS_CHECK(me_.world_size > 1 && peer == link.peer, InternalError, "UcxTransport receives ",
@@ -534,6 +583,7 @@ bool UcxTransport::SlotDone(const std::deque<Slot>& slots, uint64_t base, uint64
 }
 
 void UcxTransport::Wait(Request request) {
+  CallerLock hold(*this);
   CheckUsable();
   const uint64_t index = request / 2;
   if (request % 2 == 0) {
@@ -544,6 +594,7 @@ void UcxTransport::Wait(Request request) {
 }
 
 void UcxTransport::WaitAll() {
+  CallerLock hold(*this);
   CheckUsable();
   if (unflushed_) {
     // A send UCX completed, or a protocol reply to the peers (a rendezvous ack to the
@@ -573,6 +624,7 @@ void UcxTransport::WaitAll() {
 }
 
 void UcxTransport::Idle(double seconds) {
+  CallerLock hold(*this);
   if (failed_ || closed_) return;
   try {
     Progress(Clock::now() + Seconds(seconds));
@@ -744,6 +796,75 @@ void UcxTransport::Progress(Clock::time_point wake_by) {
   const Clock::time_point after = Clock::now();
   SendHeartbeats(after);
   CheckLinks(after);
+}
+
+// ---- the progress thread -------------------------------------------------------------
+
+void UcxTransport::StartProgressThread() {
+  stop_wake_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  COS_CHECK(stop_wake_.valid(), CommError, "eventfd(): ", ErrnoText(errno));
+  progress_thread_ = std::thread([this] { ProgressThread(); });
+}
+
+void UcxTransport::StopProgressThread() {
+  if (!progress_thread_.joinable()) return;
+  {
+    // Under the lock: the thread is either sleeping in poll (the eventfd wakes it) or
+    // between its flag check and its next lock (it checks the flag again there).
+    std::lock_guard<std::recursive_mutex> lock(worker_mutex_);
+    stop_progress_.store(true);
+  }
+  worker_turn_.notify_all();
+  const uint64_t one = 1;
+  if (write(stop_wake_.get(), &one, sizeof(one)) < 0) {
+    // The counter is saturated: a wake-up is pending anyway.
+  }
+  progress_thread_.join();
+}
+
+void UcxTransport::ProgressThread() {
+  // Between the caller's calls, UCX traffic for this worker (a peer's data, a rendezvous
+  // reply, a wire-up message) is progressed here, so peers never wait on this rank's idle
+  // worker while it runs other work (another communicator). Never throws: completions are
+  // only recorded in their slots (the callbacks); the caller reaps and judges them.
+  constexpr double kQuietSleep = 0.1;   // longest sleep with nothing in flight
+  constexpr double kActiveWindow = 0.2; // after traffic, sleep at most max_sleep_seconds
+  constexpr int kProgressBurst = 64;    // worker_progress calls per turn on the worker
+  Clock::time_point last_active = Clock::now();
+  while (true) {
+    bool progressed = false, armed = false, caller_busy = false;
+    {
+      std::unique_lock<std::recursive_mutex> lock(worker_mutex_);
+      // A caller that wants the worker goes first.
+      worker_turn_.wait(lock,
+                        [&] { return callers_waiting_.load() == 0 || stop_progress_.load(); });
+      if (stop_progress_.load()) return;
+      // A caller between the calls of one collective progresses the worker itself a moment
+      // later: taking turns with it costs more than it brings.
+      const Clock::time_point left_at{Clock::duration(caller_left_at_.load())};
+      caller_busy = Clock::now() - left_at < Seconds(ucx_.max_sleep_seconds);
+      for (int i = 0; !caller_busy && i < kProgressBurst; ++i) {
+        if (lib_.worker_progress(session_->worker) == 0) break;
+        progressed = true;
+      }
+      if (progressed || sends_open_ > 0 || recvs_open_ > 0 || unflushed_)
+        last_active = Clock::now();
+      armed = !progressed && !caller_busy && lib_.worker_arm(session_->worker) == UCS_OK;
+    }
+    if (progressed) {
+      std::this_thread::yield();  // more may follow at once; a waiting caller goes first
+      continue;
+    }
+    // Armed: the event fd fires on any new UCX event. Not armed (BUSY: events are pending
+    // but progress found none yet; or the caller was just here): only a short sleep. Some
+    // UCX transports miss wake-ups (see the header): the sleep is bounded either way.
+    const bool recent = SecondsBetween(last_active, Clock::now()) < kActiveWindow;
+    const double sleep = armed && !recent ? kQuietSleep : ucx_.max_sleep_seconds;
+    pollfd entries[2] = {{stop_wake_.get(), POLLIN, 0}, {session_->efd, POLLIN, 0}};
+    const int ready =
+        poll(entries, armed ? 2 : 1, std::max(1, static_cast<int>(sleep * 1000)));
+    if (ready > 0 && entries[0].revents != 0) return;
+  }
 }
 
 // ---- control frames ------------------------------------------------------------------
@@ -958,6 +1079,11 @@ void UcxTransport::AbandonSends() {
 }
 
 void UcxTransport::Abort(const std::string& reason) {
+  CallerLock hold(*this);
+  AbortLocked(reason);
+}
+
+void UcxTransport::AbortLocked(const std::string& reason) {
   if (failed_ || closed_) return;
   failed_ = true;
   error_ = Msg(PeerName(me_.rank), " aborted: ", reason);
@@ -988,11 +1114,14 @@ void UcxTransport::TakeAbortRequest() {
     std::lock_guard<std::mutex> lock(abort_mutex_);
     reason = abort_reason_;
   }
-  Abort(reason);
+  AbortLocked(reason);
   CheckUsable();
 }
 
 void UcxTransport::Close() {
+  // The caller progresses the worker itself from here to the end (goodbye, endpoint close).
+  StopProgressThread();
+  CallerLock hold(*this);
   if (closed_) return;
   closed_ = true;
   if (failed_ || me_.world_size == 1) {
@@ -1009,7 +1138,9 @@ void UcxTransport::Close() {
     if (!link.fd.valid()) continue;
     link.writer->FinishWith(OutFrame::Control(FrameKind::kBye, bye.data()), linger);
   }
-  CloseEndpoint(false, Deadline::After(std::min(1.0, tcp_.timeout_seconds / 2)));
+  // An endpoint UCX already reported broken (the peer left first) has nothing to flush.
+  CloseEndpoint(ep_error_.load() != UCS_OK,
+                Deadline::After(std::min(1.0, tcp_.timeout_seconds / 2)));
   for (Link& link : links_) {
     if (!link.fd.valid()) continue;
     shutdown(link.fd.get(), SHUT_WR);

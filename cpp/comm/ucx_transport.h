@@ -32,6 +32,20 @@
 // it, and no protocol reply a peer still waits for, stays in this worker's queues while
 // this rank goes on to other work (another communicator, say).
 //
+// Progress thread: what still arrives while this rank does other work (a peer's wire-up
+// or data for a collective this rank has not begun, a rendezvous reply) is progressed by
+// one thread per transport, started at the end of setup, so a process may alternate
+// collectives between this communicator and others. One recursive mutex serializes every
+// UCP call on the worker (UCS_THREAD_MODE_SERIALIZED) and every request slot: the caller
+// holds it for each whole public call and announces that it wants it, so the thread gives
+// way; the thread takes it between calls (not within max_sleep_seconds of the caller's
+// last call: between the calls of one collective the caller progresses it itself), runs a
+// bounded burst of ucp_worker_progress (the callbacks only mark slots done; the caller
+// reaps and checks them, so every error is the caller's), arms the worker and sleeps in
+// poll() on its event fd and a stop eventfd (at most max_sleep_seconds while traffic is
+// recent, 0.1 s when quiet, since some UCX transports miss wake-ups). Close stops and
+// joins it first; the destructor makes sure.
+//
 // Waiting: ucp_worker_progress until idle, then ucp_worker_arm and one poll() over the
 // worker's event fd, the control sockets and the abort eventfd - no spinning. Some UCX
 // transports (TCP rendezvous) can miss a wake-up, so while a request is outstanding a

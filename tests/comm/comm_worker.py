@@ -47,6 +47,8 @@ def main() -> int:
     parser.add_argument("--wait-stdin-rank", type=int, default=-1)
     parser.add_argument("--encrypt", default="")  # the ranks that encrypt: "all" or "0,2"
     parser.add_argument("--relay", default="")  # rank 1 reaches rank 0 through this address
+    parser.add_argument("--rendezvous2", default="")  # interleave: the second ring's rendezvous
+    parser.add_argument("--partner", default="tcp")  # interleave: the second ring's transport
     args = parser.parse_args()
 
     rank = int(os.environ["TEST_RANK"])
@@ -153,7 +155,46 @@ def loop(comm, args, report) -> None:
     report["iterations"] = args.iterations
 
 
-SCENARIOS = {"grid": grid, "broadcast": broadcast, "barrier": barrier, "loop": loop}
+def interleave(comm, args, report) -> None:
+    """Allreduces alternating op by op between `comm` and a second communicator on
+    --partner's transport (its own ring, through --rendezvous2); rank r computes its op i
+    a little late when i % world_size == r, so ranks leave each ring at different times."""
+    from caffeonspark.distributed.rendezvous import LocalRendezvous
+
+    secret = bytes.fromhex(os.environ["TEST_SECRET"])
+    rendezvous = LocalRendezvous(args.rendezvous2, comm.rank, secret, args.timeout)
+    saved = os.environ.pop("COS_TRANSPORT", None)  # it would override the partner's transport
+    try:
+        options = CommOptions(timeout=args.timeout, transport=args.partner)
+        other = connect(comm.rank, comm.world_size, rendezvous.all_gather, secret, "test-job-2",
+                        options=options)
+    finally:
+        if saved is not None:
+            os.environ["COS_TRANSPORT"] = saved
+    report["partner_transport"] = other.transport
+    world = comm.world_size
+    expected = world * (world + 1) / 2
+    data = np.empty(args.count, dtype=np.float32)
+    started = time.monotonic()
+    for i in range(args.iterations):
+        for which in (comm, other):
+            if i % world == comm.rank:
+                time.sleep(0.002)  # this rank arrives last: the others wait on it
+            data[:] = comm.rank + 1
+            which.allreduce(data)
+            if not np.all(data == expected):
+                raise AssertionError(f"op {i} on {which.transport}: wrong sum {data[:4]}")
+    report["seconds"] = time.monotonic() - started
+    other.close()
+
+
+SCENARIOS = {
+    "grid": grid,
+    "broadcast": broadcast,
+    "barrier": barrier,
+    "loop": loop,
+    "interleave": interleave,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -6,8 +6,10 @@ rank 0), and encryption refused. Skipped only when this build has no UCX transpo
 
 from __future__ import annotations
 
+import os
+
 import pytest
-from ranks import describe, run_ranks
+from ranks import Ranks, describe, run_ranks
 
 # The TCP ring's tests, collected again here under the autouse fixture below (test
 # functions imported into this module run in this module's fixtures).
@@ -26,6 +28,7 @@ from test_faults import (  # noqa: F401
 )
 
 from caffeonspark.distributed.comm import UCX_BUILT, CommOptions, Communicator, listen
+from caffeonspark.distributed.rendezvous import RendezvousServer
 from caffeonspark.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(
@@ -84,3 +87,24 @@ def test_an_unknown_transport_is_a_config_error(monkeypatch):
     with pytest.raises(ConfigError, match="COS_TRANSPORT must be one of tcp, ucx, auto"):
         Communicator(listener, 0, [listener.address], b"secret", "job")
     listener.close()
+
+
+@pytest.mark.parametrize("partner", ["tcp", "ucx"])
+def test_alternating_with_another_communicator_never_stalls(ucx_tls, partner):
+    """A rank process alternating allreduces op by op between a UCX communicator and a
+    second one (TCP, or another UCX context) must not leave its UCX peers waiting on its
+    idle worker: every op here (4 MB, rendezvous-sized) must finish well inside a 4 s
+    deadline. Without a progress thread per UCX worker this stalled into a PeerTimeout."""
+    world, secret = 3, os.urandom(16)
+    second = RendezvousServer(world, secret).start(60)
+    try:
+        ranks = Ranks(world, "interleave", "--rendezvous2", second.address, "--partner",
+                      partner, "--timeout", 4, "--iterations", 30, "--count", 1 << 20,
+                      secret=secret, timeout=90)
+        results = ranks.wait()
+    finally:
+        second.close()
+    assert all(r.returncode == 0 for r in results), describe(results)
+    for result in results:
+        assert result.report["transport"].startswith("ucx ("), describe(results)
+        assert result.report["partner_transport"].startswith(partner), describe(results)
