@@ -55,9 +55,8 @@ void TcpTransport::Init() {
             options_.timeout_seconds);
   COS_CHECK(options_.max_frame_bytes >= 1024, ConfigError,
             "comm: max_frame_bytes must be at least 1024, got ", options_.max_frame_bytes);
-  wake_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   sent_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  COS_CHECK(wake_.valid() && sent_.valid(), CommError, "eventfd(): ", ErrnoText(errno));
+  COS_CHECK(sent_.valid(), CommError, "eventfd(): ", ErrnoText(errno));
   for (Link& link : links_) link.writer = std::make_unique<FrameWriter>(-1, false, -1);
   heartbeat_ = options_.heartbeat_seconds > 0 ? options_.heartbeat_seconds
                                               : std::min(1.0, options_.timeout_seconds / 4);
@@ -228,7 +227,7 @@ void TcpTransport::Progress(Clock::time_point wake_by) {
   }
   CheckWriters();
   // entries[0]: abort requests, entries[1]: writer-thread progress, then the links.
-  pollfd entries[4] = {{wake_.get(), POLLIN, 0}, {sent_.get(), POLLIN, 0}, {}, {}};
+  pollfd entries[4] = {{abort_.fd(), POLLIN, 0}, {sent_.get(), POLLIN, 0}, {}, {}};
   Link* polled[4] = {nullptr, nullptr, nullptr, nullptr};
   int count = 2;
   Clock::time_point next = wake_by;
@@ -561,31 +560,13 @@ void TcpTransport::Abort(const std::string& reason) {
   CloseLinks();
 }
 
-void TcpTransport::RequestAbort(const std::string& reason) {
-  {
-    std::lock_guard<std::mutex> lock(abort_mutex_);
-    if (abort_reason_.empty()) abort_reason_ = reason.empty() ? "abort requested" : reason;
-  }
-  abort_requested_.store(true);
-  const uint64_t one = 1;
-  if (write(wake_.get(), &one, sizeof(one)) < 0) {
-    // The counter is saturated: a wake-up is pending anyway.
-  }
-}
+void TcpTransport::RequestAbort(const std::string& reason) { abort_.Request(reason); }
 
 void TcpTransport::TakeAbortRequest() {
-  if (!abort_requested_.load()) return;
-  uint64_t count = 0;
-  if (read(wake_.get(), &count, sizeof(count)) < 0) {
-    // Nothing to drain: the wake-up was consumed already.
+  if (const auto reason = abort_.Take()) {
+    Abort(*reason);
+    CheckUsable();
   }
-  std::string reason;
-  {
-    std::lock_guard<std::mutex> lock(abort_mutex_);
-    reason = abort_reason_;
-  }
-  Abort(reason);
-  CheckUsable();
 }
 
 void TcpTransport::Close() {

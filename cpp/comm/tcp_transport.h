@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/abort_request.h"
 #include "comm/deadline.h"
 #include "comm/frame_writer.h"
 #include "comm/handshake.h"
@@ -165,11 +166,8 @@ class TcpTransport final : public Transport {
   uint64_t sends_posted_ = 0, recvs_posted_ = 0;
   bool failed_ = false, closed_ = false, error_is_timeout_ = false;
   std::string error_;
-  Fd wake_;                              // eventfd: RequestAbort wakes the progress loop
+  AbortRequest abort_;                   // RequestAbort wakes the progress loop
   Fd sent_;                              // eventfd: a writer thread finished a frame / broke
-  std::atomic<bool> abort_requested_{false};
-  std::mutex abort_mutex_;
-  std::string abort_reason_;
 };
 
 }  // namespace caffeonspark::comm

@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "comm/abort_request.h"
 #include "comm/connect_transport.h"
 #include "comm/frame_writer.h"
 #include "comm/libucp.h"
@@ -302,10 +303,7 @@ class UcxTransport final : public Transport {
   uint32_t seq_ = 0;
   bool failed_ = false, closed_ = false, error_is_timeout_ = false;
   std::string error_;
-  Fd wake_;
-  std::atomic<bool> abort_requested_{false};
-  std::mutex abort_mutex_;
-  std::string abort_reason_;
+  AbortRequest abort_;  // RequestAbort wakes Progress
   // Every UCP call on the worker (and every slot) is made holding worker_mutex_: by the
   // caller for a whole public call (recursive: public calls call each other), or by the
   // progress thread between them. The worker is UCS_THREAD_MODE_SERIALIZED.
@@ -329,8 +327,6 @@ UcxTransport::UcxTransport(std::shared_ptr<UcxSession> session, RingSockets ring
       ucx_(std::move(ucx)) {
   COS_CHECK(ucx_.max_sleep_seconds > 0, ConfigError,
             "comm: ucx.max_sleep_seconds must be positive, got ", ucx_.max_sleep_seconds);
-  wake_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  COS_CHECK(wake_.valid(), CommError, "eventfd(): ", ErrnoText(errno));
   heartbeat_ = tcp_.heartbeat_seconds > 0 ? tcp_.heartbeat_seconds
                                           : std::min(1.0, tcp_.timeout_seconds / 4);
   for (Link& link : links_) link.writer = std::make_unique<FrameWriter>(-1, false, -1);
@@ -746,7 +742,7 @@ void UcxTransport::Progress(Clock::time_point wake_by) {
     return;
   }
   Clock::time_point next = wake_by;
-  pollfd entries[4] = {{wake_.get(), POLLIN, 0}, {session_->efd, POLLIN, 0}, {}, {}};
+  pollfd entries[4] = {{abort_.fd(), POLLIN, 0}, {session_->efd, POLLIN, 0}, {}, {}};
   Link* polled[4] = {nullptr, nullptr, nullptr, nullptr};
   int count = 2;
   for (Link& link : links_) {
@@ -1091,31 +1087,13 @@ void UcxTransport::AbortLocked(const std::string& reason) {
   CloseLinks();
 }
 
-void UcxTransport::RequestAbort(const std::string& reason) {
-  {
-    std::lock_guard<std::mutex> lock(abort_mutex_);
-    if (abort_reason_.empty()) abort_reason_ = reason.empty() ? "abort requested" : reason;
-  }
-  abort_requested_.store(true);
-  const uint64_t one = 1;
-  if (write(wake_.get(), &one, sizeof(one)) < 0) {
-    // The counter is saturated: a wake-up is pending anyway.
-  }
-}
+void UcxTransport::RequestAbort(const std::string& reason) { abort_.Request(reason); }
 
 void UcxTransport::TakeAbortRequest() {
-  if (!abort_requested_.load()) return;
-  uint64_t count = 0;
-  if (read(wake_.get(), &count, sizeof(count)) < 0) {
-    // Nothing to drain: the wake-up was consumed already.
+  if (const auto reason = abort_.Take()) {
+    AbortLocked(*reason);
+    CheckUsable();
   }
-  std::string reason;
-  {
-    std::lock_guard<std::mutex> lock(abort_mutex_);
-    reason = abort_reason_;
-  }
-  AbortLocked(reason);
-  CheckUsable();
 }
 
 void UcxTransport::Close() {
